@@ -1,0 +1,78 @@
+# nestrank: the two commands are `make demo` and `make test`; both set up
+# what they need on a fresh machine (wasm target, wasm-bindgen-cli at the
+# version Cargo.lock pins, npm tools, Chromium for the browser tests).
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3; exit }' Cargo.lock)
+WASM_OPT := tools/node_modules/.bin/wasm-opt
+WASM_RAW := target/wasm32-unknown-unknown/release/nestrank.wasm
+BUILDER := target/release/model-builder
+SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
+DEMO_DAY := 2017-12-03
+
+.PHONY: setup setup-browser pkg builder demo test test-native test-wasm test-node lint golden clean
+
+setup:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@if [ "$$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (the version Cargo.lock pins)"; \
+	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; \
+	fi
+	@if [ ! -x $(WASM_OPT) ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix tools --no-audit --no-fund; \
+	fi
+
+setup-browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  (apt-get update && apt-get install -y chromium chromium-driver) || \
+	  { echo "error: could not install chromium and chromium-driver (needs root and Debian's packages)"; exit 1; }; \
+	fi
+
+pkg: setup
+	cargo build --release --target wasm32-unknown-unknown --lib
+	rm -rf pkg && mkdir -p pkg
+	wasm-bindgen --target web --out-dir pkg --out-name nestrank $(WASM_RAW)
+	$(WASM_OPT) -Oz pkg/nestrank_bg.wasm -o pkg/nestrank_bg.wasm
+	cp pkg-template/package.json pkg-template/README.md pkg/
+	@echo "pkg/nestrank_bg.wasm: $$(stat -c %s pkg/nestrank_bg.wasm) bytes, $$(gzip -9c pkg/nestrank_bg.wasm | wc -c) gzipped"
+
+builder:
+	cargo build --release -p model-builder
+
+# The demo: import the bundled Taobao sample, build the model as of its last
+# day, build the package, and rerank that day's specials for three users
+# through the wasm module under Node.
+demo: pkg builder
+	$(BUILDER) import taobao $(SAMPLE) --out out/taobao
+	$(BUILDER) build --data out/taobao --as-of $(DEMO_DAY) --out out/model
+	$(BUILDER) verify out/model/$$(node -p 'require("./out/model/manifest.json").file')
+	node scripts/demo.mjs out/taobao out/model $(DEMO_DAY)
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --lib --test wasm -- -D warnings
+
+test-native:
+	cargo test --workspace --release
+
+test-wasm: setup setup-browser
+	cargo test --target wasm32-unknown-unknown --test wasm
+	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
+	  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/tests/webdriver.json \
+	  cargo test --target wasm32-unknown-unknown --test wasm
+
+test-node: pkg
+	node --test tests/node/
+
+# Everything: lint, native unit/property/golden/replay tests, wasm tests
+# under Node and in headless Chromium, and the package tests under Node.
+test: setup lint test-native test-wasm test-node
+
+# Rewrites tests/data/golden-expected.json from the native core (review the diff!).
+golden:
+	UPDATE_GOLDEN=1 cargo test --release --test golden
+
+clean:
+	rm -rf pkg out target/wasm32-unknown-unknown

@@ -1,0 +1,321 @@
+//! From a dataset and an as-of date to model parts, and from parts to a
+//! published blob and manifest.
+
+use crate::data::Dataset;
+use crate::import::write_atomically;
+use anyhow::{Context, Result};
+use nestrank::model::{ItemsSection, ModelParts, NeighboursSection, StringTable, NO_CATEGORY};
+use nestrank::rank::{RankerKind, RankerParams};
+use nestrank::util::format_date;
+use nestrank::Model;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The similarity measure of co-occurrence neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Similarity {
+    /// `C(i,j) / (C(i) + C(j) - C(i,j))`.
+    Jaccard,
+    /// `C(i,j) / sqrt(C(i) C(j))`.
+    Cosine,
+    /// `C(i,j) / (C(i) C(j))`.
+    Lift,
+}
+
+/// Everything a build can be tuned by.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Neighbours kept per item.
+    pub k: usize,
+    /// The neighbour similarity.
+    pub similarity: Similarity,
+    /// Half-life, in days, of a user-item affinity in co-occurrence counts.
+    pub cooc_half_life_days: f64,
+    /// Half-life, in days, of the trend prior.
+    pub trend_half_life_days: f64,
+    /// Most recent distinct items per user used for co-occurrence (bounds the pairs).
+    pub max_items_per_user: usize,
+    /// Event weights of co-occurrence and trend (view, fav, cart, purchase).
+    pub event_weights: [f32; 4],
+    /// The ranker to ship.
+    pub ranker: RankerParams,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            k: 50,
+            similarity: Similarity::Jaccard,
+            cooc_half_life_days: 30.0,
+            trend_half_life_days: 3.0,
+            max_items_per_user: 500,
+            event_weights: [1.0, 2.0, 3.0, 4.0],
+            ranker: RankerParams::preset(RankerKind::Hybrid),
+        }
+    }
+}
+
+const DAY: i64 = 86_400;
+
+fn decay(age_s: i64, half_life_days: f64) -> f64 {
+    (-(age_s as f64) / (half_life_days * DAY as f64)).exp2()
+}
+
+/// The model's item table, in id order, and the map from interned item to model index.
+pub struct ItemIndex {
+    /// Interned item per model index.
+    pub items: Vec<u32>,
+    /// Model index per interned item (`u32::MAX` where excluded).
+    pub model_index: Vec<u32>,
+}
+
+/// Items a model as of `cutoff` may know: the catalog, and any item with an
+/// event before the cutoff. An item first seen later is not revealed.
+pub fn item_index(ds: &Dataset, cutoff: i64) -> ItemIndex {
+    let mut include = ds.in_catalog.clone();
+    for e in ds.events.iter().take_while(|e| e.ts < cutoff) {
+        include[e.item as usize] = true;
+    }
+    let mut items: Vec<u32> = (0..ds.items.len() as u32)
+        .filter(|&i| include[i as usize])
+        .collect();
+    items.sort_by(|&a, &b| ds.items.name(a).as_bytes().cmp(ds.items.name(b).as_bytes()));
+    let mut model_index = vec![u32::MAX; ds.items.len()];
+    for (m, &i) in items.iter().enumerate() {
+        model_index[i as usize] = m as u32;
+    }
+    ItemIndex { items, model_index }
+}
+
+/// Builds the parts of the model as of `as_of_day` (days since 1970-01-01),
+/// from events strictly before that day's 00:00 UTC only.
+pub fn build_parts(ds: &Dataset, as_of_day: i32, opts: &BuildOptions) -> ModelParts {
+    let cutoff = i64::from(as_of_day) * DAY;
+    let past = &ds.events[..ds.events.partition_point(|e| e.ts < cutoff)];
+    let index = item_index(ds, cutoff);
+    let n = index.items.len();
+
+    // Categories used by the model's items, by name.
+    let mut cat_ids: Vec<u32> = index
+        .items
+        .iter()
+        .map(|&i| ds.item_category[i as usize])
+        .filter(|&c| c != u32::MAX)
+        .collect();
+    cat_ids.sort_by(|&a, &b| ds.categories.name(a).cmp(ds.categories.name(b)));
+    cat_ids.dedup();
+    let mut cat_map = vec![NO_CATEGORY; ds.categories.len()];
+    for (k, &c) in cat_ids.iter().enumerate() {
+        cat_map[c as usize] = k as u32;
+    }
+    let category = index
+        .items
+        .iter()
+        .map(|&i| match ds.item_category[i as usize] {
+            u32::MAX => NO_CATEGORY,
+            c => cat_map[c as usize],
+        })
+        .collect();
+
+    let mut conversions_7d = vec![0u32; n];
+    let mut trend = vec![0f64; n];
+    for e in past {
+        let m = index.model_index[e.item as usize] as usize;
+        if e.event.is_conversion() && e.ts >= cutoff - 7 * DAY {
+            conversions_7d[m] += 1;
+        }
+        trend[m] += f64::from(opts.event_weights[e.event as usize])
+            * decay(cutoff - e.ts, opts.trend_half_life_days);
+    }
+
+    let neighbours = cooccurrence(past, &index, ds.users.len(), cutoff, opts);
+    ModelParts {
+        as_of_day,
+        items: ItemsSection {
+            ids: StringTable::from_strings(
+                &index
+                    .items
+                    .iter()
+                    .map(|&i| ds.items.name(i))
+                    .collect::<Vec<_>>(),
+            ),
+            category,
+            conversions_7d,
+            trend: trend.into_iter().map(|t| t as f32).collect(),
+        },
+        categories: StringTable::from_strings(
+            &cat_ids
+                .iter()
+                .map(|&c| ds.categories.name(c))
+                .collect::<Vec<_>>(),
+        ),
+        neighbours,
+        ranker: opts.ranker.clone(),
+    }
+}
+
+/// Top-K neighbours from time-decayed, event-weighted co-occurrence in user
+/// histories: a user's affinity to an item is the strongest
+/// `event weight * decay(age)` of their events on it; two items co-occur by
+/// the smaller of the two affinities, summed over users.
+fn cooccurrence(
+    past: &[crate::data::Ev],
+    index: &ItemIndex,
+    user_count: usize,
+    cutoff: i64,
+    opts: &BuildOptions,
+) -> NeighboursSection {
+    let n = index.items.len();
+    // Per user: (item, affinity), the most recent distinct items first.
+    let mut per_user: Vec<Vec<(u32, f32)>> = vec![Vec::new(); user_count];
+    for e in past.iter().rev() {
+        let list = &mut per_user[e.user as usize];
+        let m = index.model_index[e.item as usize];
+        let a = (f64::from(opts.event_weights[e.event as usize])
+            * decay(cutoff - e.ts, opts.cooc_half_life_days)) as f32;
+        match list.iter().position(|(i, _)| *i == m) {
+            Some(k) => list[k].1 = list[k].1.max(a),
+            None if list.len() < opts.max_items_per_user => list.push((m, a)),
+            None => {}
+        }
+    }
+    // Item -> users, compressed rows.
+    let mut counts = vec![0u32; n + 1];
+    for list in &per_user {
+        for &(i, _) in list {
+            counts[i as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        counts[i + 1] += counts[i];
+    }
+    let mut fill = counts.clone();
+    let mut users_of = vec![(0u32, 0f32); counts[n] as usize];
+    for (u, list) in per_user.iter().enumerate() {
+        for &(i, a) in list {
+            users_of[fill[i as usize] as usize] = (u as u32, a);
+            fill[i as usize] += 1;
+        }
+    }
+    let diag: Vec<f32> = (0..n)
+        .map(|i| {
+            users_of[counts[i] as usize..counts[i + 1] as usize]
+                .iter()
+                .map(|x| x.1)
+                .sum()
+        })
+        .collect();
+
+    let mut acc = vec![0f32; n];
+    let mut touched: Vec<u32> = Vec::new();
+    let mut rows: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+    for i in 0..n {
+        for &(u, a_ui) in &users_of[counts[i] as usize..counts[i + 1] as usize] {
+            for &(j, a_uj) in &per_user[u as usize] {
+                if j as usize == i {
+                    continue;
+                }
+                if acc[j as usize] == 0.0 {
+                    touched.push(j);
+                }
+                acc[j as usize] += a_ui.min(a_uj);
+            }
+        }
+        let mut row: Vec<(u32, f32)> = touched
+            .iter()
+            .map(|&j| {
+                let c = acc[j as usize];
+                let (di, dj) = (diag[i], diag[j as usize]);
+                let s = match opts.similarity {
+                    Similarity::Jaccard => c / (di + dj - c).max(f32::MIN_POSITIVE),
+                    Similarity::Cosine => c / (di * dj).sqrt().max(f32::MIN_POSITIVE),
+                    Similarity::Lift => c / (di * dj).max(f32::MIN_POSITIVE),
+                };
+                (j, s)
+            })
+            .filter(|&(_, s)| s.is_finite() && s > 0.0)
+            .collect();
+        for &j in &touched {
+            acc[j as usize] = 0.0;
+        }
+        touched.clear();
+        row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        row.truncate(opts.k.min(nestrank::model::MAX_NEIGHBOURS));
+        rows[i] = row;
+    }
+    let max = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|x| x.1))
+        .fold(0f32, f32::max);
+    let scale = if max > 0.0 { max / 65_535.0 } else { 1.0 };
+    let mut out = NeighboursSection {
+        offsets: Vec::with_capacity(n + 1),
+        items: Vec::new(),
+        scores: Vec::new(),
+        scale,
+    };
+    out.offsets.push(0);
+    for row in rows {
+        for (j, s) in row {
+            out.items.push(j);
+            out.scores
+                .push(((s / scale).round() as u32).clamp(1, 65_535) as u16);
+        }
+        out.offsets.push(out.items.len() as u32);
+    }
+    out
+}
+
+/// The `manifest.json` of a published model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The blob's file name, beside the manifest.
+    pub file: String,
+    /// SHA-256 of the blob, lowercase hex.
+    pub sha256: String,
+    /// The blob's size in bytes.
+    pub bytes: u64,
+    /// The blob's format version.
+    pub format_version: u16,
+    /// The model id in the blob's header.
+    pub model_id: String,
+    /// The model's as-of date (`YYYY-MM-DD`).
+    pub as_of: String,
+    /// When it was built (Unix seconds); kept out of the blob so rebuilds are byte-identical.
+    pub built_at: u64,
+    /// Items in the model.
+    pub item_count: u64,
+}
+
+/// Writes the blob under its content address and then the manifest, each
+/// through a synced temporary file renamed into place. The blob is decoded
+/// and validated before the manifest names it.
+pub fn publish(parts: &ModelParts, out: &Path) -> Result<(PathBuf, Manifest)> {
+    let bytes = parts.to_bytes();
+    let model = Model::from_bytes(&bytes).context("the freshly built blob does not verify")?;
+    let sha = Sha256::digest(&bytes);
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file = format!("model-{}.nrk", &hex[..16]);
+    let path = out.join(&file);
+    write_atomically(&path, |w| Ok(w.write_all(&bytes)?))?;
+    let manifest = Manifest {
+        file,
+        sha256: hex,
+        bytes: bytes.len() as u64,
+        format_version: model.header().version,
+        model_id: model.model_id(),
+        as_of: format_date(parts.as_of_day),
+        built_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        item_count: model.item_count() as u64,
+    };
+    write_atomically(&out.join("manifest.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, &manifest)?;
+        writeln!(w)?;
+        Ok(())
+    })?;
+    Ok((path, manifest))
+}

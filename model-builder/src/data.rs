@@ -1,0 +1,412 @@
+//! The canonical data directory of EVAL.md: `events.csv`, optional
+//! `items.csv` and `users.csv`, read with every bad row reported by file,
+//! line and column.
+
+use anyhow::{bail, Context, Result};
+use nestrank::Event;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Strings to dense ids, in first-seen order.
+#[derive(Debug, Default, Clone)]
+pub struct Interner {
+    map: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    /// The id of `name`, added if new.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.map.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.map.insert(name.to_string(), id);
+        self.names.push(name.to_string());
+        id
+    }
+
+    /// The id of `name`, if known.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.map.get(name).copied()
+    }
+
+    /// The name of id `id`.
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// The number of names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One event of `events.csv`, with interned user and item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ev {
+    /// Interned user.
+    pub user: u32,
+    /// Interned item.
+    pub item: u32,
+    /// What happened.
+    pub event: Event,
+    /// Unix seconds.
+    pub ts: i64,
+}
+
+/// A row that could not be read, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: u64,
+    /// The column name, where one column is at fault.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for BadRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)?;
+        if let Some(c) = &self.column {
+            write!(f, ": column `{c}`")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+/// How many bad rows a run tolerates before it fails.
+#[derive(Debug, Clone, Copy)]
+pub struct BadRowPolicy {
+    /// The most bad rows accepted (each is still reported).
+    pub max_bad_rows: u64,
+}
+
+/// Collects bad rows, prints each to stderr, and fails past the policy's limit.
+#[derive(Debug)]
+pub struct BadRows {
+    policy: BadRowPolicy,
+    rows: Vec<BadRow>,
+}
+
+impl BadRows {
+    /// An empty collector.
+    pub fn new(policy: BadRowPolicy) -> Self {
+        BadRows {
+            policy,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Records one bad row; an error once the limit is passed.
+    pub fn push(&mut self, row: BadRow) -> Result<()> {
+        eprintln!("warning: skipped bad row: {row}");
+        self.rows.push(row);
+        if self.rows.len() as u64 > self.policy.max_bad_rows {
+            bail!(
+                "{} bad row(s), more than --max-bad-rows {} allows; the first: {}",
+                self.rows.len(),
+                self.policy.max_bad_rows,
+                self.rows[0]
+            );
+        }
+        Ok(())
+    }
+
+    /// The rows recorded.
+    pub fn rows(&self) -> &[BadRow] {
+        &self.rows
+    }
+}
+
+/// A CSV file with a header, read row by row with its columns found by name.
+pub struct CsvFile {
+    path: PathBuf,
+    reader: csv::Reader<std::fs::File>,
+    header: Vec<String>,
+}
+
+impl CsvFile {
+    /// Opens `path` and reads its header (which must be present and have no
+    /// duplicate names).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(file);
+        let mut record = csv::ByteRecord::new();
+        if !reader
+            .read_byte_record(&mut record)
+            .with_context(|| format!("{}:1: cannot read the header", path.display()))?
+        {
+            bail!("{}: empty file, a header line is required", path.display());
+        }
+        let mut header = Vec::new();
+        for field in record.iter() {
+            let name = std::str::from_utf8(field)
+                .with_context(|| format!("{}:1: header is not UTF-8", path.display()))?
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_string();
+            if header.contains(&name) {
+                bail!("{}:1: duplicate column `{name}` in header", path.display());
+            }
+            header.push(name);
+        }
+        Ok(CsvFile {
+            path: path.to_path_buf(),
+            reader,
+            header,
+        })
+    }
+
+    /// The index of column `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// The index of required column `name`, or an error naming the file.
+    pub fn require(&self, name: &str) -> Result<usize> {
+        self.column(name).with_context(|| {
+            format!(
+                "{}:1: required column `{name}` is missing (header: {})",
+                self.path.display(),
+                self.header.join(",")
+            )
+        })
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Calls `f(line, fields)` for each data row; rows that are not UTF-8
+    /// or have too few fields go to `bad`. `f` returns `Err(BadRow)` to
+    /// reject a row.
+    pub fn for_each_row(
+        &mut self,
+        bad: &mut BadRows,
+        mut f: impl FnMut(u64, &[&str]) -> std::result::Result<(), BadRow>,
+    ) -> Result<()> {
+        let mut record = csv::ByteRecord::new();
+        let path = self.path.clone();
+        loop {
+            let line = self.reader.position().line();
+            match self.reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    bad.push(BadRow {
+                        file: path.clone(),
+                        line,
+                        column: None,
+                        problem: format!("unreadable CSV: {e}"),
+                    })?;
+                    continue;
+                }
+            }
+            let line = record.position().map_or(line, |p| p.line());
+            if record.len() == 1 && record.get(0) == Some(b"") {
+                continue; // a blank line
+            }
+            let mut fields: Vec<&str> = Vec::with_capacity(self.header.len());
+            let mut problem = None;
+            for (k, field) in record.iter().enumerate() {
+                match std::str::from_utf8(field) {
+                    Ok(s) => fields.push(s),
+                    Err(_) => {
+                        problem = Some(BadRow {
+                            file: path.clone(),
+                            line,
+                            column: self.header.get(k).cloned(),
+                            problem: "not valid UTF-8".into(),
+                        });
+                        break;
+                    }
+                }
+            }
+            if problem.is_none() && fields.len() < self.header.len() {
+                problem = Some(BadRow {
+                    file: path.clone(),
+                    line,
+                    column: self.header.get(fields.len()).cloned(),
+                    problem: format!(
+                        "{} field(s) where the header has {}",
+                        fields.len(),
+                        self.header.len()
+                    ),
+                });
+            }
+            let result = match problem {
+                Some(p) => Err(p),
+                None => f(line, &fields),
+            };
+            if let Err(row) = result {
+                bad.push(row)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A bad-row value for `column` at `line`.
+    pub fn bad(&self, line: u64, column: usize, problem: String) -> BadRow {
+        BadRow {
+            file: self.path.clone(),
+            line,
+            column: self.header.get(column).cloned(),
+            problem,
+        }
+    }
+}
+
+/// A data directory, loaded.
+#[derive(Debug, Default)]
+pub struct Dataset {
+    /// Users.
+    pub users: Interner,
+    /// Items (from events and the catalog).
+    pub items: Interner,
+    /// Categories.
+    pub categories: Interner,
+    /// Category per interned item, `u32::MAX` when unknown.
+    pub item_category: Vec<u32>,
+    /// Whether each interned item is listed in `items.csv` (the shop's catalog).
+    pub in_catalog: Vec<bool>,
+    /// Events, sorted by time (stable: equal times keep file order).
+    pub events: Vec<Ev>,
+    /// Bad rows skipped (each was reported).
+    pub bad_rows: usize,
+}
+
+/// Parses an item or user id field: non-empty, at most 256 bytes, trimmed.
+pub fn parse_id(raw: &str) -> std::result::Result<&str, String> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Err("empty id".into());
+    }
+    if id.len() > nestrank::model::MAX_ID_BYTES {
+        return Err(format!(
+            "id of {} bytes, over the {}-byte limit",
+            id.len(),
+            nestrank::model::MAX_ID_BYTES
+        ));
+    }
+    Ok(id)
+}
+
+/// Parses Unix seconds: an integer in 1970..=2100.
+pub fn parse_ts(raw: &str) -> std::result::Result<i64, String> {
+    let ts: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("timestamp `{raw}` is not an integer number of Unix seconds"))?;
+    if !(0..=4_102_444_800).contains(&ts) {
+        return Err(format!("timestamp {ts} is outside 1970..2100"));
+    }
+    Ok(ts)
+}
+
+impl Dataset {
+    /// Loads `dir/events.csv` and, where present, `dir/items.csv`.
+    pub fn load(dir: &Path, policy: BadRowPolicy) -> Result<Self> {
+        let mut ds = Dataset::default();
+        let mut bad = BadRows::new(policy);
+        let items_path = dir.join("items.csv");
+        if items_path.exists() {
+            let mut csv = CsvFile::open(&items_path)?;
+            let c_item = csv.require("item_id")?;
+            let c_cat = csv.column("category");
+            let mut rows = Vec::new();
+            csv.for_each_row(&mut bad, |line, f| {
+                let item =
+                    parse_id(f[c_item]).map_err(|p| csv_bad(&items_path, line, "item_id", p))?;
+                let cat = match c_cat.map(|c| f[c].trim()) {
+                    Some(c) if !c.is_empty() => Some(
+                        parse_id(c)
+                            .map_err(|p| csv_bad(&items_path, line, "category", p))?
+                            .to_string(),
+                    ),
+                    _ => None,
+                };
+                rows.push((item.to_string(), cat));
+                Ok(())
+            })?;
+            for (item, cat) in rows {
+                let i = ds.items.intern(&item) as usize;
+                if ds.item_category.len() <= i {
+                    ds.item_category.resize(i + 1, u32::MAX);
+                    ds.in_catalog.resize(i + 1, false);
+                }
+                ds.in_catalog[i] = true;
+                if let Some(c) = cat {
+                    ds.item_category[i] = ds.categories.intern(&c);
+                }
+            }
+        }
+        let events_path = dir.join("events.csv");
+        let mut csv = CsvFile::open(&events_path)?;
+        let (c_user, c_item, c_event, c_ts) = (
+            csv.require("user_id")?,
+            csv.require("item_id")?,
+            csv.require("event")?,
+            csv.require("ts")?,
+        );
+        let Dataset {
+            users,
+            items,
+            events,
+            ..
+        } = &mut ds;
+        csv.for_each_row(&mut bad, |line, f| {
+            let user =
+                parse_id(f[c_user]).map_err(|p| csv_bad(&events_path, line, "user_id", p))?;
+            let item =
+                parse_id(f[c_item]).map_err(|p| csv_bad(&events_path, line, "item_id", p))?;
+            let event = Event::from_name(f[c_event].trim()).ok_or_else(|| {
+                csv_bad(
+                    &events_path,
+                    line,
+                    "event",
+                    format!(
+                        "unknown event `{}` (expected view, fav, cart or purchase)",
+                        f[c_event]
+                    ),
+                )
+            })?;
+            let ts = parse_ts(f[c_ts]).map_err(|p| csv_bad(&events_path, line, "ts", p))?;
+            events.push(Ev {
+                user: users.intern(user),
+                item: items.intern(item),
+                event,
+                ts,
+            });
+            Ok(())
+        })?;
+        ds.item_category.resize(ds.items.len(), u32::MAX);
+        ds.in_catalog.resize(ds.items.len(), false);
+        ds.events.sort_by_key(|e| e.ts);
+        ds.bad_rows = bad.rows().len();
+        Ok(ds)
+    }
+}
+
+fn csv_bad(path: &Path, line: u64, column: &str, problem: String) -> BadRow {
+    BadRow {
+        file: path.to_path_buf(),
+        line,
+        column: Some(column.to_string()),
+        problem,
+    }
+}

@@ -1,0 +1,11 @@
+//! The nestrank model builder: import logs, build and publish model blobs,
+//! verify them, and evaluate rankers with the daily-specials replay.
+//!
+//! The binary `model-builder` is a thin CLI over these modules; it links the
+//! same `nestrank` core the wasm module is compiled from.
+
+pub mod build;
+pub mod data;
+pub mod eval;
+pub mod import;
+pub mod progress;

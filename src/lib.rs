@@ -1,0 +1,32 @@
+//! nestrank: rerank a shop's daily specials on the device.
+//!
+//! The core is pure Rust and is compiled twice: natively for the
+//! `model-builder` (build, evaluate, push) and to WebAssembly for the phone
+//! and the edge. Only [`wasm`] (compiled for `wasm32` alone) knows about
+//! JavaScript.
+//!
+//! ```
+//! use nestrank::{Recommender, Event};
+//! # let bytes = nestrank::testing::tiny_model().to_bytes();
+//! let mut rec = Recommender::from_bytes(&bytes)?;
+//! let out = rec.rerank_ids(&["b", "c", "a"], &[("a", Event::Cart, 1_000.0)], 2_000.0, true)?;
+//! assert_eq!(out.items[0], "a"); // the item in the cart comes first
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod format;
+pub mod model;
+pub mod rank;
+pub mod recommender;
+pub mod signals;
+pub mod testing;
+pub mod util;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use format::DecodeError;
+pub use model::{Model, ModelParts};
+pub use rank::{RankerKind, RankerParams, Ranking, Reason, RerankError, Scratch};
+pub use recommender::{IdRanking, Recommender};
+pub use signals::{Event, Signals};

@@ -1,0 +1,447 @@
+//! The loaded daily model: item table, categories, neighbours, ranker.
+//!
+//! [`Model::from_bytes`] validates everything once (FORMAT.md lists the
+//! checks); after that the scorer indexes the arrays without checks.
+
+use crate::format::{
+    decode_section, encode_section, write_container, BlobKind, Container, DecodeError, Header,
+    VERSION,
+};
+use crate::rank::{RankerParams, NUM_FEATURES};
+use crate::util::fnv1a64;
+use wincode::{SchemaRead, SchemaWrite};
+
+/// The largest number of items a model may hold.
+pub const MAX_ITEMS: usize = 1 << 24;
+/// The largest number of categories a model may hold.
+pub const MAX_CATEGORIES: usize = 1 << 20;
+/// The longest item or category id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// The most neighbours one item may list.
+pub const MAX_NEIGHBOURS: usize = 1024;
+/// The index that means "no category".
+pub const NO_CATEGORY: u32 = u32::MAX;
+
+/// Section ids of a model blob (FORMAT.md, "Sections").
+pub mod section {
+    /// Item ids, categories, popularity.
+    pub const ITEMS: u16 = 1;
+    /// Category names.
+    pub const CATEGORIES: u16 = 2;
+    /// Item-item neighbour lists.
+    pub const NEIGHBOURS: u16 = 3;
+    /// Ranker parameters.
+    pub const RANKER: u16 = 4;
+}
+
+/// A list of strings stored as one UTF-8 buffer and the end offset of each.
+#[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
+pub struct StringTable {
+    /// All strings, concatenated.
+    pub bytes: String,
+    /// `ends[i]` is the byte offset just past string `i`.
+    pub ends: Vec<u32>,
+}
+
+impl StringTable {
+    /// Builds a table from strings in order.
+    pub fn from_strings<S: AsRef<str>>(strings: &[S]) -> Self {
+        let mut t = StringTable::default();
+        for s in strings {
+            t.bytes.push_str(s.as_ref());
+            t.ends.push(t.bytes.len() as u32);
+        }
+        t
+    }
+
+    /// The number of strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// String `i`; `i` must be in range (validated tables only).
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+
+    fn validate(&self, what: &'static str) -> Result<(), DecodeError> {
+        let mut start = 0usize;
+        for &end in &self.ends {
+            let end = end as usize;
+            if end < start || end > self.bytes.len() || !self.bytes.is_char_boundary(end) {
+                return Err(DecodeError::OutOfRange { what });
+            }
+            if end - start > MAX_ID_BYTES {
+                return Err(DecodeError::TooLarge {
+                    what,
+                    got: (end - start) as u64,
+                    limit: MAX_ID_BYTES as u64,
+                });
+            }
+            start = end;
+        }
+        if start != self.bytes.len() {
+            return Err(DecodeError::Layout {
+                what: "string table bytes past the last string",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The item table section.
+#[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
+pub struct ItemsSection {
+    /// Item ids, strictly ascending by bytes: the dense index of an item is
+    /// its position here.
+    pub ids: StringTable,
+    /// Category index per item, or [`NO_CATEGORY`].
+    pub category: Vec<u32>,
+    /// Conversions (cart + purchase events) per item in the 7 days before as-of.
+    pub conversions_7d: Vec<u32>,
+    /// Event-weighted, time-decayed activity per item before as-of.
+    pub trend: Vec<f32>,
+}
+
+/// The neighbour section: top-K lists in compressed sparse rows, scores quantized to u16.
+#[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
+pub struct NeighboursSection {
+    /// `offsets[i]..offsets[i+1]` is item `i`'s list; `item_count + 1` entries.
+    pub offsets: Vec<u32>,
+    /// Neighbour item indices.
+    pub items: Vec<u32>,
+    /// Quantized similarity; the similarity is `score * scale`.
+    pub scores: Vec<u16>,
+    /// Dequantization factor.
+    pub scale: f32,
+}
+
+/// Everything a model is made of, before it is written or after it is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelParts {
+    /// The as-of day, in days since 1970-01-01.
+    pub as_of_day: i32,
+    /// The item table.
+    pub items: ItemsSection,
+    /// Category names.
+    pub categories: StringTable,
+    /// Neighbour lists.
+    pub neighbours: NeighboursSection,
+    /// The shipped ranker.
+    pub ranker: RankerParams,
+}
+
+/// A validated model, ready to rank.
+#[derive(Debug, Clone)]
+pub struct Model {
+    header: Header,
+    parts: ModelParts,
+    pop_feature: Vec<f32>,
+    trend_feature: Vec<f32>,
+}
+
+fn check_len(what: &'static str, left: usize, right: usize) -> Result<(), DecodeError> {
+    if left == right {
+        Ok(())
+    } else {
+        Err(DecodeError::LengthMismatch {
+            what,
+            left: left as u64,
+            right: right as u64,
+        })
+    }
+}
+
+fn log_normalized<T: Copy + Into<f64>>(values: &[T]) -> Vec<f32> {
+    let max = values.iter().map(|&v| v.into()).fold(0.0f64, f64::max);
+    let denom = (1.0 + max).ln();
+    values
+        .iter()
+        .map(|&v| {
+            if denom > 0.0 {
+                ((1.0 + v.into()).ln() / denom) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+impl ModelParts {
+    fn sections(&self) -> Vec<(u16, Vec<u8>)> {
+        vec![
+            (section::ITEMS, encode_section(&self.items)),
+            (section::CATEGORIES, encode_section(&self.categories)),
+            (section::NEIGHBOURS, encode_section(&self.neighbours)),
+            (section::RANKER, encode_section(&self.ranker)),
+        ]
+    }
+
+    /// Checks every invariant FORMAT.md states for a model.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        let items = &self.items;
+        let n = items.ids.len();
+        if n > MAX_ITEMS {
+            return Err(DecodeError::TooLarge {
+                what: "item count",
+                got: n as u64,
+                limit: MAX_ITEMS as u64,
+            });
+        }
+        items.ids.validate("item ids")?;
+        for i in 1..n {
+            if items.ids.get(i - 1).as_bytes() >= items.ids.get(i).as_bytes() {
+                return Err(DecodeError::UnsortedIds { index: i as u32 });
+            }
+        }
+        check_len("items.category vs item ids", items.category.len(), n)?;
+        check_len(
+            "items.conversions_7d vs item ids",
+            items.conversions_7d.len(),
+            n,
+        )?;
+        check_len("items.trend vs item ids", items.trend.len(), n)?;
+        let c = self.categories.len();
+        if c > MAX_CATEGORIES {
+            return Err(DecodeError::TooLarge {
+                what: "category count",
+                got: c as u64,
+                limit: MAX_CATEGORIES as u64,
+            });
+        }
+        self.categories.validate("category names")?;
+        if items
+            .category
+            .iter()
+            .any(|&k| k != NO_CATEGORY && k as usize >= c)
+        {
+            return Err(DecodeError::OutOfRange {
+                what: "items.category",
+            });
+        }
+        if items.trend.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(DecodeError::NonFinite {
+                what: "items.trend",
+            });
+        }
+        let nb = &self.neighbours;
+        check_len(
+            "neighbours.offsets vs item count + 1",
+            nb.offsets.len(),
+            n + 1,
+        )?;
+        check_len(
+            "neighbours.scores vs neighbours.items",
+            nb.scores.len(),
+            nb.items.len(),
+        )?;
+        if nb.offsets[0] != 0 || *nb.offsets.last().expect("n + 1 >= 1") as usize != nb.items.len()
+        {
+            return Err(DecodeError::OutOfRange {
+                what: "neighbours.offsets",
+            });
+        }
+        for w in nb.offsets.windows(2) {
+            if w[1] < w[0] {
+                return Err(DecodeError::OutOfRange {
+                    what: "neighbours.offsets",
+                });
+            }
+            if (w[1] - w[0]) as usize > MAX_NEIGHBOURS {
+                return Err(DecodeError::TooLarge {
+                    what: "neighbour list length",
+                    got: u64::from(w[1] - w[0]),
+                    limit: MAX_NEIGHBOURS as u64,
+                });
+            }
+        }
+        if nb.items.iter().any(|&j| j as usize >= n) {
+            return Err(DecodeError::OutOfRange {
+                what: "neighbours.items",
+            });
+        }
+        if !nb.scale.is_finite() || nb.scale < 0.0 {
+            return Err(DecodeError::NonFinite {
+                what: "neighbours.scale",
+            });
+        }
+        self.ranker.validate()
+    }
+
+    /// Serializes to a blob. The model id is the FNV-1a 64 hash of the
+    /// encoded sections, so equal inputs give byte-identical blobs.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let sections = self.sections();
+        let mut hashed = Vec::new();
+        for (id, data) in &sections {
+            hashed.extend_from_slice(&id.to_le_bytes());
+            hashed.extend_from_slice(data);
+        }
+        let header = Header {
+            version: VERSION,
+            kind: BlobKind::Model as u16,
+            model_id: fnv1a64(&hashed),
+            as_of_day: self.as_of_day,
+        };
+        write_container(&header, &sections)
+    }
+}
+
+impl Model {
+    /// Decodes and validates a model blob. Never panics; any problem is a
+    /// [`DecodeError`] naming what and where.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let container = Container::parse(bytes, BlobKind::Model)?;
+        let mut items = None;
+        let mut categories = None;
+        let mut neighbours = None;
+        let mut ranker = None;
+        fn put<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), DecodeError> {
+            if slot.replace(v).is_some() {
+                return Err(DecodeError::DuplicateSection { what });
+            }
+            Ok(())
+        }
+        for (id, data) in &container.sections {
+            match *id {
+                section::ITEMS => put(&mut items, decode_section(data, "items")?, "items")?,
+                section::CATEGORIES => put(
+                    &mut categories,
+                    decode_section(data, "categories")?,
+                    "categories",
+                )?,
+                section::NEIGHBOURS => put(
+                    &mut neighbours,
+                    decode_section(data, "neighbours")?,
+                    "neighbours",
+                )?,
+                section::RANKER => put(&mut ranker, decode_section(data, "ranker")?, "ranker")?,
+                _ => return Err(DecodeError::OutOfRange { what: "section id" }),
+            }
+        }
+        let parts = ModelParts {
+            as_of_day: container.header.as_of_day,
+            items: items.ok_or(DecodeError::MissingSection { what: "items" })?,
+            categories: categories.ok_or(DecodeError::MissingSection { what: "categories" })?,
+            neighbours: neighbours.ok_or(DecodeError::MissingSection { what: "neighbours" })?,
+            ranker: ranker.ok_or(DecodeError::MissingSection { what: "ranker" })?,
+        };
+        Self::with_header(container.header, parts)
+    }
+
+    /// Validates parts built in memory (the builder's path) and returns the
+    /// model exactly as [`Model::from_bytes`] of [`ModelParts::to_bytes`] would.
+    pub fn from_parts(parts: ModelParts) -> Result<Self, DecodeError> {
+        Self::from_bytes(&parts.to_bytes())
+    }
+
+    fn with_header(header: Header, parts: ModelParts) -> Result<Self, DecodeError> {
+        parts.validate()?;
+        let pop_feature = log_normalized(&parts.items.conversions_7d);
+        let trend_feature = log_normalized(&parts.items.trend);
+        Ok(Model {
+            header,
+            parts,
+            pop_feature,
+            trend_feature,
+        })
+    }
+
+    /// The header read from the blob.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The model id as 16 lowercase hex digits.
+    pub fn model_id(&self) -> String {
+        format!("{:016x}", self.header.model_id)
+    }
+
+    /// The parts, for inspection and re-encoding.
+    pub fn parts(&self) -> &ModelParts {
+        &self.parts
+    }
+
+    /// The number of items.
+    pub fn item_count(&self) -> usize {
+        self.parts.items.ids.len()
+    }
+
+    /// The number of categories.
+    pub fn category_count(&self) -> usize {
+        self.parts.categories.len()
+    }
+
+    /// The dense index of an item id, if the model knows it.
+    pub fn index_of(&self, id: &str) -> Option<u32> {
+        let ids = &self.parts.items.ids;
+        let (mut lo, mut hi) = (0usize, ids.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match ids.get(mid).as_bytes().cmp(id.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
+    }
+
+    /// The id of item `index`; `index` must be below [`Model::item_count`].
+    pub fn id_of(&self, index: u32) -> &str {
+        self.parts.items.ids.get(index as usize)
+    }
+
+    /// The category index of item `index`, or [`NO_CATEGORY`].
+    pub fn category_of(&self, index: u32) -> u32 {
+        self.parts.items.category[index as usize]
+    }
+
+    /// The name of category `index`.
+    pub fn category_name(&self, index: u32) -> &str {
+        self.parts.categories.get(index as usize)
+    }
+
+    /// The neighbours of item `index`: `(neighbour index, similarity)`.
+    pub fn neighbours(&self, index: u32) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let nb = &self.parts.neighbours;
+        let i = index as usize;
+        let (a, b) = (nb.offsets[i] as usize, nb.offsets[i + 1] as usize);
+        nb.items[a..b]
+            .iter()
+            .zip(&nb.scores[a..b])
+            .map(move |(&j, &q)| (j, f32::from(q) * nb.scale))
+    }
+
+    /// Raw neighbour arrays for the hot path: `(offsets, items, scores, scale)`.
+    pub(crate) fn neighbour_arrays(&self) -> (&[u32], &[u32], &[u16], f32) {
+        let nb = &self.parts.neighbours;
+        (&nb.offsets, &nb.items, &nb.scores, nb.scale)
+    }
+
+    /// The popularity feature of item `index` in `[0, 1]`.
+    pub fn popularity(&self, index: u32) -> f32 {
+        self.pop_feature[index as usize]
+    }
+
+    /// The trend feature of item `index` in `[0, 1]`.
+    pub fn trend(&self, index: u32) -> f32 {
+        self.trend_feature[index as usize]
+    }
+
+    /// The ranker shipped in the blob.
+    pub fn ranker(&self) -> &RankerParams {
+        &self.parts.ranker
+    }
+
+    /// The number of features the ranker combines.
+    pub const fn feature_count() -> usize {
+        NUM_FEATURES
+    }
+}
