@@ -1,0 +1,510 @@
+//! One test per decode error, each from hand-written bytes.
+//!
+//! Section payloads are spelled out in the bincode wire format (FORMAT.md):
+//! little-endian fixed-width integers, u64 length prefixes. Only the
+//! container around them (offsets and the CRC) is computed.
+
+use nestrank::format::{crc32, DecodeError};
+use nestrank::Model;
+
+fn u64le(v: u64) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+fn f32s(vals: &[f32]) -> Vec<u8> {
+    let mut out = u64le(vals.len() as u64);
+    for v in vals {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Items section with zero items: empty id string, empty ends, categories,
+/// conversions and trend.
+fn empty_items() -> Vec<u8> {
+    [0u8; 40].to_vec()
+}
+
+/// Categories section with no names.
+fn empty_categories() -> Vec<u8> {
+    [0u8; 16].to_vec()
+}
+
+/// Neighbours for zero items: offsets `[0]`, no items, no scores, scale 1.0.
+fn empty_neighbours() -> Vec<u8> {
+    let mut b = vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    b.extend_from_slice(&[0u8; 16]);
+    b.extend_from_slice(&1.0f32.to_le_bytes());
+    b
+}
+
+fn ranker_with(weights: &[f32]) -> Vec<u8> {
+    let mut b = f32s(&[1.0, 2.0, 3.0, 4.0]);
+    for h in [24.0f32, 72.0, 6.0] {
+        b.extend_from_slice(&h.to_le_bytes());
+    }
+    b.extend(f32s(weights));
+    b
+}
+
+fn ranker() -> Vec<u8> {
+    ranker_with(&[1.0; 7])
+}
+
+/// A blob around hand-written sections: 24-byte header, 12-byte table
+/// entries, the sections, and the CRC-32 trailer.
+fn blob_with(version: u16, kind: u16, sections: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut b = b"NRNK".to_vec();
+    b.extend_from_slice(&version.to_le_bytes());
+    b.extend_from_slice(&kind.to_le_bytes());
+    b.extend_from_slice(&0x0123_4567_89ab_cdefu64.to_le_bytes());
+    b.extend_from_slice(&17_503i32.to_le_bytes());
+    b.extend_from_slice(&(sections.len() as u16).to_le_bytes());
+    b.extend_from_slice(&[0, 0]);
+    let mut offset = 24 + 12 * sections.len();
+    for (id, data) in sections {
+        b.extend_from_slice(&id.to_le_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&(offset as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        offset += data.len();
+    }
+    for (_, data) in sections {
+        b.extend_from_slice(data);
+    }
+    seal(b)
+}
+
+fn seal(mut b: Vec<u8>) -> Vec<u8> {
+    let crc = crc32(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn valid_sections() -> Vec<(u16, Vec<u8>)> {
+    vec![
+        (1, empty_items()),
+        (2, empty_categories()),
+        (3, empty_neighbours()),
+        (4, ranker()),
+    ]
+}
+
+fn decode(b: &[u8]) -> DecodeError {
+    Model::from_bytes(b).expect_err("must be rejected")
+}
+
+#[test]
+fn hand_written_empty_model_is_valid() {
+    let model = Model::from_bytes(&blob_with(1, 1, &valid_sections())).unwrap();
+    assert_eq!(model.item_count(), 0);
+    assert_eq!(model.model_id(), "0123456789abcdef");
+}
+
+#[test]
+fn bad_magic() {
+    let e = decode(b"PK\x03\x04 this is a zip file, not a model blob......");
+    assert_eq!(
+        e,
+        DecodeError::BadMagic {
+            got: *b"PK\x03\x04"
+        }
+    );
+    assert!(e.to_string().contains("not a nestrank blob"));
+}
+
+#[test]
+fn truncated_header() {
+    assert_eq!(
+        decode(b"NRNK\x01\x00"),
+        DecodeError::Truncated { what: "header" }
+    );
+    assert_eq!(decode(b"NR"), DecodeError::Truncated { what: "header" });
+}
+
+#[test]
+fn checksum_mismatch() {
+    let mut b = blob_with(1, 1, &valid_sections());
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    assert!(matches!(decode(&b), DecodeError::ChecksumMismatch { .. }));
+    assert!(decode(&b).to_string().contains("corrupt"));
+}
+
+#[test]
+fn version_from_the_future() {
+    let e = decode(&blob_with(2, 1, &valid_sections()));
+    assert_eq!(
+        e,
+        DecodeError::Version {
+            expected: 1,
+            got: 2
+        }
+    );
+    assert!(e.to_string().contains("rebuild the model"));
+}
+
+#[test]
+fn wrong_kind() {
+    assert_eq!(
+        decode(&blob_with(1, 2, &valid_sections())),
+        DecodeError::WrongKind {
+            expected: 1,
+            got: 2
+        }
+    );
+}
+
+#[test]
+fn too_many_sections() {
+    let sections: Vec<(u16, Vec<u8>)> = (0..17).map(|_| (1u16, Vec::new())).collect();
+    assert!(matches!(
+        decode(&blob_with(1, 1, &sections)),
+        DecodeError::TooLarge {
+            what: "section count",
+            got: 17,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn truncated_section_table() {
+    // Claims 4 sections but ends right after the header.
+    let mut b = b"NRNK\x01\x00\x01\x00".to_vec();
+    b.extend_from_slice(&[0u8; 12]);
+    b.extend_from_slice(&[4, 0, 0, 0]);
+    assert_eq!(
+        decode(&seal(b)),
+        DecodeError::Truncated {
+            what: "section table"
+        }
+    );
+}
+
+#[test]
+fn layout_hole_between_sections() {
+    let mut b = blob_with(1, 1, &valid_sections());
+    // Move the second section's offset one byte on: a hole.
+    b.truncate(b.len() - 4);
+    let at = 24 + 12 + 4;
+    let off = u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) + 1;
+    b[at..at + 4].copy_from_slice(&off.to_le_bytes());
+    assert!(matches!(decode(&seal(b)), DecodeError::Layout { .. }));
+}
+
+#[test]
+fn layout_bytes_after_last_section() {
+    let mut b = blob_with(1, 1, &valid_sections());
+    b.truncate(b.len() - 4);
+    b.push(0);
+    assert!(matches!(decode(&seal(b)), DecodeError::Layout { .. }));
+}
+
+#[test]
+fn section_past_the_end() {
+    let mut b = blob_with(1, 1, &valid_sections());
+    b.truncate(b.len() - 4);
+    let at = 24 + 3 * 12 + 8; // the last section's length
+    b[at..at + 4].copy_from_slice(&1000u32.to_le_bytes());
+    assert_eq!(
+        decode(&seal(b)),
+        DecodeError::Truncated {
+            what: "section data"
+        }
+    );
+}
+
+#[test]
+fn missing_section() {
+    let mut s = valid_sections();
+    s.remove(2);
+    assert_eq!(
+        decode(&blob_with(1, 1, &s)),
+        DecodeError::MissingSection { what: "neighbours" }
+    );
+}
+
+#[test]
+fn duplicate_section() {
+    let mut s = valid_sections();
+    s.push((2, empty_categories()));
+    assert_eq!(
+        decode(&blob_with(1, 1, &s)),
+        DecodeError::DuplicateSection { what: "categories" }
+    );
+}
+
+#[test]
+fn unknown_section_id() {
+    let mut s = valid_sections();
+    s.push((99, Vec::new()));
+    assert_eq!(
+        decode(&blob_with(1, 1, &s)),
+        DecodeError::OutOfRange { what: "section id" }
+    );
+}
+
+#[test]
+fn truncated_section_payload() {
+    let mut s = valid_sections();
+    s[0].1 = vec![0u8; 20]; // the items section stops inside its third field
+    assert_eq!(
+        decode(&blob_with(1, 1, &s)),
+        DecodeError::Truncated { what: "items" }
+    );
+}
+
+#[test]
+fn trailing_bytes_in_section() {
+    let mut s = valid_sections();
+    s[1].1.push(0xAA);
+    assert_eq!(
+        decode(&blob_with(1, 1, &s)),
+        DecodeError::TrailingBytes { what: "categories" }
+    );
+}
+
+#[test]
+fn malformed_utf8_id() {
+    let mut items = u64le(2);
+    items.extend_from_slice(&[0xC3, 0x28]); // invalid UTF-8
+    items.extend(u64le(1));
+    items.extend_from_slice(&2u32.to_le_bytes());
+    items.extend_from_slice(&[0u8; 24]);
+    let mut s = valid_sections();
+    s[0].1 = items;
+    assert!(matches!(
+        decode(&blob_with(1, 1, &s)),
+        DecodeError::Malformed { what: "items", .. }
+    ));
+}
+
+#[test]
+fn huge_length_prefix_is_capped_before_allocating() {
+    let mut s = valid_sections();
+    // A neighbour list claiming 2^40 entries: rejected, nothing allocated.
+    s[2].1 = [u64le(1u64 << 40), vec![0u8; 8]].concat();
+    let e = decode(&blob_with(1, 1, &s));
+    assert!(
+        matches!(
+            e,
+            DecodeError::TooLarge {
+                what: "neighbours",
+                ..
+            } | DecodeError::Truncated { what: "neighbours" }
+        ),
+        "{e:?}"
+    );
+}
+
+/// One item `a`, category 0 of one category `c`, no neighbours.
+fn one_item(category: u32, trend: f32) -> Vec<u8> {
+    let mut b = u64le(1);
+    b.push(b'a');
+    b.extend(u64le(1));
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend(u64le(1));
+    b.extend_from_slice(&category.to_le_bytes());
+    b.extend(u64le(1));
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend(f32s(&[trend]));
+    b
+}
+
+fn one_category() -> Vec<u8> {
+    let mut b = u64le(1);
+    b.push(b'c');
+    b.extend(u64le(1));
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b
+}
+
+fn neighbours_of_one(offsets: &[u32], items: &[u32]) -> Vec<u8> {
+    let mut b = u64le(offsets.len() as u64);
+    for o in offsets {
+        b.extend_from_slice(&o.to_le_bytes());
+    }
+    b.extend(u64le(items.len() as u64));
+    for i in items {
+        b.extend_from_slice(&i.to_le_bytes());
+    }
+    b.extend(u64le(items.len() as u64));
+    for _ in items {
+        b.extend_from_slice(&100u16.to_le_bytes());
+    }
+    b.extend_from_slice(&0.01f32.to_le_bytes());
+    b
+}
+
+fn one_item_model(items: Vec<u8>, neighbours: Vec<u8>, ranker: Vec<u8>) -> Vec<u8> {
+    blob_with(
+        1,
+        1,
+        &[
+            (1, items),
+            (2, one_category()),
+            (3, neighbours),
+            (4, ranker),
+        ],
+    )
+}
+
+#[test]
+fn hand_written_one_item_model_is_valid() {
+    let m = Model::from_bytes(&one_item_model(
+        one_item(0, 1.5),
+        neighbours_of_one(&[0, 0], &[]),
+        ranker(),
+    ))
+    .unwrap();
+    assert_eq!(m.index_of("a"), Some(0));
+    assert_eq!(m.category_name(m.category_of(0)), "c");
+}
+
+#[test]
+fn category_out_of_range() {
+    let e = decode(&one_item_model(
+        one_item(5, 1.0),
+        neighbours_of_one(&[0, 0], &[]),
+        ranker(),
+    ));
+    assert_eq!(
+        e,
+        DecodeError::OutOfRange {
+            what: "items.category"
+        }
+    );
+}
+
+#[test]
+fn neighbour_index_out_of_range() {
+    let e = decode(&one_item_model(
+        one_item(0, 1.0),
+        neighbours_of_one(&[0, 1], &[7]),
+        ranker(),
+    ));
+    assert_eq!(
+        e,
+        DecodeError::OutOfRange {
+            what: "neighbours.items"
+        }
+    );
+}
+
+#[test]
+fn offsets_length_mismatch() {
+    let e = decode(&one_item_model(
+        one_item(0, 1.0),
+        neighbours_of_one(&[0], &[]),
+        ranker(),
+    ));
+    assert!(matches!(
+        e,
+        DecodeError::LengthMismatch {
+            left: 1,
+            right: 2,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn non_finite_trend() {
+    let e = decode(&one_item_model(
+        one_item(0, f32::NAN),
+        neighbours_of_one(&[0, 0], &[]),
+        ranker(),
+    ));
+    assert_eq!(
+        e,
+        DecodeError::NonFinite {
+            what: "items.trend"
+        }
+    );
+}
+
+#[test]
+fn non_finite_ranker_weight() {
+    let e = decode(&one_item_model(
+        one_item(0, 1.0),
+        neighbours_of_one(&[0, 0], &[]),
+        ranker_with(&[1.0, 1.0, f32::INFINITY, 1.0, 1.0, 1.0, 1.0]),
+    ));
+    assert_eq!(
+        e,
+        DecodeError::NonFinite {
+            what: "ranker.weights"
+        }
+    );
+}
+
+#[test]
+fn ranker_of_another_feature_count() {
+    let e = decode(&one_item_model(
+        one_item(0, 1.0),
+        neighbours_of_one(&[0, 0], &[]),
+        ranker_with(&[1.0; 3]),
+    ));
+    assert!(matches!(
+        e,
+        DecodeError::LengthMismatch {
+            what: "ranker.weights vs features",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn unsorted_ids() {
+    // Two items "b", "a": not ascending.
+    let mut items = u64le(2);
+    items.extend_from_slice(b"ba");
+    items.extend(u64le(2));
+    items.extend_from_slice(&1u32.to_le_bytes());
+    items.extend_from_slice(&2u32.to_le_bytes());
+    items.extend(u64le(2));
+    items.extend_from_slice(&[0xFF; 8]); // no category
+    items.extend(u64le(2));
+    items.extend_from_slice(&[0u8; 8]);
+    items.extend(f32s(&[0.0, 0.0]));
+    let e = decode(&blob_with(
+        1,
+        1,
+        &[
+            (1, items),
+            (2, empty_categories()),
+            (3, neighbours_of_one(&[0, 0, 0], &[])),
+            (4, ranker()),
+        ],
+    ));
+    assert_eq!(e, DecodeError::UnsortedIds { index: 1 });
+}
+
+#[test]
+fn id_end_inside_a_character_is_out_of_range() {
+    let mut items = u64le(2);
+    items.extend_from_slice("é".as_bytes());
+    items.extend(u64le(1));
+    items.extend_from_slice(&1u32.to_le_bytes()); // splits the two-byte é
+    items.extend_from_slice(&[0u8; 24]);
+    let mut s = valid_sections();
+    s[0].1 = items;
+    assert_eq!(
+        decode(&blob_with(1, 1, &s)),
+        DecodeError::OutOfRange { what: "item ids" }
+    );
+}
+
+#[test]
+fn blob_over_the_size_cap() {
+    let mut b = vec![0u8; nestrank::format::MAX_BLOB_BYTES + 1];
+    b[..4].copy_from_slice(b"NRNK");
+    assert!(matches!(
+        decode(&b),
+        DecodeError::TooLarge {
+            what: "blob size",
+            ..
+        }
+    ));
+}

@@ -1,0 +1,134 @@
+//! Golden test: the committed v1 blob keeps loading, and the native core
+//! gives exactly the committed orderings, scores and reasons for the
+//! committed cases. The wasm module is held to the same file (tests/wasm.rs
+//! in wasm under Node and Chromium, tests/node/ through the npm package), so
+//! native == wasm. `make golden` rewrites the expected file.
+#![cfg(not(target_arch = "wasm32"))]
+
+use nestrank::{Event, Recommender};
+use serde_json::{json, Value};
+
+const BLOB: &[u8] = include_bytes!("data/golden-v1.nrk");
+const CASES: &str = include_str!("data/golden-cases.json");
+const EXPECTED_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/golden-expected.json"
+);
+
+fn run_cases(rec: &mut Recommender, cases: &Value) -> Vec<Value> {
+    let candidates: Vec<&str> = cases["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let signals: Vec<(&str, Event, f64)> = case["signals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["item"].as_str().unwrap(),
+                        Event::from_name(s["event"].as_str().unwrap()).unwrap(),
+                        s["ts"].as_f64().unwrap(),
+                    )
+                })
+                .collect();
+            let out = rec
+                .rerank_ids(&candidates, &signals, case["now"].as_f64().unwrap(), true)
+                .unwrap();
+            json!({
+                "name": case["name"],
+                "items": out.items,
+                "scores": out.scores,
+                "reasons": out.reasons,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn golden_v1_blob_loads_and_ranks_as_recorded() {
+    let mut rec = Recommender::from_bytes(BLOB).expect("the golden v1 blob must keep loading");
+    assert_eq!(rec.model().header().version, 1);
+    let cases: Value = serde_json::from_str(CASES).unwrap();
+    let results = run_cases(&mut rec, &cases);
+    let actual = json!({ "model_id": rec.model().model_id(), "results": results });
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(
+            EXPECTED_PATH,
+            serde_json::to_string_pretty(&actual).unwrap(),
+        )
+        .unwrap();
+        return;
+    }
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(EXPECTED_PATH).expect("run `make golden` once to record it"),
+    )
+    .unwrap();
+    assert_eq!(actual["model_id"], expected["model_id"]);
+    let (a, e) = (
+        actual["results"].as_array().unwrap(),
+        expected["results"].as_array().unwrap(),
+    );
+    assert_eq!(a.len(), e.len());
+    for (a, e) in a.iter().zip(e) {
+        assert_eq!(a["items"], e["items"], "order differs for {}", e["name"]);
+        assert_eq!(
+            a["reasons"], e["reasons"],
+            "reasons differ for {}",
+            e["name"]
+        );
+        for (x, y) in a["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(e["scores"].as_array().unwrap())
+        {
+            assert!(
+                (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-6,
+                "score differs for {}",
+                e["name"]
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_cases_exercise_every_part_of_the_scorer() {
+    let mut rec = Recommender::from_bytes(BLOB).unwrap();
+    let cases: Value = serde_json::from_str(CASES).unwrap();
+    let results = run_cases(&mut rec, &cases);
+    let reasons: Vec<String> = results
+        .iter()
+        .flat_map(|r| r["reasons"].as_array().unwrap().clone())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for needle in [
+        "you viewed this",
+        "viewed together with",
+        "you browse",
+        "popular",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "no golden case yields a reason with `{needle}`"
+        );
+    }
+    // A same-day signal on an item the model has never seen still lifts it.
+    let unknown = results
+        .iter()
+        .find(|r| r["name"] == "unknown and new items")
+        .unwrap();
+    let items = unknown["items"].as_array().unwrap();
+    let at = items.iter().position(|v| v == "new-special").unwrap();
+    assert!(at <= 1, "new-special is at {at}");
+    assert_eq!(unknown["reasons"][at], "you viewed this");
+    // An unknown id with no signal is scored by nothing: it sinks to the end.
+    assert_eq!(items.last().unwrap(), "unknown-1");
+}

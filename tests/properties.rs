@@ -1,0 +1,229 @@
+//! Property tests: blob round-trips, decoding hostile bytes, rerank invariants.
+#![cfg(not(target_arch = "wasm32"))]
+
+use nestrank::model::{ItemsSection, ModelParts, NeighboursSection, StringTable, NO_CATEGORY};
+use nestrank::rank::{rerank, RankerKind, RankerParams, Scratch, NUM_FEATURES};
+use nestrank::{Model, Signals};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+fn parts_strategy() -> impl Strategy<Value = ModelParts> {
+    (
+        prop::collection::btree_set("[a-z0-9]{1,8}", 0..40),
+        0usize..6,
+        any::<u64>(),
+        prop::collection::vec(-5.0f32..5.0, NUM_FEATURES),
+        -1000i32..30_000,
+    )
+        .prop_map(|(ids, categories, seed, weights, as_of_day)| {
+            let ids: Vec<String> = ids.into_iter().collect();
+            let n = ids.len();
+            // A small deterministic generator for the per-item arrays.
+            let mut s = seed | 1;
+            let mut next = move || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s
+            };
+            let category = (0..n)
+                .map(|_| {
+                    let r = next();
+                    if categories == 0 || r % 5 == 0 {
+                        NO_CATEGORY
+                    } else {
+                        (r % categories as u64) as u32
+                    }
+                })
+                .collect();
+            let conversions_7d = (0..n).map(|_| (next() % 50) as u32).collect();
+            let trend = (0..n).map(|_| (next() % 1000) as f32 / 7.0).collect();
+            let mut nb = NeighboursSection {
+                offsets: vec![0],
+                items: vec![],
+                scores: vec![],
+                scale: 1.0 / 65_535.0,
+            };
+            for _ in 0..n {
+                let k = next() % 4;
+                let mut seen = BTreeSet::new();
+                for _ in 0..k {
+                    let j = (next() % n as u64) as u32;
+                    if seen.insert(j) {
+                        nb.items.push(j);
+                        nb.scores.push((next() % 65_535 + 1) as u16);
+                    }
+                }
+                nb.offsets.push(nb.items.len() as u32);
+            }
+            let mut ranker = RankerParams::preset(RankerKind::Hybrid);
+            ranker.weights = weights;
+            ModelParts {
+                as_of_day,
+                items: ItemsSection {
+                    ids: StringTable::from_strings(&ids),
+                    category,
+                    conversions_7d,
+                    trend,
+                },
+                categories: StringTable::from_strings(
+                    &(0..categories)
+                        .map(|c| format!("cat{c}"))
+                        .collect::<Vec<_>>(),
+                ),
+                neighbours: nb,
+                ranker,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn model_round_trips_through_bytes(parts in parts_strategy()) {
+        let bytes = parts.to_bytes();
+        let model = Model::from_bytes(&bytes).unwrap();
+        prop_assert_eq!(model.parts(), &parts);
+        // Encoding is deterministic: same parts, same bytes.
+        prop_assert_eq!(model.parts().to_bytes(), bytes);
+    }
+
+    #[test]
+    fn any_flipped_byte_is_rejected_without_panic(parts in parts_strategy(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut bytes = parts.to_bytes();
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        prop_assert!(Model::from_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn truncation_is_rejected(parts in parts_strategy(), at in any::<prop::sample::Index>()) {
+        let bytes = parts.to_bytes();
+        let cut = at.index(bytes.len());
+        prop_assert!(Model::from_bytes(&bytes[..cut]).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..400), magic in any::<bool>()) {
+        if magic && bytes.len() >= 8 {
+            bytes[..4].copy_from_slice(b"NRNK");
+            bytes[4] = 1;
+            bytes[5] = 0;
+        }
+        let _ = Model::from_bytes(&bytes);
+    }
+
+    #[test]
+    fn rerank_is_a_stable_deterministic_permutation(
+        parts in parts_strategy(),
+        cand in prop::collection::vec(0u32..60, 0..50),
+        sig in prop::collection::vec((0u32..60, 0u8..6, -1e6f64..1e6), 0..30),
+        unknown_in in any::<bool>(),
+    ) {
+        let model = Model::from_parts(parts).unwrap();
+        let mut candidates = cand;
+        if unknown_in {
+            candidates.push(u32::MAX);
+        }
+        let items: Vec<u32> = sig.iter().map(|s| s.0).collect();
+        let events: Vec<u8> = sig.iter().map(|s| s.1).collect();
+        let ts: Vec<f64> = sig.iter().map(|s| 1e9 + s.2).collect();
+        let signals = Signals::new(&items, &events, &ts).unwrap();
+        let params = model.ranker().clone();
+        let mut scratch = Scratch::new();
+        let a = rerank(&model, &params, &mut scratch, &candidates, signals, 1e9, true).unwrap();
+        let b = rerank(&model, &params, &mut scratch, &candidates, signals, 1e9, true).unwrap();
+        prop_assert_eq!(&a, &b);
+        let mut sorted = a.order.clone();
+        sorted.sort_unstable();
+        prop_assert_eq!(sorted, (0..candidates.len() as u32).collect::<Vec<_>>());
+        prop_assert_eq!(a.reasons.len(), candidates.len());
+        for w in a.order.windows(2).zip(a.scores.windows(2)) {
+            let (o, s) = w;
+            prop_assert!(s[0] >= s[1]);
+            if s[0] == s[1] {
+                prop_assert!(o[0] < o[1], "ties keep the given order");
+            }
+        }
+        // Equal candidates get equal scores.
+        for (x, &px) in a.order.iter().enumerate() {
+            for (y, &py) in a.order.iter().enumerate() {
+                if candidates[px as usize] == candidates[py as usize] {
+                    prop_assert_eq!(a.scores[x], a.scores[y]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn non_finite_now_is_an_error() {
+    let model = Model::from_parts(nestrank::testing::tiny_model()).unwrap();
+    let mut scratch = Scratch::new();
+    let r = rerank(
+        &model,
+        model.ranker(),
+        &mut scratch,
+        &[0, 1],
+        Signals::EMPTY,
+        f64::NAN,
+        false,
+    );
+    assert_eq!(r, Err(nestrank::RerankError::BadNow));
+}
+
+#[test]
+fn signals_lift_own_and_neighbour_items() {
+    let model = Model::from_parts(nestrank::testing::tiny_model()).unwrap();
+    let mut scratch = Scratch::new();
+    let now = 100_000.0;
+    // No signals: popularity decides, c first.
+    let r = rerank(
+        &model,
+        model.ranker(),
+        &mut scratch,
+        &[0, 1, 2, 3],
+        Signals::EMPTY,
+        now,
+        true,
+    )
+    .unwrap();
+    assert_eq!(r.order[0], 2);
+    // A fresh view of d (no category, no neighbours): d comes first as own item.
+    let ts = [now - 60.0];
+    let sig = Signals::new(&[3], &[0], &ts).unwrap();
+    let r = rerank(
+        &model,
+        model.ranker(),
+        &mut scratch,
+        &[0, 1, 2, 3],
+        sig,
+        now,
+        true,
+    )
+    .unwrap();
+    assert_eq!(r.order[0], 3);
+    assert_eq!(r.reasons[0].text(&model), "you viewed this");
+    // A view of a (neighbour of b) lifts b above c, with a reason naming a.
+    let sig = Signals::new(&[0], &[0], &ts).unwrap();
+    let r = rerank(
+        &model,
+        model.ranker(),
+        &mut scratch,
+        &[1, 2, 3],
+        sig,
+        now,
+        true,
+    )
+    .unwrap();
+    assert_eq!(r.order[0], 0, "b first");
+    assert!(scratch.features()[0][nestrank::rank::F_SIMILARITY] > 0.9);
+    assert_eq!(scratch.features()[1][nestrank::rank::F_SIMILARITY], 0.0);
+    // b shares a's category too; the larger of the two parts names the reason.
+    let reason = r.reasons[0].text(&model);
+    assert!(
+        reason == "viewed together with a" || reason == "from category diapers you browse",
+        "{reason}"
+    );
+}
