@@ -9,6 +9,7 @@ use crate::format::{
 };
 use crate::rank::{RankerParams, NUM_FEATURES};
 use crate::util::fnv1a64;
+use std::sync::OnceLock;
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The largest number of items a model may hold.
@@ -144,6 +145,9 @@ pub struct Model {
     parts: ModelParts,
     pop_feature: Vec<f32>,
     trend_feature: Vec<f32>,
+    /// Open-addressing hash table from id to index + 1 (0 = empty), built
+    /// on the first string lookup so that typed-only callers never pay.
+    id_slots: OnceLock<Vec<u32>>,
 }
 
 fn check_len(what: &'static str, left: usize, right: usize) -> Result<(), DecodeError> {
@@ -350,6 +354,7 @@ impl Model {
             parts,
             pop_feature,
             trend_feature,
+            id_slots: OnceLock::new(),
         })
     }
 
@@ -380,17 +385,31 @@ impl Model {
 
     /// The dense index of an item id, if the model knows it.
     pub fn index_of(&self, id: &str) -> Option<u32> {
-        let ids = &self.parts.items.ids;
-        let (mut lo, mut hi) = (0usize, ids.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match ids.get(mid).as_bytes().cmp(id.as_bytes()) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid as u32),
+        let slots = self.id_slots.get_or_init(|| self.build_id_slots());
+        let mask = slots.len() - 1;
+        let mut at = fnv1a64(id.as_bytes()) as usize & mask;
+        loop {
+            match slots[at] {
+                0 => return None,
+                s if self.id_of(s - 1) == id => return Some(s - 1),
+                _ => at = (at + 1) & mask,
             }
         }
-        None
+    }
+
+    fn build_id_slots(&self) -> Vec<u32> {
+        let n = self.item_count();
+        // At most half full, so probes stay short and an empty slot always exists.
+        let mut slots = vec![0u32; (2 * n).next_power_of_two().max(2)];
+        let mask = slots.len() - 1;
+        for i in 0..n as u32 {
+            let mut at = fnv1a64(self.id_of(i).as_bytes()) as usize & mask;
+            while slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            slots[at] = i + 1;
+        }
+        slots
     }
 
     /// The id of item `index`; `index` must be below [`Model::item_count`].

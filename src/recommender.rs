@@ -98,14 +98,17 @@ impl Recommender {
     /// The string path. An id the model does not know is still matched
     /// between candidates and signals (a signal on a new item lifts that
     /// item), and otherwise scores by nothing: it keeps its given order
-    /// among equals.
-    pub fn rerank_ids<'a>(
+    /// among equals. Returns positions into `candidates`, as the typed path.
+    ///
+    /// Signals are `(id, event code, ts)`; a code outside 0..=3 or a
+    /// non-finite time makes the scorer skip that signal.
+    pub fn rerank_id_positions<'a>(
         &mut self,
         candidates: &[&'a str],
-        signals: &[(&'a str, Event, f64)],
+        signals: &[(&'a str, u8, f64)],
         now: f64,
         explain: bool,
-    ) -> Result<IdRanking, RerankError> {
+    ) -> Result<&Ranking, RerankError> {
         let n = self.model.item_count() as u32;
         let mut unknown: HashMap<&str, u32> = HashMap::new();
         let mut index = |id: &'a str, add: bool| -> u32 {
@@ -124,10 +127,22 @@ impl Recommender {
         };
         let cand: Vec<u32> = candidates.iter().map(|id| index(id, true)).collect();
         let items: Vec<u32> = signals.iter().map(|s| index(s.0, false)).collect();
-        let events: Vec<u8> = signals.iter().map(|s| s.1 as u8).collect();
+        let events: Vec<u8> = signals.iter().map(|s| s.1).collect();
         let ts: Vec<f64> = signals.iter().map(|s| s.2).collect();
         let sig = Signals::new(&items, &events, &ts).expect("equal lengths by construction");
-        self.rerank_indices(&cand, sig, now, explain)?;
+        self.rerank_indices(&cand, sig, now, explain)
+    }
+
+    /// [`Recommender::rerank_id_positions`] with ids, scores and reason texts.
+    pub fn rerank_ids<'a>(
+        &mut self,
+        candidates: &[&'a str],
+        signals: &[(&'a str, Event, f64)],
+        now: f64,
+        explain: bool,
+    ) -> Result<IdRanking, RerankError> {
+        let coded: Vec<(&str, u8, f64)> = signals.iter().map(|s| (s.0, s.1 as u8, s.2)).collect();
+        self.rerank_id_positions(candidates, &coded, now, explain)?;
         let r = &self.ranking;
         Ok(IdRanking {
             items: r

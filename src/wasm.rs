@@ -6,7 +6,7 @@
 //! input.
 
 use crate::recommender::Recommender as Core;
-use crate::signals::{Event, Signals};
+use crate::signals::Signals;
 use crate::util::format_date;
 use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array, Uint8Array};
 use serde::Deserialize;
@@ -40,28 +40,46 @@ fn arg_error(message: &str) -> JsValue {
     error("NestrankArgumentError", message)
 }
 
-/// A signal as JS gives it: `{item, event, ts}`; `event` a name or a code.
-#[derive(Deserialize)]
-struct JsSignal {
-    item: String,
-    event: JsEvent,
-    ts: f64,
+/// Signals packed by `packSignals`: joined ids, event codes (255 for an
+/// unknown event), times (NaN where not a number).
+struct PackedSignals {
+    ids: String,
+    events: Vec<u8>,
+    ts: Vec<f64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum JsEvent {
-    Code(u8),
-    Name(String),
-}
-
-impl JsEvent {
-    fn event(&self) -> Option<Event> {
-        match self {
-            JsEvent::Code(c) => Event::from_code(*c),
-            JsEvent::Name(n) => Event::from_name(n),
-        }
+/// Reads `[{item, event, ts}]`: `item` a string, `event` a name or a code,
+/// `ts` a number. A signal whose event is unknown or whose time is not a
+/// finite number is skipped by the scorer (signals come from storage the
+/// page does not control); an element that is not such an object is an error.
+fn parse_signals(value: &JsValue) -> Result<PackedSignals, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(PackedSignals {
+            ids: String::new(),
+            events: Vec::new(),
+            ts: Vec::new(),
+        });
     }
+    let array = value
+        .dyn_ref::<Array>()
+        .ok_or_else(|| arg_error("signals must be an array of {item, event, ts}"))?;
+    let packed = pack_signals(array);
+    if let Some(code) = packed.as_f64() {
+        return Err(if code >= 0.0 {
+            arg_error(&format!(
+                "signals must be an array of {{item: string, event, ts: number}}: signals[{code}] is not"
+            ))
+        } else {
+            bad_element("signals.item of signals", code)
+        });
+    }
+    Ok(PackedSignals {
+        ids: Reflect::get(&packed, &"ids".into())?
+            .as_string()
+            .unwrap_or_default(),
+        events: Uint8Array::new(&Reflect::get(&packed, &"events".into())?).to_vec(),
+        ts: js_sys::Float64Array::new(&Reflect::get(&packed, &"ts".into())?).to_vec(),
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -72,18 +90,83 @@ struct RerankOptions {
     explain: Option<bool>,
 }
 
-fn string_array(value: &JsValue, what: &str) -> Result<Vec<String>, JsValue> {
+// Crossing the JS/wasm boundary costs per call, so arrays of strings and
+// signal objects are packed on the JS side into one joined string and typed
+// arrays: one crossing per argument instead of one per element.
+#[wasm_bindgen(inline_js = r#"
+const SEP = "\x1f";
+const CODES = { view: 0, fav: 1, cart: 2, purchase: 3 };
+export function joinIds(a) {
+  for (let i = 0; i < a.length; i++) {
+    const s = a[i];
+    if (typeof s !== "string") return i;
+    if (s.includes(SEP)) return -1 - i;
+  }
+  return a.join(SEP);
+}
+export function packSignals(s) {
+  const n = s.length, events = new Uint8Array(n), ts = new Float64Array(n), ids = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = s[i];
+    if (x === null || typeof x !== "object" || typeof x.item !== "string") return i;
+    if (x.item.includes(SEP)) return -1 - i;
+    ids[i] = x.item;
+    const e = x.event;
+    events[i] = typeof e === "number" ? (Number.isInteger(e) && e >= 0 && e <= 3 ? e : 255) : (CODES[e] ?? 255);
+    ts[i] = typeof x.ts === "number" ? x.ts : NaN;
+  }
+  return { ids: ids.join(SEP), events, ts };
+}
+export function pick(a, order) {
+  const out = new Array(order.length);
+  for (let i = 0; i < order.length; i++) out[i] = a[order[i]];
+  return out;
+}
+export function splitJoined(s, n) {
+  return n === 0 ? [] : s.split(SEP);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = joinIds)]
+    fn join_ids(array: &Array) -> JsValue;
+    #[wasm_bindgen(js_name = packSignals)]
+    fn pack_signals(array: &Array) -> JsValue;
+    fn pick(array: &Array, order: &[u32]) -> Array;
+    #[wasm_bindgen(js_name = splitJoined)]
+    fn split_joined(joined: &str, count: u32) -> Array;
+}
+
+const SEP: char = '\u{1f}';
+
+fn split_ids(joined: &str, len: u32) -> Vec<&str> {
+    if len == 0 {
+        Vec::new()
+    } else {
+        joined.split(SEP).collect()
+    }
+}
+
+fn bad_element(what: &str, code: f64) -> JsValue {
+    if code >= 0.0 {
+        arg_error(&format!("{what}[{code}] is not a string"))
+    } else {
+        arg_error(&format!(
+            "{what}[{}] contains U+001F, which item ids may not hold",
+            -1.0 - code
+        ))
+    }
+}
+
+/// The ids of a JS array of strings, joined (see `split_ids`).
+fn joined_ids(value: &JsValue, what: &str) -> Result<(String, u32), JsValue> {
     let array = value
         .dyn_ref::<Array>()
         .ok_or_else(|| arg_error(&format!("{what} must be an array of item id strings")))?;
-    array
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_string()
-                .ok_or_else(|| arg_error(&format!("{what}[{i}] is not a string")))
-        })
-        .collect()
+    let joined = join_ids(array);
+    match joined.as_string() {
+        Some(s) => Ok((s, array.length())),
+        None => Err(bad_element(what, joined.as_f64().unwrap_or(0.0))),
+    }
 }
 
 fn now_or_default(now: Option<f64>) -> f64 {
@@ -155,18 +238,9 @@ impl Recommender {
         #[wasm_bindgen(unchecked_param_type = "Signal[] | undefined")] signals: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "RerankOptions | undefined")] options: &JsValue,
     ) -> Result<JsValue, JsValue> {
-        let candidates = string_array(candidate_ids, "candidateIds")?;
-        let signals: Vec<JsSignal> = if signals.is_undefined() || signals.is_null() {
-            Vec::new()
-        } else if Array::is_array(signals) {
-            serde_wasm_bindgen::from_value(signals.clone()).map_err(|e| {
-                arg_error(&format!(
-                    "signals must be an array of {{item: string, event, ts: number}}: {e}"
-                ))
-            })?
-        } else {
-            return Err(arg_error("signals must be an array of {item, event, ts}"));
-        };
+        let (joined, count) = joined_ids(candidate_ids, "candidateIds")?;
+        let cand = split_ids(&joined, count);
+        let packed = parse_signals(signals)?;
         let options: RerankOptions = if options.is_undefined() || options.is_null() {
             RerankOptions::default()
         } else {
@@ -177,30 +251,46 @@ impl Recommender {
             })?
         };
         let now = now_or_default(options.now);
-        let cand: Vec<&str> = candidates.iter().map(String::as_str).collect();
-        let sig: Vec<(&str, Event, f64)> = signals
-            .iter()
-            .filter_map(|s| s.event.event().map(|e| (s.item.as_str(), e, s.ts)))
+        let sig_ids = split_ids(&packed.ids, packed.events.len() as u32);
+        let sig: Vec<(&str, u8, f64)> = sig_ids
+            .into_iter()
+            .zip(packed.events.iter().zip(&packed.ts))
+            .map(|(item, (&event, &ts))| (item, event, ts))
             .collect();
         let explain = options.explain.unwrap_or(true);
-        let mut out = self
-            .inner
-            .rerank_ids(&cand, &sig, now, explain)
+        self.inner
+            .rerank_id_positions(&cand, &sig, now, explain)
             .map_err(|e| arg_error(&e.to_string()))?;
-        if let Some(limit) = options.limit {
-            let limit = limit as usize;
-            out.items.truncate(limit);
-            out.scores.truncate(limit);
-            out.reasons.truncate(limit);
+        let ranking = self.inner.last_ranking();
+        let shown = options.limit.map_or(ranking.order.len(), |l| {
+            (l as usize).min(ranking.order.len())
+        });
+        // The ids go back as the very JS strings given, reordered in JS:
+        // no string conversion on the way out.
+        let items = pick(
+            candidate_ids.unchecked_ref::<Array>(),
+            &ranking.order[..shown],
+        );
+        let model = self.inner.model();
+        let mut reasons = String::new();
+        let shown_reasons = shown.min(ranking.reasons.len());
+        for (k, r) in ranking.reasons[..shown_reasons].iter().enumerate() {
+            if k > 0 {
+                reasons.push(SEP);
+            }
+            reasons.extend(
+                r.text(model)
+                    .chars()
+                    .map(|c| if c == SEP { ' ' } else { c }),
+            );
         }
+        let reasons = split_joined(&reasons, shown_reasons as u32);
         let result = Object::new();
-        let items: Array = out.items.iter().map(|s| JsValue::from_str(s)).collect();
-        let reasons: Array = out.reasons.iter().map(|s| JsValue::from_str(s)).collect();
         Reflect::set(&result, &"items".into(), &items)?;
         Reflect::set(
             &result,
             &"scores".into(),
-            &Float32Array::from(out.scores.as_slice()),
+            &Float32Array::from(&ranking.scores[..shown]),
         )?;
         Reflect::set(&result, &"reasons".into(), &reasons)?;
         Ok(result.into())
@@ -212,8 +302,8 @@ impl Recommender {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string[]")] ids: &JsValue,
     ) -> Result<Uint32Array, JsValue> {
-        let ids = string_array(ids, "ids")?;
-        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (joined, count) = joined_ids(ids, "ids")?;
+        let refs = split_ids(&joined, count);
         Ok(Uint32Array::from(self.inner.index_of(&refs).as_slice()))
     }
 

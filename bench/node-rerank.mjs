@@ -1,0 +1,50 @@
+// Rerank timings of the wasm package under Node, on the demo model: a day's
+// 500 specials x a user's signals, string API and typed API, after warm-up.
+// Usage: node bench/node-rerank.mjs <data dir> <model dir> <YYYY-MM-DD>
+// (make bench-quick builds the inputs and runs it.)
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadNestrank, readEvents, specialsOf } from "../scripts/node-pkg.mjs";
+
+const [dataDir, modelDir, date] = process.argv.slice(2);
+const t0 = performance.now();
+const { Recommender } = await loadNestrank();
+const tInit = performance.now() - t0;
+const manifest = JSON.parse(readFileSync(join(modelDir, "manifest.json"), "utf8"));
+const bytes = readFileSync(join(modelDir, manifest.file));
+const t1 = performance.now();
+const rec = Recommender.fromBytes(bytes);
+const tLoad = performance.now() - t1;
+
+const events = readEvents(join(dataDir, "events.csv"));
+const specials = specialsOf(events, date);
+const start = Date.parse(date + "T00:00:00Z") / 1000;
+// 200 signals: the most active user's latest events before the day.
+const byUser = new Map();
+for (const e of events) if (e.ts < start) (byUser.get(e.user) ?? byUser.set(e.user, []).get(e.user)).push(e);
+const history = [...byUser.values()].sort((a, b) => b.length - a.length)[0].slice(-200);
+const signals = history.map((e) => ({ item: e.item, event: e.event, ts: e.ts }));
+const code = { view: 0, fav: 1, cart: 2, purchase: 3 };
+const idx = rec.indexOf(specials);
+const sigItems = rec.indexOf(signals.map((s) => s.item));
+const sigEvents = Uint8Array.from(signals.map((s) => code[s.event]));
+const sigTs = Float64Array.from(signals.map((s) => s.ts));
+
+function stats(fn, runs = 2000, warm = 200) {
+  for (let i = 0; i < warm; i++) fn();
+  const t = [];
+  for (let i = 0; i < runs; i++) {
+    const a = performance.now();
+    fn();
+    t.push(performance.now() - a);
+  }
+  t.sort((a, b) => a - b);
+  return { median_us: t[runs >> 1] * 1000, p99_us: t[Math.floor(runs * 0.99)] * 1000 };
+}
+const typed = stats(() => rec.rerankIndices(idx, sigItems, sigEvents, sigTs, start));
+const strings = stats(() => rec.rerank(specials, signals, { now: start, explain: true }));
+const fmt = (x) => x.toFixed(1);
+console.log(`model: ${manifest.bytes} bytes, ${rec.itemCount} items; ${specials.length} candidates x ${signals.length} signals`);
+console.log(`instantiate (initSync): ${tInit.toFixed(2)} ms; fromBytes: ${tLoad.toFixed(2)} ms`);
+console.log(`rerankIndices (typed): median ${fmt(typed.median_us)} us, p99 ${fmt(typed.p99_us)} us`);
+console.log(`rerank (string ids, reasons): median ${fmt(strings.median_us)} us, p99 ${fmt(strings.p99_us)} us`);
