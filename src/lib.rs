@@ -15,6 +15,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod factors;
 pub mod format;
 pub mod model;
 pub mod rank;

@@ -3,11 +3,12 @@
 //! [`Model::from_bytes`] validates everything once (FORMAT.md lists the
 //! checks); after that the scorer indexes the arrays without checks.
 
+use crate::factors::FactorsSection;
 use crate::format::{
     decode_section, encode_section, write_container, BlobKind, Container, DecodeError, Header,
     VERSION,
 };
-use crate::rank::{RankerParams, NUM_FEATURES};
+use crate::rank::{RankerParams, RankerSection, NUM_FEATURES};
 use crate::util::fnv1a64;
 use std::sync::OnceLock;
 use wincode::{SchemaRead, SchemaWrite};
@@ -33,6 +34,8 @@ pub mod section {
     pub const NEIGHBOURS: u16 = 3;
     /// Ranker parameters.
     pub const RANKER: u16 = 4;
+    /// Item factors for the on-device fold-in (optional).
+    pub const FACTORS: u16 = 5;
 }
 
 /// A list of strings stored as one UTF-8 buffer and the end offset of each.
@@ -71,7 +74,7 @@ impl StringTable {
         &self.bytes[start..self.ends[i] as usize]
     }
 
-    fn validate(&self, what: &'static str) -> Result<(), DecodeError> {
+    pub(crate) fn validate(&self, what: &'static str) -> Result<(), DecodeError> {
         let mut start = 0usize;
         for &end in &self.ends {
             let end = end as usize;
@@ -136,6 +139,8 @@ pub struct ModelParts {
     pub neighbours: NeighboursSection,
     /// The shipped ranker.
     pub ranker: RankerParams,
+    /// Implicit-ALS item factors, if the build trained them.
+    pub factors: Option<FactorsSection>,
 }
 
 /// A validated model, ready to rank.
@@ -179,12 +184,19 @@ fn log_normalized<T: Copy + Into<f64>>(values: &[T]) -> Vec<f32> {
 
 impl ModelParts {
     fn sections(&self) -> Vec<(u16, Vec<u8>)> {
-        vec![
+        let mut sections = vec![
             (section::ITEMS, encode_section(&self.items)),
             (section::CATEGORIES, encode_section(&self.categories)),
             (section::NEIGHBOURS, encode_section(&self.neighbours)),
-            (section::RANKER, encode_section(&self.ranker)),
-        ]
+            (
+                section::RANKER,
+                encode_section(&RankerSection::from(&self.ranker)),
+            ),
+        ];
+        if let Some(f) = &self.factors {
+            sections.push((section::FACTORS, encode_section(f)));
+        }
+        sections
     }
 
     /// Checks every invariant FORMAT.md states for a model.
@@ -275,7 +287,11 @@ impl ModelParts {
                 what: "neighbours.scale",
             });
         }
-        self.ranker.validate()
+        self.ranker.validate()?;
+        if let Some(f) = &self.factors {
+            f.validate(n)?;
+        }
+        Ok(())
     }
 
     /// Serializes to a blob. The model id is the FNV-1a 64 hash of the
@@ -305,7 +321,8 @@ impl Model {
         let mut items = None;
         let mut categories = None;
         let mut neighbours = None;
-        let mut ranker = None;
+        let mut ranker: Option<RankerSection> = None;
+        let mut factors = None;
         fn put<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), DecodeError> {
             if slot.replace(v).is_some() {
                 return Err(DecodeError::DuplicateSection { what });
@@ -326,6 +343,7 @@ impl Model {
                     "neighbours",
                 )?,
                 section::RANKER => put(&mut ranker, decode_section(data, "ranker")?, "ranker")?,
+                section::FACTORS => put(&mut factors, decode_section(data, "factors")?, "factors")?,
                 _ => return Err(DecodeError::OutOfRange { what: "section id" }),
             }
         }
@@ -334,7 +352,10 @@ impl Model {
             items: items.ok_or(DecodeError::MissingSection { what: "items" })?,
             categories: categories.ok_or(DecodeError::MissingSection { what: "categories" })?,
             neighbours: neighbours.ok_or(DecodeError::MissingSection { what: "neighbours" })?,
-            ranker: ranker.ok_or(DecodeError::MissingSection { what: "ranker" })?,
+            ranker: ranker
+                .ok_or(DecodeError::MissingSection { what: "ranker" })?
+                .params()?,
+            factors,
         };
         Self::with_header(container.header, parts)
     }
@@ -452,6 +473,11 @@ impl Model {
     /// The trend feature of item `index` in `[0, 1]`.
     pub fn trend(&self, index: u32) -> f32 {
         self.trend_feature[index as usize]
+    }
+
+    /// The item factors, if the model has them.
+    pub fn factors(&self) -> Option<&FactorsSection> {
+        self.parts.factors.as_ref()
     }
 
     /// The ranker shipped in the blob.

@@ -6,54 +6,149 @@
 //! offline figures come from the very code the phone runs.
 
 use crate::format::DecodeError;
-use crate::model::{Model, NO_CATEGORY};
+use crate::model::{Model, StringTable, NO_CATEGORY};
 use crate::signals::{Event, Signals};
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The number of features per candidate.
-pub const NUM_FEATURES: usize = 7;
+pub const NUM_FEATURES: usize = 12;
 
-/// Feature names, in feature order (the ranker's weights follow it).
+/// Feature names, in feature order. The blob stores the ranker's weights by
+/// name, so a feature added later leaves older blobs readable (their weight
+/// for it is zero).
 pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "own_recency",
     "own_weight",
+    "own_intent",
+    "own_session",
     "similarity",
+    "similarity_session",
     "category_count",
     "category_share",
+    "category_session",
     "popularity",
     "trend",
+    "factor",
 ];
 
 /// `1 / (1 + hours since the user's latest signal on this very item)`; 0 if none.
 pub const F_OWN_RECENCY: usize = 0;
 /// Event-weighted, decayed sum of the user's signals on this very item.
 pub const F_OWN_WEIGHT: usize = 1;
+/// Decayed count of favourites, carts and purchases of this very item.
+pub const F_OWN_INTENT: usize = 2;
+/// `ln(1 + signals on this very item within the session horizon)`.
+pub const F_OWN_SESSION: usize = 3;
 /// Event-weighted, decayed sum of neighbour similarity to the signal items.
-pub const F_SIMILARITY: usize = 2;
+pub const F_SIMILARITY: usize = 4;
+/// The same with the session half-life: what the user looks at right now.
+pub const F_SIMILARITY_SESSION: usize = 5;
 /// `ln(1 + number of signals in the candidate's category)`.
-pub const F_CATEGORY_COUNT: usize = 3;
+pub const F_CATEGORY_COUNT: usize = 6;
 /// Share of the user's decayed signal weight in the candidate's category.
-pub const F_CATEGORY_SHARE: usize = 4;
+pub const F_CATEGORY_SHARE: usize = 7;
+/// The same share with the session half-life.
+pub const F_CATEGORY_SESSION: usize = 8;
 /// Conversions in the 7 days before as-of, log-scaled to `[0, 1]`.
-pub const F_POPULARITY: usize = 5;
+pub const F_POPULARITY: usize = 9;
 /// Decayed activity before as-of, log-scaled to `[0, 1]`.
-pub const F_TREND: usize = 6;
+pub const F_TREND: usize = 10;
+/// The folded-in user vector times the item's factors (0 without factors).
+pub const F_FACTOR: usize = 11;
 
 const NONE: u32 = u32::MAX;
 
-/// The ranker's parameters, stored in the blob's `ranker` section.
-#[derive(Debug, Clone, PartialEq, SchemaWrite, SchemaRead)]
+/// The ranker's parameters: how signals decay and weigh, and one weight per feature.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RankerParams {
     /// Weight of each event kind (view, fav, cart, purchase), `>= 0`.
     pub event_weights: Vec<f32>,
-    /// Half-life, in hours, of a signal's weight for the own-item feature.
+    /// Half-life, in hours, of a signal's weight for the own-item features.
     pub half_life_own_h: f32,
     /// Half-life, in hours, for the similarity feature.
     pub half_life_sim_h: f32,
     /// Half-life, in hours, for the category-share feature.
     pub half_life_cat_h: f32,
+    /// The session horizon and short half-life, in hours.
+    pub session_h: f32,
     /// One weight per feature, in [`FEATURE_NAMES`] order.
     pub weights: Vec<f32>,
+}
+
+/// The `ranker` section as stored: weights by feature name.
+#[derive(Debug, Clone, PartialEq, SchemaWrite, SchemaRead)]
+pub struct RankerSection {
+    /// See [`RankerParams::event_weights`].
+    pub event_weights: Vec<f32>,
+    /// See [`RankerParams::half_life_own_h`].
+    pub half_life_own_h: f32,
+    /// See [`RankerParams::half_life_sim_h`].
+    pub half_life_sim_h: f32,
+    /// See [`RankerParams::half_life_cat_h`].
+    pub half_life_cat_h: f32,
+    /// See [`RankerParams::session_h`].
+    pub session_h: f32,
+    /// Feature names.
+    pub features: StringTable,
+    /// One weight per name.
+    pub weights: Vec<f32>,
+}
+
+impl RankerSection {
+    /// The in-memory parameters; a feature name this build does not know is
+    /// an error (a newer builder's blob), a feature not named weighs zero.
+    pub fn params(&self) -> Result<RankerParams, DecodeError> {
+        if self.weights.len() != self.features.len() {
+            return Err(DecodeError::LengthMismatch {
+                what: "ranker.weights vs ranker.features",
+                left: self.weights.len() as u64,
+                right: self.features.len() as u64,
+            });
+        }
+        self.features.validate("ranker.features")?;
+        let mut weights = vec![0.0; NUM_FEATURES];
+        let mut seen = [false; NUM_FEATURES];
+        for (k, &w) in self.weights.iter().enumerate() {
+            let name = self.features.get(k);
+            let f =
+                FEATURE_NAMES
+                    .iter()
+                    .position(|n| *n == name)
+                    .ok_or(DecodeError::OutOfRange {
+                        what: "ranker feature name",
+                    })?;
+            if std::mem::replace(&mut seen[f], true) {
+                return Err(DecodeError::OutOfRange {
+                    what: "ranker feature name (repeated)",
+                });
+            }
+            weights[f] = w;
+        }
+        let p = RankerParams {
+            event_weights: self.event_weights.clone(),
+            half_life_own_h: self.half_life_own_h,
+            half_life_sim_h: self.half_life_sim_h,
+            half_life_cat_h: self.half_life_cat_h,
+            session_h: self.session_h,
+            weights,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+impl From<&RankerParams> for RankerSection {
+    fn from(p: &RankerParams) -> Self {
+        RankerSection {
+            event_weights: p.event_weights.clone(),
+            half_life_own_h: p.half_life_own_h,
+            half_life_sim_h: p.half_life_sim_h,
+            half_life_cat_h: p.half_life_cat_h,
+            session_h: p.session_h,
+            features: StringTable::from_strings(&FEATURE_NAMES),
+            weights: p.weights.clone(),
+        }
+    }
 }
 
 /// The rankers the project ships and evaluates.
@@ -69,18 +164,21 @@ pub enum RankerKind {
     Category,
     /// Item-item similarity to the user's decayed signals.
     ItemCf,
+    /// The folded-in implicit-ALS factors alone.
+    Factor,
     /// The shipped blend of every feature.
     Hybrid,
 }
 
 impl RankerKind {
     /// All kinds, in report order.
-    pub const ALL: [RankerKind; 6] = [
+    pub const ALL: [RankerKind; 7] = [
         RankerKind::Random,
         RankerKind::Popular,
         RankerKind::Recent,
         RankerKind::Category,
         RankerKind::ItemCf,
+        RankerKind::Factor,
         RankerKind::Hybrid,
     ];
 
@@ -92,6 +190,7 @@ impl RankerKind {
             RankerKind::Recent => "recent",
             RankerKind::Category => "category",
             RankerKind::ItemCf => "itemcf",
+            RankerKind::Factor => "als",
             RankerKind::Hybrid => "hybrid",
         }
     }
@@ -105,6 +204,7 @@ impl RankerParams {
             half_life_own_h: 24.0,
             half_life_sim_h: 72.0,
             half_life_cat_h: 6.0,
+            session_h: 1.0,
             weights: vec![0.0; NUM_FEATURES],
         }
     }
@@ -118,12 +218,20 @@ impl RankerParams {
             RankerKind::Popular => w[F_POPULARITY] = 1.0,
             RankerKind::Recent => {
                 // Own recency is >= 1/(1+hours) >= 1e-4 for a year-old signal,
-                // so 1e5 puts every own item above any popularity in [0, 1].
+                // so 1e5 puts every own item above any popularity in [0, 1e-3].
                 w[F_OWN_RECENCY] = 1e5;
-                w[F_POPULARITY] = 1.0;
+                w[F_POPULARITY] = 1e-3;
             }
             RankerKind::Category => w[F_CATEGORY_COUNT] = 1.0,
-            RankerKind::ItemCf => w[F_SIMILARITY] = 1.0,
+            RankerKind::ItemCf => {
+                // SAR-style: an item is most similar to itself (similarity 1).
+                w[F_SIMILARITY] = 1.0;
+                w[F_OWN_WEIGHT] = 1.0;
+                p.half_life_own_h = p.half_life_sim_h;
+            }
+            RankerKind::Factor => {
+                w[F_FACTOR] = 1.0;
+            }
             RankerKind::Hybrid => {
                 w[F_OWN_RECENCY] = 2.0;
                 w[F_OWN_WEIGHT] = 0.5;
@@ -171,6 +279,7 @@ impl RankerParams {
             self.half_life_own_h,
             self.half_life_sim_h,
             self.half_life_cat_h,
+            self.session_h,
         ] {
             if !h.is_finite() || h <= 0.0 {
                 return Err(DecodeError::OutOfRange {
@@ -195,6 +304,8 @@ pub enum Reason {
     Category(u32),
     /// Popular recently.
     Popular,
+    /// The user's taste, as the folded-in factors see it.
+    Taste,
 }
 
 impl Reason {
@@ -209,6 +320,7 @@ impl Reason {
             Reason::SimilarTo(i) => format!("viewed together with {}", model.id_of(i)),
             Reason::Category(c) => format!("from category {} you browse", model.category_name(c)),
             Reason::Popular => "popular this week".into(),
+            Reason::Taste => "picked for your taste".into(),
         }
     }
 }
@@ -237,9 +349,9 @@ pub enum RerankError {
 #[derive(Debug, Default, Clone)]
 pub struct Scratch {
     pos_of: Vec<u32>,
-    src_weight: Vec<f32>,
+    src_weight: Vec<[f32; 3]>,
     src_touched: Vec<u32>,
-    cat_weight: Vec<f32>,
+    cat_weight: Vec<[f32; 2]>,
     cat_count: Vec<u32>,
     cat_touched: Vec<u32>,
     extra: Vec<(u32, u32)>,
@@ -247,6 +359,10 @@ pub struct Scratch {
     best_source: Vec<(f32, u32)>,
     own_event: Vec<u8>,
     scores: Vec<f32>,
+    fold_items: Vec<(u32, f32)>,
+    user: Vec<f32>,
+    fold_rows: Vec<f32>,
+    fold_work: Vec<f32>,
 }
 
 impl Scratch {
@@ -258,11 +374,11 @@ impl Scratch {
     fn fit(&mut self, items: usize, categories: usize) {
         if self.pos_of.len() != items {
             self.pos_of = vec![NONE; items];
-            self.src_weight = vec![0.0; items];
+            self.src_weight = vec![[0.0; 3]; items];
         }
         if self.cat_count.len() != categories {
             self.cat_count = vec![0; categories];
-            self.cat_weight = vec![0.0; categories];
+            self.cat_weight = vec![[0.0; 2]; categories];
         }
     }
 
@@ -314,7 +430,18 @@ pub fn compute_features(
     s.extra.sort_unstable();
     s.extra.dedup_by_key(|e| e.0);
 
-    let mut total_cat_weight = 0.0f32;
+    let session_s = f64::from(params.session_h) * 3600.0;
+    // The fold-in weighs events as the factor model was trained to.
+    let fold_ew: [f32; 4] = match model.factors() {
+        Some(f) => [
+            f.event_weights[0],
+            f.event_weights[1],
+            f.event_weights[2],
+            f.event_weights[3],
+        ],
+        None => [0.0; 4],
+    };
+    let mut total_cat = [0.0f32; 2];
     for j in 0..signals.len() {
         let (item, ts) = (signals.items[j], signals.ts[j]);
         let Some(event) = Event::from_code(signals.events[j]) else {
@@ -335,20 +462,32 @@ pub fn compute_features(
         };
         if pos != NONE {
             let f = &mut s.features[pos as usize];
+            let d_own = decay(age, params.half_life_own_h);
             f[F_OWN_RECENCY] = f[F_OWN_RECENCY].max((1.0 / (1.0 + age / 3600.0)) as f32);
-            f[F_OWN_WEIGHT] += ew * decay(age, params.half_life_own_h);
+            f[F_OWN_WEIGHT] += ew * d_own;
+            if event != Event::View {
+                f[F_OWN_INTENT] += d_own;
+            }
+            if age <= session_s {
+                f[F_OWN_SESSION] += 1.0;
+            }
             let own = &mut s.own_event[pos as usize];
             if *own == u8::MAX || *own < event as u8 {
                 *own = event as u8;
             }
         }
         if (item as usize) < n {
-            let w = ew * decay(age, params.half_life_sim_h);
-            if w > 0.0 {
-                if s.src_weight[item as usize] == 0.0 {
-                    s.src_touched.push(item);
-                }
-                s.src_weight[item as usize] += w;
+            let w = [
+                ew * decay(age, params.half_life_sim_h),
+                ew * decay(age, params.session_h),
+                fold_ew[event as usize],
+            ];
+            let src = &mut s.src_weight[item as usize];
+            if *src == [0.0; 3] {
+                s.src_touched.push(item);
+            }
+            for k in 0..3 {
+                src[k] += w[k];
             }
             let cat = model.category_of(item);
             if cat != NO_CATEGORY {
@@ -357,26 +496,39 @@ pub fn compute_features(
                     s.cat_touched.push(cat);
                 }
                 s.cat_count[c] += 1;
-                let w = ew * decay(age, params.half_life_cat_h);
-                s.cat_weight[c] += w;
-                total_cat_weight += w;
+                let w = [
+                    ew * decay(age, params.half_life_cat_h),
+                    ew * decay(age, params.session_h),
+                ];
+                for k in 0..2 {
+                    s.cat_weight[c][k] += w[k];
+                    total_cat[k] += w[k];
+                }
             }
         }
     }
 
     let (offsets, nb_items, nb_scores, scale) = model.neighbour_arrays();
+    s.fold_items.clear();
     for &src in &s.src_touched {
-        let w = s.src_weight[src as usize] * scale;
-        s.src_weight[src as usize] = 0.0;
+        let [w_long, w_short, w_fold] = s.src_weight[src as usize];
+        s.src_weight[src as usize] = [0.0; 3];
+        if w_fold > 0.0 {
+            s.fold_items.push((src, w_fold));
+        }
         let (a, b) = (
             offsets[src as usize] as usize,
             offsets[src as usize + 1] as usize,
         );
+        let (w_long, w_short) = (w_long * scale, w_short * scale);
         for (&j, &q) in nb_items[a..b].iter().zip(&nb_scores[a..b]) {
             let p = s.pos_of[j as usize];
             if p != NONE {
-                let contribution = w * f32::from(q);
-                s.features[p as usize][F_SIMILARITY] += contribution;
+                let q = f32::from(q);
+                let f = &mut s.features[p as usize];
+                let contribution = w_long * q;
+                f[F_SIMILARITY] += contribution;
+                f[F_SIMILARITY_SESSION] += w_short * q;
                 let best = &mut s.best_source[p as usize];
                 if contribution > best.0 {
                     *best = (contribution, src);
@@ -386,10 +538,33 @@ pub fn compute_features(
     }
     s.src_touched.clear();
 
-    let inv_total = if total_cat_weight > 0.0 {
-        1.0 / total_cat_weight
-    } else {
-        0.0
+    // Fold the user in from the same signals, if the model has factors and
+    // the ranker weighs them.
+    let factors = model
+        .factors()
+        .filter(|_| params.weights[F_FACTOR] != 0.0 && !s.fold_items.is_empty());
+    let folded = match factors {
+        Some(f) => {
+            // Sorted, so the sums run in one order whatever the signal order.
+            s.fold_items.sort_unstable_by_key(|e| e.0);
+            f.fold_in(
+                &s.fold_items,
+                &mut s.user,
+                &mut s.fold_rows,
+                &mut s.fold_work,
+            )
+        }
+        None => false,
+    };
+
+    // A share of a vanishing total (signals so old that the session decay
+    // underflows) is no share: dividing subnormals would give inf or NaN.
+    let share = |w: f32, total: f32| {
+        if total >= f32::MIN_POSITIVE {
+            (w / total).min(1.0)
+        } else {
+            0.0
+        }
     };
     for (p, &item) in candidates.iter().enumerate() {
         if (item as usize) >= n {
@@ -415,16 +590,24 @@ pub fn compute_features(
             continue;
         }
         let f = &mut s.features[p];
+        f[F_OWN_SESSION] = f[F_OWN_SESSION].ln_1p();
         let cat = model.category_of(item);
         if cat != NO_CATEGORY {
             let count = s.cat_count[cat as usize];
             if count > 0 {
-                f[F_CATEGORY_COUNT] = (1.0 + count as f32).ln();
-                f[F_CATEGORY_SHARE] = s.cat_weight[cat as usize] * inv_total;
+                let w = s.cat_weight[cat as usize];
+                f[F_CATEGORY_COUNT] = (count as f32).ln_1p();
+                f[F_CATEGORY_SHARE] = share(w[0], total_cat[0]);
+                f[F_CATEGORY_SESSION] = share(w[1], total_cat[1]);
             }
         }
         f[F_POPULARITY] = model.popularity(item);
         f[F_TREND] = model.trend(item);
+        if folded {
+            if let Some(fa) = model.factors() {
+                f[F_FACTOR] = fa.score(item as usize, &s.user);
+            }
+        }
     }
     for &item in candidates {
         if (item as usize) < n {
@@ -433,7 +616,7 @@ pub fn compute_features(
     }
     for &cat in &s.cat_touched {
         s.cat_count[cat as usize] = 0;
-        s.cat_weight[cat as usize] = 0.0;
+        s.cat_weight[cat as usize] = [0.0; 2];
     }
     s.cat_touched.clear();
     Ok(())
@@ -462,6 +645,19 @@ pub fn rerank(
         &mut ranking,
     )?;
     Ok(ranking)
+}
+
+/// The parts of a score, for reasons: own item, similarity, category,
+/// popularity, taste.
+fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 5] {
+    let c = |k: usize| w[k] * f[k];
+    [
+        c(F_OWN_RECENCY) + c(F_OWN_WEIGHT) + c(F_OWN_INTENT) + c(F_OWN_SESSION),
+        c(F_SIMILARITY) + c(F_SIMILARITY_SESSION),
+        c(F_CATEGORY_COUNT) + c(F_CATEGORY_SHARE) + c(F_CATEGORY_SESSION),
+        c(F_POPULARITY) + c(F_TREND),
+        c(F_FACTOR),
+    ]
 }
 
 /// [`rerank`] into a caller-owned [`Ranking`], reusing its buffers.
@@ -498,24 +694,25 @@ pub fn rerank_into(
         let n = model.item_count();
         for &p in &out.order {
             let p = p as usize;
-            let f = &scratch.features[p];
-            let own = w[F_OWN_RECENCY] * f[F_OWN_RECENCY] + w[F_OWN_WEIGHT] * f[F_OWN_WEIGHT];
-            let sim = w[F_SIMILARITY] * f[F_SIMILARITY];
-            let cat = w[F_CATEGORY_COUNT] * f[F_CATEGORY_COUNT]
-                + w[F_CATEGORY_SHARE] * f[F_CATEGORY_SHARE];
-            let pop = w[F_POPULARITY] * f[F_POPULARITY] + w[F_TREND] * f[F_TREND];
-            let best = own.max(sim).max(cat).max(pop);
+            let parts = parts(w, &scratch.features[p]);
+            let (best, value) =
+                parts.iter().enumerate().fold(
+                    (0, f32::MIN),
+                    |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc },
+                );
             let item = candidates[p];
-            let reason = if best <= 0.0 {
+            let reason = if value <= 0.0 {
                 Reason::None
-            } else if best == own {
-                Event::from_code(scratch.own_event[p]).map_or(Reason::None, Reason::Own)
-            } else if best == sim && scratch.best_source[p].1 != NONE {
-                Reason::SimilarTo(scratch.best_source[p].1)
-            } else if best == cat && (item as usize) < n {
-                Reason::Category(model.category_of(item))
             } else {
-                Reason::Popular
+                match best {
+                    0 => Event::from_code(scratch.own_event[p]).map_or(Reason::None, Reason::Own),
+                    1 if scratch.best_source[p].1 != NONE => {
+                        Reason::SimilarTo(scratch.best_source[p].1)
+                    }
+                    2 if (item as usize) < n => Reason::Category(model.category_of(item)),
+                    4 => Reason::Taste,
+                    _ => Reason::Popular,
+                }
             };
             out.reasons.push(reason);
         }

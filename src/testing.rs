@@ -23,5 +23,6 @@ pub fn tiny_model() -> ModelParts {
             scale: 1.0 / 65_535.0,
         },
         ranker: RankerParams::preset(RankerKind::Hybrid),
+        factors: None,
     }
 }

@@ -38,17 +38,38 @@ fn empty_neighbours() -> Vec<u8> {
     b
 }
 
-fn ranker_with(weights: &[f32]) -> Vec<u8> {
+/// A string table in the wire format: the concatenated bytes, then the end offsets.
+fn string_table(names: &[&str]) -> Vec<u8> {
+    let joined: String = names.concat();
+    let mut b = u64le(joined.len() as u64);
+    b.extend_from_slice(joined.as_bytes());
+    b.extend(u64le(names.len() as u64));
+    let mut end = 0u32;
+    for n in names {
+        end += n.len() as u32;
+        b.extend_from_slice(&end.to_le_bytes());
+    }
+    b
+}
+
+/// A ranker section: event weights, three half-lives and the session
+/// horizon, feature names, one weight per name.
+fn ranker_named(names: &[&str], weights: &[f32]) -> Vec<u8> {
     let mut b = f32s(&[1.0, 2.0, 3.0, 4.0]);
-    for h in [24.0f32, 72.0, 6.0] {
+    for h in [24.0f32, 72.0, 6.0, 1.0] {
         b.extend_from_slice(&h.to_le_bytes());
     }
+    b.extend(string_table(names));
     b.extend(f32s(weights));
     b
 }
 
+fn ranker_with(weights: &[f32]) -> Vec<u8> {
+    ranker_named(&["own_recency", "similarity", "popularity"], weights)
+}
+
 fn ranker() -> Vec<u8> {
-    ranker_with(&[1.0; 7])
+    ranker_with(&[1.0; 3])
 }
 
 /// A blob around hand-written sections: 24-byte header, 12-byte table
@@ -429,7 +450,7 @@ fn non_finite_ranker_weight() {
     let e = decode(&one_item_model(
         one_item(0, 1.0),
         neighbours_of_one(&[0, 0], &[]),
-        ranker_with(&[1.0, 1.0, f32::INFINITY, 1.0, 1.0, 1.0, 1.0]),
+        ranker_with(&[1.0, f32::INFINITY, 1.0]),
     ));
     assert_eq!(
         e,
@@ -440,19 +461,81 @@ fn non_finite_ranker_weight() {
 }
 
 #[test]
-fn ranker_of_another_feature_count() {
+fn ranker_weights_and_names_disagree() {
     let e = decode(&one_item_model(
         one_item(0, 1.0),
         neighbours_of_one(&[0, 0], &[]),
-        ranker_with(&[1.0; 3]),
+        ranker_with(&[1.0; 2]),
     ));
     assert!(matches!(
         e,
         DecodeError::LengthMismatch {
-            what: "ranker.weights vs features",
-            ..
+            what: "ranker.weights vs ranker.features",
+            left: 2,
+            right: 3
         }
     ));
+}
+
+#[test]
+fn ranker_feature_unknown_to_this_build() {
+    let e = decode(&one_item_model(
+        one_item(0, 1.0),
+        neighbours_of_one(&[0, 0], &[]),
+        ranker_named(&["own_recency", "horoscope"], &[1.0, 2.0]),
+    ));
+    assert_eq!(
+        e,
+        DecodeError::OutOfRange {
+            what: "ranker feature name"
+        }
+    );
+}
+
+#[test]
+fn ranker_names_a_subset_of_features() {
+    // Features a blob does not name weigh zero: older blobs stay readable.
+    let m = Model::from_bytes(&one_item_model(
+        one_item(0, 1.0),
+        neighbours_of_one(&[0, 0], &[]),
+        ranker_named(&["popularity"], &[2.5]),
+    ))
+    .unwrap();
+    let w = &m.ranker().weights;
+    assert_eq!(w[nestrank::rank::F_POPULARITY], 2.5);
+    assert_eq!(w.iter().filter(|&&x| x != 0.0).count(), 1);
+}
+
+#[test]
+fn factors_of_the_wrong_size() {
+    // dim 2 for one item needs 2 codes; this one has 3.
+    let mut f = 2u32.to_le_bytes().to_vec();
+    f.extend(u64le(3));
+    f.extend_from_slice(&[1, 2, 3]);
+    f.extend(f32s(&[0.1]));
+    f.extend(f32s(&[1.0, 0.0, 0.0, 1.0]));
+    f.extend_from_slice(&0.01f32.to_le_bytes());
+    f.extend_from_slice(&10.0f32.to_le_bytes());
+    f.extend(f32s(&[1.0, 2.0, 3.0, 4.0]));
+    let e = decode(&blob_with(
+        1,
+        1,
+        &[
+            (1, one_item(0, 1.0)),
+            (2, one_category()),
+            (3, neighbours_of_one(&[0, 0], &[])),
+            (4, ranker()),
+            (5, f),
+        ],
+    ));
+    assert_eq!(
+        e,
+        DecodeError::LengthMismatch {
+            what: "factors.codes vs item count * dim",
+            left: 3,
+            right: 2
+        }
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Property tests: blob round-trips, decoding hostile bytes, rerank invariants.
 #![cfg(not(target_arch = "wasm32"))]
 
+use nestrank::factors::FactorsSection;
 use nestrank::model::{ItemsSection, ModelParts, NeighboursSection, StringTable, NO_CATEGORY};
 use nestrank::rank::{rerank, RankerKind, RankerParams, Scratch, NUM_FEATURES};
 use nestrank::{Model, Signals};
@@ -58,6 +59,12 @@ fn parts_strategy() -> impl Strategy<Value = ModelParts> {
             }
             let mut ranker = RankerParams::preset(RankerKind::Hybrid);
             ranker.weights = weights;
+            let factors = (seed % 2 == 0 && n > 0).then(|| {
+                let values: Vec<f32> = (0..n * 4)
+                    .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                    .collect();
+                FactorsSection::quantize(&values, 4, 0.05, 5.0, [1.0, 2.0, 3.0, 4.0])
+            });
             ModelParts {
                 as_of_day,
                 items: ItemsSection {
@@ -73,6 +80,7 @@ fn parts_strategy() -> impl Strategy<Value = ModelParts> {
                 ),
                 neighbours: nb,
                 ranker,
+                factors,
             }
         })
 }
@@ -135,6 +143,7 @@ proptest! {
         let a = rerank(&model, &params, &mut scratch, &candidates, signals, 1e9, true).unwrap();
         let b = rerank(&model, &params, &mut scratch, &candidates, signals, 1e9, true).unwrap();
         prop_assert_eq!(&a, &b);
+        prop_assert!(a.scores.iter().all(|s| s.is_finite()), "{:?}", a.scores);
         let mut sorted = a.order.clone();
         sorted.sort_unstable();
         prop_assert_eq!(sorted, (0..candidates.len() as u32).collect::<Vec<_>>());
@@ -155,6 +164,29 @@ proptest! {
             }
         }
     }
+}
+
+/// Regression (found by the proptest above): signals old enough that the
+/// session decay underflows made the category share 0/0 = NaN.
+#[test]
+fn ancient_signals_give_finite_scores() {
+    let model = Model::from_parts(nestrank::testing::tiny_model()).unwrap();
+    let mut scratch = Scratch::new();
+    let (items, events, ts) = ([0u32, 2], [0u8, 0], [1e9 - 980_045.0, 1e9 - 515_884.0]);
+    let signals = Signals::new(&items, &events, &ts).unwrap();
+    let mut params = model.ranker().clone();
+    params.weights = vec![1.0; NUM_FEATURES];
+    let r = rerank(
+        &model,
+        &params,
+        &mut scratch,
+        &[0, 1, 2, 3],
+        signals,
+        1e9,
+        true,
+    )
+    .unwrap();
+    assert!(r.scores.iter().all(|s| s.is_finite()), "{:?}", r.scores);
 }
 
 #[test]

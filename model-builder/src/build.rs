@@ -1,9 +1,11 @@
 //! From a dataset and an as-of date to model parts, and from parts to a
 //! published blob and manifest.
 
+use crate::als::{self, AlsOptions, Csr};
 use crate::data::Dataset;
 use crate::import::write_atomically;
 use anyhow::{Context, Result};
+use nestrank::factors::FactorsSection;
 use nestrank::model::{ItemsSection, ModelParts, NeighboursSection, StringTable, NO_CATEGORY};
 use nestrank::rank::{RankerKind, RankerParams};
 use nestrank::util::format_date;
@@ -40,6 +42,8 @@ pub struct BuildOptions {
     pub event_weights: [f32; 4],
     /// The ranker to ship.
     pub ranker: RankerParams,
+    /// Implicit-ALS settings (`factors: 0` trains none).
+    pub als: AlsOptions,
 }
 
 impl Default for BuildOptions {
@@ -52,6 +56,7 @@ impl Default for BuildOptions {
             max_items_per_user: 500,
             event_weights: [1.0, 2.0, 3.0, 4.0],
             ranker: RankerParams::preset(RankerKind::Hybrid),
+            als: AlsOptions::default(),
         }
     }
 }
@@ -91,6 +96,28 @@ pub fn item_index(ds: &Dataset, cutoff: i64) -> ItemIndex {
 /// Builds the parts of the model as of `as_of_day` (days since 1970-01-01),
 /// from events strictly before that day's 00:00 UTC only.
 pub fn build_parts(ds: &Dataset, as_of_day: i32, opts: &BuildOptions) -> ModelParts {
+    build_parts_timed(ds, as_of_day, opts).0
+}
+
+/// Wall time of each build stage, in seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimes {
+    /// Item table, categories, popularity and trend.
+    pub items: f64,
+    /// Co-occurrence neighbours.
+    pub neighbours: f64,
+    /// ALS training and quantization.
+    pub als: f64,
+}
+
+/// [`build_parts`], with the time each stage took.
+pub fn build_parts_timed(
+    ds: &Dataset,
+    as_of_day: i32,
+    opts: &BuildOptions,
+) -> (ModelParts, StageTimes) {
+    let mut times = StageTimes::default();
+    let clock = std::time::Instant::now();
     let cutoff = i64::from(as_of_day) * DAY;
     let past = &ds.events[..ds.events.partition_point(|e| e.ts < cutoff)];
     let index = item_index(ds, cutoff);
@@ -129,8 +156,34 @@ pub fn build_parts(ds: &Dataset, as_of_day: i32, opts: &BuildOptions) -> ModelPa
             * decay(cutoff - e.ts, opts.trend_half_life_days);
     }
 
+    times.items = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     let neighbours = cooccurrence(past, &index, ds.users.len(), cutoff, opts);
-    ModelParts {
+    times.neighbours = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
+    let factors = (opts.als.factors > 0).then(|| {
+        let triples = past
+            .iter()
+            .map(|e| {
+                (
+                    e.user,
+                    index.model_index[e.item as usize],
+                    opts.event_weights[e.event as usize],
+                )
+            })
+            .collect();
+        let user_items = Csr::from_triples(ds.users.len(), triples);
+        let y = als::train(&user_items, n, &opts.als);
+        FactorsSection::quantize(
+            &y,
+            opts.als.factors,
+            opts.als.regularization,
+            opts.als.alpha,
+            opts.event_weights,
+        )
+    });
+    times.als = clock.elapsed().as_secs_f64();
+    let parts = ModelParts {
         as_of_day,
         items: ItemsSection {
             ids: StringTable::from_strings(
@@ -152,7 +205,9 @@ pub fn build_parts(ds: &Dataset, as_of_day: i32, opts: &BuildOptions) -> ModelPa
         ),
         neighbours,
         ranker: opts.ranker.clone(),
-    }
+        factors,
+    };
+    (parts, times)
 }
 
 /// Top-K neighbours from time-decayed, event-weighted co-occurrence in user

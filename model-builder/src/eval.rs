@@ -5,10 +5,11 @@
 
 use crate::build::{build_parts, BuildOptions};
 use crate::data::Dataset;
+use crate::train::{TrainOptions, Trainer};
 use anyhow::{Context, Result};
 use nestrank::rank::{RankerKind, RankerParams};
 use nestrank::util::{fnv1a64, format_date};
-use nestrank::{Recommender, Signals};
+use nestrank::{Model, Recommender, Signals};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -118,17 +119,139 @@ pub fn evaluated_days(ds: &Dataset, n: usize) -> Vec<i32> {
 }
 
 /// One test case: a user's first conversion of a special on the day.
-struct Case {
-    user: u32,
-    item: u32,
-    ts: i64,
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Interned user.
+    pub user: u32,
+    /// Position of the converted item among the day's candidates.
+    pub target: u32,
+    /// Time of the conversion: the rerank's `now`.
+    pub ts: i64,
+    /// The user's signals before `ts`, as model indices (items unknown to
+    /// the model get indices past its table, consistently with the candidates).
+    pub items: Vec<u32>,
+    /// Event codes of the signals.
+    pub events: Vec<u8>,
+    /// Times of the signals.
+    pub times: Vec<f64>,
 }
 
-/// Runs the replay over the last `days` days with `rankers`.
+impl Case {
+    /// The signals in the typed API's shape.
+    pub fn signals(&self) -> Signals<'_> {
+        Signals::new(&self.items, &self.events, &self.times).expect("equal lengths")
+    }
+}
+
+/// One replay day: its specials in the fixed order, and its test cases.
+#[derive(Debug, Clone)]
+pub struct ReplayDay {
+    /// The day (days since 1970-01-01).
+    pub day: i32,
+    /// The specials as model indices (or past the table when unknown).
+    pub candidates: Vec<u32>,
+    /// The test cases.
+    pub cases: Vec<Case>,
+}
+
+/// Each user's events, as indices into `ds.events` (sorted by time).
+pub fn events_by_user(ds: &Dataset) -> Vec<Vec<usize>> {
+    let mut by_user: Vec<Vec<usize>> = vec![Vec::new(); ds.users.len()];
+    for (k, e) in ds.events.iter().enumerate() {
+        by_user[e.user as usize].push(k);
+    }
+    by_user
+}
+
+/// Steps 2 to 5 of EVAL.md for `day`, against `model` (built as of `day`).
+pub fn replay_day(ds: &Dataset, by_user: &[Vec<usize>], day: i32, model: &Model) -> ReplayDay {
+    let (start, end) = (i64::from(day) * DAY, i64::from(day + 1) * DAY);
+    let lo = ds.events.partition_point(|e| e.ts < start);
+    let hi = ds.events.partition_point(|e| e.ts < end);
+    let today = &ds.events[lo..hi];
+
+    // Step 2: the day's specials.
+    let mut conversions: HashMap<u32, u32> = HashMap::new();
+    for e in today.iter().filter(|e| e.event.is_conversion()) {
+        *conversions.entry(e.item).or_default() += 1;
+    }
+    let mut specials: Vec<(u32, u32)> = conversions.into_iter().collect();
+    specials.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| ds.items.name(a.0).cmp(ds.items.name(b.0)))
+    });
+    specials.truncate(MAX_CANDIDATES);
+    // Step 3: the fixed pseudo-random order.
+    let date = format_date(day);
+    let mut specials: Vec<u32> = specials.iter().map(|s| s.0).collect();
+    specials.sort_by_cached_key(|&i| {
+        let name = ds.items.name(i);
+        (
+            fnv1a64(format!("{date}/{name}").as_bytes()),
+            name.to_string(),
+        )
+    });
+    // Items the model does not know get ids past its table, so that a
+    // same-day signal on a new item still matches it as a candidate.
+    let n = model.item_count() as u32;
+    let to_index = |item: u32| -> u32 { model.index_of(ds.items.name(item)).unwrap_or(n + item) };
+    let position: HashMap<u32, u32> = specials
+        .iter()
+        .enumerate()
+        .map(|(p, &i)| (i, p as u32))
+        .collect();
+
+    // Steps 4 and 5: test cases, each with the user's earlier signals.
+    let mut seen: HashSet<(u32, u32)> = HashSet::new();
+    let mut cases = Vec::new();
+    for e in today {
+        let Some(&target) = position.get(&e.item) else {
+            continue;
+        };
+        if e.event.is_conversion() && seen.insert((e.user, e.item)) {
+            let evs = &by_user[e.user as usize];
+            let evs = &evs[..evs.partition_point(|&x| ds.events[x].ts < e.ts)];
+            cases.push(Case {
+                user: e.user,
+                target,
+                ts: e.ts,
+                items: evs.iter().map(|&x| to_index(ds.events[x].item)).collect(),
+                events: evs.iter().map(|&x| ds.events[x].event as u8).collect(),
+                times: evs.iter().map(|&x| ds.events[x].ts as f64).collect(),
+            });
+        }
+    }
+    ReplayDay {
+        day,
+        candidates: specials.iter().map(|&i| to_index(i)).collect(),
+        cases,
+    }
+}
+
+/// The 1-based rank of each case's target under `rec`'s current ranker.
+pub fn ranks(rec: &mut Recommender, day: &ReplayDay) -> Result<Vec<usize>> {
+    day.cases
+        .iter()
+        .map(|case| {
+            let ranking =
+                rec.rerank_indices(&day.candidates, case.signals(), case.ts as f64, false)?;
+            Ok(ranking
+                .order
+                .iter()
+                .position(|&p| p == case.target)
+                .expect("the ranking is a permutation")
+                + 1)
+        })
+        .collect()
+}
+
+/// Runs the replay over the last `days` days with `rankers`; the shipped
+/// ranker of each day's model is trained (per `train`) on earlier days only.
 pub fn replay(
     ds: &Dataset,
     days: usize,
     build: &BuildOptions,
+    train: &TrainOptions,
     rankers: &[(String, Option<RankerParams>)],
 ) -> Result<EvalReport> {
     let eval_days = evaluated_days(ds, days);
@@ -136,112 +259,35 @@ pub fn replay(
         !eval_days.is_empty(),
         "no day to evaluate: the data needs events on at least two days"
     );
-    let mut by_user: Vec<Vec<usize>> = vec![Vec::new(); ds.users.len()];
-    for (k, e) in ds.events.iter().enumerate() {
-        by_user[e.user as usize].push(k);
-    }
+    let by_user = events_by_user(ds);
+    let mut trainer = Trainer::new(ds, build, train);
     let mut totals: BTreeMap<String, Metrics> = BTreeMap::new();
     let mut day_reports = Vec::new();
     let bar = crate::progress::bar(eval_days.len() as u64, "replay days");
     for &day in &eval_days {
-        let parts = build_parts(ds, day, build);
+        let mut parts = build_parts(ds, day, build);
+        if let Some(ranker) = trainer.ranker_for(day)? {
+            parts.ranker = ranker;
+        }
         let mut rec = Recommender::from_bytes(&parts.to_bytes())
             .context("the model built for the replay does not load")?;
         let shipped = rec.model().ranker().clone();
-        let (start, end) = (i64::from(day) * DAY, i64::from(day + 1) * DAY);
-        let lo = ds.events.partition_point(|e| e.ts < start);
-        let hi = ds.events.partition_point(|e| e.ts < end);
-        let today = &ds.events[lo..hi];
-
-        // Step 2: the day's specials.
-        let mut conversions: HashMap<u32, u32> = HashMap::new();
-        for e in today.iter().filter(|e| e.event.is_conversion()) {
-            *conversions.entry(e.item).or_default() += 1;
-        }
-        let mut specials: Vec<(u32, u32)> = conversions.into_iter().collect();
-        specials.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then_with(|| ds.items.name(a.0).cmp(ds.items.name(b.0)))
-        });
-        specials.truncate(MAX_CANDIDATES);
-        // Step 3: the fixed pseudo-random order.
-        let date = format_date(day);
-        let mut candidates: Vec<u32> = specials.iter().map(|s| s.0).collect();
-        candidates.sort_by_cached_key(|&i| {
-            let name = ds.items.name(i);
-            (
-                fnv1a64(format!("{date}/{name}").as_bytes()),
-                name.to_string(),
-            )
-        });
-        let in_specials: HashSet<u32> = candidates.iter().copied().collect();
-        // Items the model does not know get ids past its table, so that a
-        // same-day signal on a new item still matches it as a candidate.
-        let model = rec.model();
-        let n = model.item_count() as u32;
-        let to_index =
-            |item: u32| -> u32 { model.index_of(ds.items.name(item)).unwrap_or(n + item) };
-        let cand_idx: Vec<u32> = candidates.iter().map(|&i| to_index(i)).collect();
-        let position: HashMap<u32, usize> = candidates
-            .iter()
-            .enumerate()
-            .map(|(p, &i)| (i, p))
-            .collect();
-
-        // Step 4: test cases.
-        let mut seen: HashSet<(u32, u32)> = HashSet::new();
-        let mut cases = Vec::new();
-        for e in today {
-            if e.event.is_conversion()
-                && in_specials.contains(&e.item)
-                && seen.insert((e.user, e.item))
-            {
-                cases.push(Case {
-                    user: e.user,
-                    item: e.item,
-                    ts: e.ts,
-                });
-            }
-        }
-        // Step 5: each case's signals, as the typed API takes them.
-        let signals: Vec<(Vec<u32>, Vec<u8>, Vec<f64>)> = cases
-            .iter()
-            .map(|c| {
-                let evs = &by_user[c.user as usize];
-                let k = evs.partition_point(|&x| ds.events[x].ts < c.ts);
-                let evs = &evs[..k];
-                (
-                    evs.iter().map(|&x| to_index(ds.events[x].item)).collect(),
-                    evs.iter().map(|&x| ds.events[x].event as u8).collect(),
-                    evs.iter().map(|&x| ds.events[x].ts as f64).collect(),
-                )
-            })
-            .collect();
-
+        let replay = replay_day(ds, &by_user, day, rec.model());
         let mut day_metrics = BTreeMap::new();
         for (name, params) in rankers {
             rec.set_ranker(params.clone().unwrap_or_else(|| shipped.clone()))
                 .with_context(|| format!("ranker {name} has invalid parameters"))?;
             let mut m = Metrics::default();
-            for (case, (items, events, ts)) in cases.iter().zip(&signals) {
-                let sig = Signals::new(items, events, ts).expect("equal lengths");
-                let ranking = rec.rerank_indices(&cand_idx, sig, case.ts as f64, false)?;
-                let target = position[&case.item] as u32;
-                let r = ranking
-                    .order
-                    .iter()
-                    .position(|&p| p == target)
-                    .expect("the ranking is a permutation")
-                    + 1;
+            for r in ranks(&mut rec, &replay)? {
                 m.add_rank(r);
             }
             totals.entry(name.clone()).or_default().add(&m);
             day_metrics.insert(name.clone(), m.mean());
         }
         day_reports.push(DayReport {
-            date,
-            cases: cases.len() as u64,
-            candidates: candidates.len(),
+            date: format_date(day),
+            cases: replay.cases.len() as u64,
+            candidates: replay.candidates.len(),
             rankers: day_metrics,
         });
         bar.inc(1);

@@ -4,8 +4,10 @@
 //! The binary `model-builder` is a thin CLI over these modules; it links the
 //! same `nestrank` core the wasm module is compiled from.
 
+pub mod als;
 pub mod build;
 pub mod data;
 pub mod eval;
 pub mod import;
 pub mod progress;
+pub mod train;

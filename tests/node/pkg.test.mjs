@@ -59,9 +59,9 @@ test("bad blobs and arguments throw named errors; the module keeps working", () 
   assert.throws(() => rec.rerank("not-an-array", [], {}), { name: "NestrankArgumentError", message: /candidateIds/ });
   assert.throws(() => rec.rerank(["a"], [{ item: 1 }], {}), { name: "NestrankArgumentError", message: /signals/ });
   assert.throws(() => rec.rerankIndices(new Uint32Array(2), new Uint32Array(1), new Uint8Array(0), new Float64Array(1), 0), /equal lengths/);
-  const out = rec.rerank(["x", "y"], [{ item: "y", event: "cart", ts: 100 }], { now: 200 });
+  const out = rec.rerank(["x", "y"], [{ item: "y", event: "view", ts: 100 }], { now: 200 });
   assert.deepEqual(out.items, ["y", "x"]);
-  assert.deepEqual(out.reasons, ["in your cart", ""]);
+  assert.deepEqual(out.reasons, ["you viewed this", ""]);
 });
 
 test("the demo's FNV-1a 64 matches the reference values", () => {

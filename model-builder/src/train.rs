@@ -1,0 +1,358 @@
+//! The learned ranker: a linear scorer over the core's features, fitted with
+//! a pairwise logistic loss (RankNet-style) on replay days strictly before
+//! the model's as-of date, so a model never sees the day it is judged on.
+//!
+//! For a model as of day `D`, each training day `d < D` is replayed exactly
+//! as EVAL.md does it, against a model built as of `d`: the features of every
+//! candidate of every case come from `nestrank::rank::compute_features`, the
+//! code the phone runs. The fit is full-batch Adam on standardized features,
+//! with per-chunk gradients summed in a fixed order, so the result does not
+//! depend on the number of threads.
+
+use crate::build::{build_parts, BuildOptions};
+use crate::data::Dataset;
+use crate::eval::{evaluated_days, events_by_user, replay_day};
+use anyhow::{Context, Result};
+use nestrank::rank::{
+    compute_features, RankerKind, RankerParams, Scratch, F_FACTOR, F_OWN_RECENCY, NUM_FEATURES,
+};
+use nestrank::Recommender;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The pairwise loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RankerLoss {
+    /// Every (target, other) pair weighs the same.
+    Pairwise,
+    /// Pairs weighed by the NDCG change of swapping them (LambdaRank).
+    Lambdarank,
+}
+
+/// How the shipped ranker is learned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainOptions {
+    /// Replay days before as-of to train on (0: ship the hand-set preset).
+    pub days: usize,
+    /// The loss.
+    pub loss: RankerLoss,
+    /// Full-batch Adam steps.
+    pub epochs: usize,
+    /// Adam step size.
+    pub learning_rate: f32,
+    /// L2 penalty on the standardized weights.
+    pub l2: f32,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            days: 3,
+            loss: RankerLoss::Pairwise,
+            epochs: 300,
+            learning_rate: 0.1,
+            l2: 1e-4,
+        }
+    }
+}
+
+type Row = [f32; NUM_FEATURES];
+
+/// One case: every candidate's features, and which one was converted.
+struct CaseRows {
+    rows: Vec<Row>,
+    target: usize,
+}
+
+/// Trains rankers, caching each training day's features across calls.
+pub struct Trainer<'a> {
+    ds: &'a Dataset,
+    build: &'a BuildOptions,
+    opts: &'a TrainOptions,
+    by_user: Vec<Vec<usize>>,
+    days_with_data: Vec<i32>,
+    cache: BTreeMap<i32, Arc<Vec<CaseRows>>>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer over `ds`.
+    pub fn new(ds: &'a Dataset, build: &'a BuildOptions, opts: &'a TrainOptions) -> Self {
+        Trainer {
+            ds,
+            build,
+            opts,
+            by_user: events_by_user(ds),
+            days_with_data: evaluated_days(ds, usize::MAX),
+            cache: BTreeMap::new(),
+        }
+    }
+
+    /// The training days for a model as of `as_of`: the last `days` days
+    /// before it that EVAL.md could evaluate.
+    pub fn training_days(&self, as_of: i32) -> Vec<i32> {
+        let before: Vec<i32> = self
+            .days_with_data
+            .iter()
+            .copied()
+            .filter(|&d| d < as_of)
+            .collect();
+        before[before.len().saturating_sub(self.opts.days)..].to_vec()
+    }
+
+    fn day_rows(&mut self, day: i32) -> Result<Arc<Vec<CaseRows>>> {
+        if let Some(rows) = self.cache.get(&day) {
+            return Ok(rows.clone());
+        }
+        let parts = build_parts(self.ds, day, self.build);
+        let rec = Recommender::from_bytes(&parts.to_bytes())
+            .context("a training-day model does not load")?;
+        let replay = replay_day(self.ds, &self.by_user, day, rec.model());
+        let mut params = self.build.ranker.clone();
+        params.weights[F_FACTOR] = 1.0; // so that the fold-in runs
+        let mut scratch = Scratch::new();
+        let mut out = Vec::with_capacity(replay.cases.len());
+        for case in &replay.cases {
+            compute_features(
+                rec.model(),
+                &params,
+                &mut scratch,
+                &replay.candidates,
+                case.signals(),
+                case.ts as f64,
+            )?;
+            out.push(CaseRows {
+                rows: scratch.features().to_vec(),
+                target: case.target as usize,
+            });
+        }
+        let out = Arc::new(out);
+        self.cache.insert(day, out.clone());
+        Ok(out)
+    }
+
+    /// The ranker for a model as of `as_of`, or `None` when training is off
+    /// or no earlier day has test cases.
+    pub fn ranker_for(&mut self, as_of: i32) -> Result<Option<RankerParams>> {
+        if self.opts.days == 0 {
+            return Ok(None);
+        }
+        let mut cases: Vec<Arc<Vec<CaseRows>>> = Vec::new();
+        for day in self.training_days(as_of) {
+            cases.push(self.day_rows(day)?);
+        }
+        let all: Vec<&CaseRows> = cases.iter().flat_map(|d| d.iter()).collect();
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let learned = fit(&all, self.opts);
+        // Where people buy what they just viewed, "own items by recency
+        // first" is the best answer, and a linear fit only approaches it.
+        // Offer that composition too and keep whichever ranks the training
+        // days better (a tie goes to the simpler rule), so the hybrid never
+        // gives up what `recent` knows.
+        let mut recency_first = learned;
+        recency_first[F_OWN_RECENCY] += 1e5;
+        let best = if ndcg10(&all, &recency_first) >= ndcg10(&all, &learned) {
+            recency_first
+        } else {
+            learned
+        };
+        let mut params = self.build.ranker.clone();
+        params.weights = best.to_vec();
+        Ok(Some(params))
+    }
+}
+
+/// Mean NDCG@10 of `w` on the cases (stable ranking: ties keep the
+/// candidates' replay order, as the scorer does).
+fn ndcg10(cases: &[&CaseRows], w: &Row) -> f64 {
+    let total: f64 = cases
+        .iter()
+        .map(|c| {
+            let score = |r: &Row| r.iter().zip(w).map(|(a, b)| a * b).sum::<f32>();
+            let st = score(&c.rows[c.target]);
+            let rank = 1 + c
+                .rows
+                .iter()
+                .enumerate()
+                .filter(|&(j, r)| {
+                    let sj = score(r);
+                    sj > st || (sj == st && j < c.target)
+                })
+                .count();
+            if rank <= 10 {
+                1.0 / ((rank + 1) as f64).log2()
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    total / cases.len().max(1) as f64
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The gradient of one case's loss with respect to the standardized weights.
+fn case_gradient(case: &CaseRows, w: &Row, mean: &Row, inv_std: &Row, loss: RankerLoss) -> Row {
+    let z = |r: &Row| -> Row { std::array::from_fn(|k| (r[k] - mean[k]) * inv_std[k]) };
+    let zs: Vec<Row> = case.rows.iter().map(z).collect();
+    let scores: Vec<f32> = zs
+        .iter()
+        .map(|r| r.iter().zip(w).map(|(a, b)| a * b).sum())
+        .collect();
+    let t = case.target;
+    let st = scores[t];
+    let mut grad = [0f32; NUM_FEATURES];
+    let m = zs.len();
+    if m < 2 {
+        return grad;
+    }
+    // For LambdaRank, the 1-based ranks under the current weights.
+    let ranks: Vec<usize> = if loss == RankerLoss::Lambdarank {
+        let mut order: Vec<usize> = (0..m).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        let mut r = vec![0; m];
+        for (k, &p) in order.iter().enumerate() {
+            r[p] = k + 1;
+        }
+        r
+    } else {
+        Vec::new()
+    };
+    let gain = |r: usize| 1.0 / ((r + 1) as f32).log2();
+    let mut total_weight = 0f32;
+    for j in 0..m {
+        if j == t {
+            continue;
+        }
+        let weight = match loss {
+            RankerLoss::Pairwise => 1.0,
+            RankerLoss::Lambdarank => (gain(ranks[t]) - gain(ranks[j])).abs(),
+        };
+        total_weight += weight;
+        let g = weight * sigmoid(-(st - scores[j]));
+        for k in 0..NUM_FEATURES {
+            grad[k] -= g * (zs[t][k] - zs[j][k]);
+        }
+    }
+    if total_weight > 0.0 {
+        for g in &mut grad {
+            *g /= total_weight;
+        }
+    }
+    grad
+}
+
+/// Fits the weights; returns them for raw (unstandardized) features.
+fn fit(cases: &[&CaseRows], opts: &TrainOptions) -> Row {
+    let mut mean = [0f64; NUM_FEATURES];
+    let mut sq = [0f64; NUM_FEATURES];
+    let mut count = 0f64;
+    for c in cases {
+        for r in &c.rows {
+            for k in 0..NUM_FEATURES {
+                mean[k] += f64::from(r[k]);
+                sq[k] += f64::from(r[k]) * f64::from(r[k]);
+            }
+            count += 1.0;
+        }
+    }
+    let mean: Row = std::array::from_fn(|k| (mean[k] / count) as f32);
+    let inv_std: Row = std::array::from_fn(|k| {
+        let var = sq[k] / count - f64::from(mean[k]) * f64::from(mean[k]);
+        if var > 1e-12 {
+            (1.0 / var.sqrt()) as f32
+        } else {
+            0.0
+        }
+    });
+    // Start from the hand-set blend, standardized.
+    let preset = RankerParams::preset(RankerKind::Hybrid).weights;
+    let mut w: Row = std::array::from_fn(|k| {
+        if inv_std[k] > 0.0 {
+            preset[k] / inv_std[k]
+        } else {
+            0.0
+        }
+    });
+    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let (mut m1, mut m2) = ([0f32; NUM_FEATURES], [0f32; NUM_FEATURES]);
+    for step in 1..=opts.epochs {
+        let partial: Vec<Row> = cases
+            .par_chunks(64)
+            .map(|chunk| {
+                let mut g = [0f32; NUM_FEATURES];
+                for c in chunk {
+                    let cg = case_gradient(c, &w, &mean, &inv_std, opts.loss);
+                    for k in 0..NUM_FEATURES {
+                        g[k] += cg[k];
+                    }
+                }
+                g
+            })
+            .collect();
+        let mut g = [0f32; NUM_FEATURES];
+        for p in &partial {
+            for k in 0..NUM_FEATURES {
+                g[k] += p[k];
+            }
+        }
+        for k in 0..NUM_FEATURES {
+            let gk = g[k] / cases.len() as f32 + opts.l2 * w[k];
+            m1[k] = b1 * m1[k] + (1.0 - b1) * gk;
+            m2[k] = b2 * m2[k] + (1.0 - b2) * gk * gk;
+            let mh = m1[k] / (1.0 - b1.powi(step as i32));
+            let vh = m2[k] / (1.0 - b2.powi(step as i32));
+            if inv_std[k] > 0.0 {
+                w[k] -= opts.learning_rate * mh / (vh.sqrt() + eps);
+            }
+        }
+    }
+    std::array::from_fn(|k| w[k] * inv_std[k])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(own: f32, pop: f32) -> Row {
+        let mut r = [0f32; NUM_FEATURES];
+        r[nestrank::rank::F_OWN_RECENCY] = own;
+        r[nestrank::rank::F_POPULARITY] = pop;
+        r
+    }
+
+    #[test]
+    fn fit_learns_which_feature_predicts_the_target() {
+        // The target is always the one with own recency, never the popular one.
+        let cases: Vec<CaseRows> = (0..50)
+            .map(|k| CaseRows {
+                rows: vec![
+                    row(0.0, 0.9),
+                    row(0.5 + (k % 5) as f32 / 10.0, 0.1),
+                    row(0.0, 0.5),
+                ],
+                target: 1,
+            })
+            .collect();
+        let refs: Vec<&CaseRows> = cases.iter().collect();
+        for loss in [RankerLoss::Pairwise, RankerLoss::Lambdarank] {
+            let w = fit(
+                &refs,
+                &TrainOptions {
+                    loss,
+                    ..TrainOptions::default()
+                },
+            );
+            assert!(w[nestrank::rank::F_OWN_RECENCY] > 0.0, "{loss:?}: {w:?}");
+            let score = |r: &Row| r.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>();
+            for c in &cases {
+                assert!(score(&c.rows[1]) > score(&c.rows[0]));
+                assert!(score(&c.rows[1]) > score(&c.rows[2]));
+            }
+        }
+    }
+}
