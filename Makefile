@@ -11,7 +11,7 @@ BUILDER := target/release/model-builder
 SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
 
-.PHONY: setup setup-browser pkg builder demo test test-native test-wasm test-node lint golden clean bench-quick
+.PHONY: setup setup-browser pkg builder demo test test-native test-wasm test-node lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -79,4 +79,9 @@ clean:
 
 # Quick rerank timings of the wasm package under Node (the demo's inputs).
 bench-quick: demo
+	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
+
+# Benchmarks: the native core (criterion) and the wasm package under Node.
+bench: demo
+	cargo bench -p model-builder --bench core
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)

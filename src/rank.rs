@@ -58,6 +58,10 @@ pub const F_FACTOR: usize = 11;
 
 const NONE: u32 = u32::MAX;
 
+/// The most signal items the factor fold-in uses: the strongest by
+/// event-weighted, decayed weight (similarity half-life).
+pub const MAX_FOLD_ITEMS: usize = 64;
+
 /// The ranker's parameters: how signals decay and weigh, and one weight per feature.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankerParams {
@@ -360,6 +364,7 @@ pub struct Scratch {
     own_event: Vec<u8>,
     scores: Vec<f32>,
     fold_items: Vec<(u32, f32)>,
+    fold_ranked: Vec<(f32, u32, f32)>,
     user: Vec<f32>,
     fold_rows: Vec<f32>,
     fold_work: Vec<f32>,
@@ -389,7 +394,7 @@ impl Scratch {
 }
 
 fn decay(age_s: f64, half_life_h: f32) -> f32 {
-    (-(age_s / (f64::from(half_life_h) * 3600.0))).exp2() as f32
+    crate::util::pow2_neg(age_s / (f64::from(half_life_h) * 3600.0))
 }
 
 /// Computes the features of every candidate into `scratch` (see
@@ -510,11 +515,12 @@ pub fn compute_features(
 
     let (offsets, nb_items, nb_scores, scale) = model.neighbour_arrays();
     s.fold_items.clear();
+    s.fold_ranked.clear();
     for &src in &s.src_touched {
         let [w_long, w_short, w_fold] = s.src_weight[src as usize];
         s.src_weight[src as usize] = [0.0; 3];
         if w_fold > 0.0 {
-            s.fold_items.push((src, w_fold));
+            s.fold_ranked.push((w_long, src, w_fold));
         }
         let (a, b) = (
             offsets[src as usize] as usize,
@@ -542,9 +548,20 @@ pub fn compute_features(
     // the ranker weighs them.
     let factors = model
         .factors()
-        .filter(|_| params.weights[F_FACTOR] != 0.0 && !s.fold_items.is_empty());
+        .filter(|_| params.weights[F_FACTOR] != 0.0 && !s.fold_ranked.is_empty());
     let folded = match factors {
         Some(f) => {
+            // The strongest recent interests only: the fold-in costs
+            // O(items x dim) per step, and old, weak signals barely move it.
+            if s.fold_ranked.len() > MAX_FOLD_ITEMS {
+                s.fold_ranked
+                    .select_nth_unstable_by(MAX_FOLD_ITEMS, |a, b| {
+                        b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+                    });
+                s.fold_ranked.truncate(MAX_FOLD_ITEMS);
+            }
+            s.fold_items
+                .extend(s.fold_ranked.iter().map(|&(_, src, w)| (src, w)));
             // Sorted, so the sums run in one order whatever the signal order.
             s.fold_items.sort_unstable_by_key(|e| e.0);
             f.fold_in(

@@ -1,0 +1,118 @@
+//! Native benchmarks of the core on a real model: the Taobao sample's
+//! last day (500 specials), built as the nightly build would.
+//! Run with `make bench` (or `cargo bench -p model-builder --bench core`).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use model_builder::build::{build_parts, BuildOptions};
+use model_builder::data::{BadRowPolicy, Dataset};
+use model_builder::eval::{events_by_user, replay_day};
+use nestrank::rank::{compute_features, RankerParams, Ranking, Scratch};
+use nestrank::util::parse_date;
+use nestrank::{Model, Signals};
+use std::hint::black_box;
+use std::path::Path;
+
+struct Fixture {
+    bytes: Vec<u8>,
+    model: Model,
+    candidates: Vec<u32>,
+    /// A user's signals, newest last: (items, events, times, now).
+    signals: (Vec<u32>, Vec<u8>, Vec<f64>, f64),
+}
+
+fn fixture() -> Fixture {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join("nestrank-bench-taobao");
+    if !dir.join("events.csv").exists() {
+        model_builder::import::taobao(
+            &root.join("data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv"),
+            &dir,
+            BadRowPolicy { max_bad_rows: 0 },
+        )
+        .unwrap();
+    }
+    let ds = Dataset::load(&dir, BadRowPolicy { max_bad_rows: 0 }).unwrap();
+    let day = parse_date("2017-12-03").unwrap();
+    let bytes = build_parts(&ds, day, &BuildOptions::default()).to_bytes();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let replay = replay_day(&ds, &events_by_user(&ds), day, &model);
+    let case = replay
+        .cases
+        .iter()
+        .max_by_key(|c| c.items.len())
+        .expect("a case");
+    let keep = case.items.len().saturating_sub(200);
+    Fixture {
+        candidates: replay.candidates.clone(),
+        signals: (
+            case.items[keep..].to_vec(),
+            case.events[keep..].to_vec(),
+            case.times[keep..].to_vec(),
+            case.ts as f64,
+        ),
+        bytes,
+        model,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+    c.bench_function("decode (full-catalog blob)", |b| {
+        b.iter(|| Model::from_bytes(black_box(&f.bytes)).unwrap())
+    });
+    let params = f.model.ranker().clone();
+    let (items, events, ts, now) = &f.signals;
+    let mut group = c.benchmark_group("rerank 500 candidates");
+    for n in [0usize, 20, 200] {
+        let k = items.len().saturating_sub(n);
+        let sig = Signals::new(&items[k..], &events[k..], &ts[k..]).unwrap();
+        let mut scratch = Scratch::new();
+        let mut out = Ranking::default();
+        group.bench_with_input(
+            BenchmarkId::new("signals", items.len() - k),
+            &sig,
+            |b, sig| {
+                b.iter(|| {
+                    nestrank::rank::rerank_into(
+                        &f.model,
+                        &params,
+                        &mut scratch,
+                        black_box(&f.candidates),
+                        *sig,
+                        *now,
+                        false,
+                        &mut out,
+                    )
+                    .unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+    let sig = Signals::new(items, events, ts).unwrap();
+    let mut no_factor: RankerParams = params.clone();
+    no_factor.weights[nestrank::rank::F_FACTOR] = 0.0;
+    let mut scratch = Scratch::new();
+    c.bench_function("features without fold-in (200 signals)", |b| {
+        b.iter(|| compute_features(&f.model, &no_factor, &mut scratch, &f.candidates, sig, *now))
+    });
+    c.bench_function("fold-in + features (200 signals)", |b| {
+        b.iter(|| compute_features(&f.model, &params, &mut scratch, &f.candidates, sig, *now))
+    });
+    c.bench_function("neighbour lists of 500 items (top 10 each)", |b| {
+        b.iter(|| {
+            f.candidates
+                .iter()
+                .filter(|&&i| (i as usize) < f.model.item_count())
+                .map(|&i| f.model.neighbours(i).take(10).count())
+                .sum::<usize>()
+        })
+    });
+}
+
+criterion_group! {
+    name = core;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = benches
+}
+criterion_main!(core);
