@@ -40,12 +40,15 @@ pkg: setup
 builder:
 	cargo build --release -p model-builder
 
-# The demo: import the bundled Taobao sample, build the model as of its last
-# day, build the package, and rerank that day's specials for three users
-# through the wasm module under Node.
+# The demo: import the bundled Taobao sample, build the daily blob as of its
+# last day (that day's specials + the 5,000 most recently active items),
+# build the package, and rerank the specials for three users through the
+# wasm module under Node.
 demo: pkg builder
 	$(BUILDER) import taobao $(SAMPLE) --out out/taobao
-	$(BUILDER) build --data out/taobao --as-of $(DEMO_DAY) --out out/model
+	node scripts/specials.mjs out/taobao/events.csv $(DEMO_DAY) > out/specials.txt
+	$(BUILDER) build --data out/taobao --as-of $(DEMO_DAY) --out out/model \
+	  --max-items 5000 --specials out/specials.txt
 	$(BUILDER) verify out/model/$$(node -p 'require("./out/model/manifest.json").file')
 	node scripts/demo.mjs out/taobao out/model $(DEMO_DAY)
 

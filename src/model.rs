@@ -111,6 +111,12 @@ pub struct ItemsSection {
     pub conversions_7d: Vec<u32>,
     /// Event-weighted, time-decayed activity per item before as-of.
     pub trend: Vec<f32>,
+    /// The largest conversion count over the whole catalog the builder saw:
+    /// the popularity feature is `ln(1+c) / ln(1+max)`, so a daily blob cut
+    /// down to fewer items scores exactly like the full one.
+    pub conversions_max: u32,
+    /// The largest trend over the whole catalog (the same role).
+    pub trend_max: f32,
 }
 
 /// The neighbour section: top-K lists in compressed sparse rows, scores quantized to u16.
@@ -167,8 +173,7 @@ fn check_len(what: &'static str, left: usize, right: usize) -> Result<(), Decode
     }
 }
 
-fn log_normalized<T: Copy + Into<f64>>(values: &[T]) -> Vec<f32> {
-    let max = values.iter().map(|&v| v.into()).fold(0.0f64, f64::max);
+fn log_normalized<T: Copy + Into<f64>>(values: &[T], max: f64) -> Vec<f32> {
     let denom = (1.0 + max).ln();
     values
         .iter()
@@ -241,9 +246,19 @@ impl ModelParts {
                 what: "items.category",
             });
         }
-        if items.trend.iter().any(|v| !v.is_finite() || *v < 0.0) {
+        if !items.trend_max.is_finite() || items.trend.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return Err(DecodeError::NonFinite {
                 what: "items.trend",
+            });
+        }
+        if items.trend.iter().any(|&v| v > items.trend_max)
+            || items
+                .conversions_7d
+                .iter()
+                .any(|&c| c > items.conversions_max)
+        {
+            return Err(DecodeError::OutOfRange {
+                what: "items.trend or conversions_7d above its stated maximum",
             });
         }
         let nb = &self.neighbours;
@@ -368,8 +383,11 @@ impl Model {
 
     fn with_header(header: Header, parts: ModelParts) -> Result<Self, DecodeError> {
         parts.validate()?;
-        let pop_feature = log_normalized(&parts.items.conversions_7d);
-        let trend_feature = log_normalized(&parts.items.trend);
+        let pop_feature = log_normalized(
+            &parts.items.conversions_7d,
+            f64::from(parts.items.conversions_max),
+        );
+        let trend_feature = log_normalized(&parts.items.trend, f64::from(parts.items.trend_max));
         Ok(Model {
             header,
             parts,

@@ -14,6 +14,8 @@ pub fn tiny_model() -> ModelParts {
             category: vec![0, 0, 1, crate::model::NO_CATEGORY],
             conversions_7d: vec![1, 2, 9, 0],
             trend: vec![1.0, 2.0, 5.0, 0.5],
+            conversions_max: 9,
+            trend_max: 5.0,
         },
         categories: StringTable::from_strings(&["diapers", "strollers"]),
         neighbours: NeighboursSection {

@@ -20,9 +20,9 @@ fn f32s(vals: &[f32]) -> Vec<u8> {
 }
 
 /// Items section with zero items: empty id string, empty ends, categories,
-/// conversions and trend.
+/// conversions and trend, then the two maxima (0 and 0.0).
 fn empty_items() -> Vec<u8> {
-    [0u8; 40].to_vec()
+    [0u8; 48].to_vec()
 }
 
 /// Categories section with no names.
@@ -292,7 +292,7 @@ fn malformed_utf8_id() {
     items.extend_from_slice(&[0xC3, 0x28]); // invalid UTF-8
     items.extend(u64le(1));
     items.extend_from_slice(&2u32.to_le_bytes());
-    items.extend_from_slice(&[0u8; 24]);
+    items.extend_from_slice(&[0u8; 32]);
     let mut s = valid_sections();
     s[0].1 = items;
     assert!(matches!(
@@ -330,6 +330,8 @@ fn one_item(category: u32, trend: f32) -> Vec<u8> {
     b.extend(u64le(1));
     b.extend_from_slice(&3u32.to_le_bytes());
     b.extend(f32s(&[trend]));
+    b.extend_from_slice(&3u32.to_le_bytes()); // conversions_max
+    b.extend_from_slice(&10.0f32.to_le_bytes()); // trend_max
     b
 }
 
@@ -446,6 +448,16 @@ fn non_finite_trend() {
 }
 
 #[test]
+fn value_above_its_stated_maximum() {
+    let e = decode(&one_item_model(
+        one_item(0, 11.0), // trend 11 > trend_max 10
+        neighbours_of_one(&[0, 0], &[]),
+        ranker(),
+    ));
+    assert!(matches!(e, DecodeError::OutOfRange { .. }), "{e:?}");
+}
+
+#[test]
 fn non_finite_ranker_weight() {
     let e = decode(&one_item_model(
         one_item(0, 1.0),
@@ -551,6 +563,7 @@ fn unsorted_ids() {
     items.extend(u64le(2));
     items.extend_from_slice(&[0u8; 8]);
     items.extend(f32s(&[0.0, 0.0]));
+    items.extend_from_slice(&[0u8; 8]);
     let e = decode(&blob_with(
         1,
         1,
@@ -570,7 +583,7 @@ fn id_end_inside_a_character_is_out_of_range() {
     items.extend_from_slice("é".as_bytes());
     items.extend(u64le(1));
     items.extend_from_slice(&1u32.to_le_bytes()); // splits the two-byte é
-    items.extend_from_slice(&[0u8; 24]);
+    items.extend_from_slice(&[0u8; 32]);
     let mut s = valid_sections();
     s[0].1 = items;
     assert_eq!(

@@ -37,8 +37,8 @@ fn parts_strategy() -> impl Strategy<Value = ModelParts> {
                     }
                 })
                 .collect();
-            let conversions_7d = (0..n).map(|_| (next() % 50) as u32).collect();
-            let trend = (0..n).map(|_| (next() % 1000) as f32 / 7.0).collect();
+            let conversions_7d: Vec<u32> = (0..n).map(|_| (next() % 50) as u32).collect();
+            let trend: Vec<f32> = (0..n).map(|_| (next() % 1000) as f32 / 7.0).collect();
             let mut nb = NeighboursSection {
                 offsets: vec![0],
                 items: vec![],
@@ -70,6 +70,9 @@ fn parts_strategy() -> impl Strategy<Value = ModelParts> {
                 items: ItemsSection {
                     ids: StringTable::from_strings(&ids),
                     category,
+                    conversions_max: conversions_7d.iter().copied().max().unwrap_or(0)
+                        + (seed % 3) as u32,
+                    trend_max: trend.iter().copied().fold(0.0, f32::max),
                     conversions_7d,
                     trend,
                 },

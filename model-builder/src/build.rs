@@ -194,6 +194,8 @@ pub fn build_parts_timed(
                     .collect::<Vec<_>>(),
             ),
             category,
+            conversions_max: conversions_7d.iter().copied().max().unwrap_or(0),
+            trend_max: trend.iter().copied().fold(0f64, f64::max) as f32,
             conversions_7d,
             trend: trend.into_iter().map(|t| t as f32).collect(),
         },
@@ -373,4 +375,137 @@ pub fn publish(parts: &ModelParts, out: &Path) -> Result<(PathBuf, Manifest)> {
         Ok(())
     })?;
     Ok((path, manifest))
+}
+
+/// Which items a published (daily) blob keeps: the day's specials, and the
+/// `max_items` items most recently active before as-of.
+#[derive(Debug, Clone, Default)]
+pub struct Restriction {
+    /// Item ids that must stay (the day's specials), whatever their activity.
+    pub specials: Vec<String>,
+    /// How many of the most recently active other items to keep.
+    pub max_items: usize,
+}
+
+/// Shrinks `parts` to the items `keep` selects, for the phone: neighbour
+/// lists keep only kept targets, factor rows only kept items, categories
+/// only used ones. The Gram matrix stays that of all items, so the fold-in
+/// solves the same system as the full model.
+pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts {
+    let cutoff = i64::from(parts.as_of_day) * DAY;
+    let n = parts.items.ids.len();
+    let index_of = |id: &str| -> Option<usize> {
+        // Item ids are sorted: binary search.
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match parts.items.ids.get(mid).cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    };
+    let mut keep = vec![false; n];
+    for id in &r.specials {
+        if let Some(i) = index_of(id) {
+            keep[i] = true;
+        }
+    }
+    // The most recently active items, newest first.
+    let past = &ds.events[..ds.events.partition_point(|e| e.ts < cutoff)];
+    let mut taken = 0usize;
+    for e in past.iter().rev() {
+        if taken >= r.max_items {
+            break;
+        }
+        if let Some(i) = index_of(ds.items.name(e.item)) {
+            if !keep[i] {
+                keep[i] = true;
+                taken += 1;
+            }
+        }
+    }
+    let mut new_index = vec![u32::MAX; n];
+    let mut kept = Vec::new();
+    for i in 0..n {
+        if keep[i] {
+            new_index[i] = kept.len() as u32;
+            kept.push(i);
+        }
+    }
+    // Categories still used, in their (sorted) order.
+    let mut cat_used = vec![false; parts.categories.len()];
+    for &i in &kept {
+        let c = parts.items.category[i];
+        if c != NO_CATEGORY {
+            cat_used[c as usize] = true;
+        }
+    }
+    let mut cat_index = vec![NO_CATEGORY; cat_used.len()];
+    let mut cat_names = Vec::new();
+    for (c, &used) in cat_used.iter().enumerate() {
+        if used {
+            cat_index[c] = cat_names.len() as u32;
+            cat_names.push(parts.categories.get(c));
+        }
+    }
+    let nb = &parts.neighbours;
+    let mut neighbours = NeighboursSection {
+        offsets: vec![0],
+        items: Vec::new(),
+        scores: Vec::new(),
+        scale: nb.scale,
+    };
+    for &i in &kept {
+        let (a, b) = (nb.offsets[i] as usize, nb.offsets[i + 1] as usize);
+        for k in a..b {
+            let j = new_index[nb.items[k] as usize];
+            if j != u32::MAX {
+                neighbours.items.push(j);
+                neighbours.scores.push(nb.scores[k]);
+            }
+        }
+        neighbours.offsets.push(neighbours.items.len() as u32);
+    }
+    let factors = parts.factors.as_ref().map(|f| {
+        let dim = f.dim as usize;
+        let mut g = f.clone();
+        g.codes = kept
+            .iter()
+            .flat_map(|&i| f.codes[i * dim..(i + 1) * dim].iter().copied())
+            .collect();
+        g.scales = kept.iter().map(|&i| f.scales[i]).collect();
+        g
+    });
+    ModelParts {
+        as_of_day: parts.as_of_day,
+        items: ItemsSection {
+            ids: StringTable::from_strings(
+                &kept
+                    .iter()
+                    .map(|&i| parts.items.ids.get(i))
+                    .collect::<Vec<_>>(),
+            ),
+            category: kept
+                .iter()
+                .map(|&i| match parts.items.category[i] {
+                    NO_CATEGORY => NO_CATEGORY,
+                    c => cat_index[c as usize],
+                })
+                .collect(),
+            conversions_7d: kept
+                .iter()
+                .map(|&i| parts.items.conversions_7d[i])
+                .collect(),
+            trend: kept.iter().map(|&i| parts.items.trend[i]).collect(),
+            conversions_max: parts.items.conversions_max,
+            trend_max: parts.items.trend_max,
+        },
+        categories: StringTable::from_strings(&cat_names),
+        neighbours,
+        ranker: parts.ranker.clone(),
+        factors,
+    }
 }

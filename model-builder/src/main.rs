@@ -3,7 +3,9 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use model_builder::als::AlsOptions;
-use model_builder::build::{build_parts_timed, publish, BuildOptions, Similarity};
+use model_builder::build::{
+    build_parts_timed, publish, restrict, BuildOptions, Restriction, Similarity,
+};
 use model_builder::data::{BadRowPolicy, Dataset};
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
@@ -112,6 +114,14 @@ enum Command {
         /// Output directory for model-<hash>.nrk and manifest.json.
         #[arg(long)]
         out: PathBuf,
+        /// Publish a daily blob: keep only the specials (see --specials) and
+        /// this many most recently active items (0: keep the whole catalog).
+        #[arg(long, default_value_t = 0)]
+        max_items: usize,
+        /// A file with the day's specials, one item id per line (kept in a
+        /// daily blob whatever their activity).
+        #[arg(long)]
+        specials: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -277,6 +287,8 @@ fn run(cli: Cli) -> Result<()> {
             data,
             as_of,
             out,
+            max_items,
+            specials,
             model,
             train,
             rows,
@@ -298,6 +310,33 @@ fn run(cli: Cli) -> Result<()> {
                 parts.ranker = ranker;
             }
             let train_s = t.elapsed().as_secs_f64();
+            if max_items > 0 || specials.is_some() {
+                let specials = match &specials {
+                    Some(path) => std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let full = parts.items.ids.len();
+                parts = restrict(
+                    &ds,
+                    &parts,
+                    &Restriction {
+                        specials,
+                        max_items,
+                    },
+                );
+                println!(
+                    "daily blob: kept {} of {} items (specials + {} most recently active)",
+                    parts.items.ids.len(),
+                    full,
+                    max_items
+                );
+            }
             let (path, m) = publish(&parts, &out)?;
             println!(
                 "built {} (model {}, as of {}, {} items, {} bytes) in {:.2}s load + {:.2}s build + {:.2}s ranker training on {} day(s)",
