@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadNestrank, readEvents, specialsOf } from "../scripts/node-pkg.mjs";
+import { parseModel, makeRanker } from "./js-reference.mjs";
 
 const [dataDir, modelDir, date] = process.argv.slice(2);
 const t0 = performance.now();
@@ -61,8 +62,17 @@ function stats(fn, rounds = 5, runs = 1000, warm = 300) {
 }
 const typed = stats(() => rec.rerankIndices(idx, sigItems, sigEvents, sigTs, start));
 const strings = stats(() => rec.rerank(specials, signals, { now: start, explain: true }));
+// The plain-JS reference on the same inputs: the same order (near-ties
+// aside), timed in the same process.
+const jsRank = makeRanker(parseModel(bytes));
+const wasmOrder = rec.rerankIndices(idx, sigItems, sigEvents, sigTs, start);
+const jsOrder = jsRank(idx, sigItems, sigEvents, sigTs, start);
+const same = [...wasmOrder.slice(0, 10)].filter((p, k) => p === jsOrder[k]).length;
+const js = stats(() => jsRank(idx, sigItems, sigEvents, sigTs, start));
 const fmt = (x) => x.toFixed(1);
 console.log(`model: ${manifest.bytes} bytes, ${rec.itemCount} items; ${specials.length} candidates x ${signals.length} signals`);
 console.log(`instantiate (initSync): ${tInit.toFixed(2)} ms; fromBytes: first ${tFirstLoad.toFixed(2)} ms, median of 30 ${tLoad.toFixed(2)} ms`);
 console.log(`rerankIndices (typed): median ${fmt(typed.median_us)} us, p99 ${fmt(typed.p99_us)} us`);
 console.log(`rerank (string ids, reasons): median ${fmt(strings.median_us)} us, p99 ${fmt(strings.p99_us)} us`);
+console.log(`boundary cost (string API minus typed API): ${fmt(strings.median_us - typed.median_us)} us`);
+console.log(`plain-JS reference (same scoring, typed inputs): median ${fmt(js.median_us)} us, p99 ${fmt(js.p99_us)} us; wasm is ${(js.median_us / typed.median_us).toFixed(1)}x faster; top 10 identical at ${same}/10 positions`);

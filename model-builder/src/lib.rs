@@ -10,4 +10,5 @@ pub mod data;
 pub mod eval;
 pub mod import;
 pub mod progress;
+pub mod synth;
 pub mod train;

@@ -9,6 +9,7 @@ use model_builder::build::{
 use model_builder::data::{BadRowPolicy, Dataset};
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
+use model_builder::synth;
 use model_builder::train::{RankerLoss, TrainOptions, Trainer};
 use nestrank::util::{format_date, parse_date};
 use nestrank::Model;
@@ -133,6 +134,33 @@ enum Command {
     Verify {
         /// The blob file.
         blob: PathBuf,
+    },
+    /// Writes a deterministic synthetic log (events.csv, items.csv) for scale tests.
+    Synth {
+        /// Output data directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Users.
+        #[arg(long, default_value_t = 100_000)]
+        users: u32,
+        /// Items.
+        #[arg(long, default_value_t = 50_000)]
+        items: u32,
+        /// Categories.
+        #[arg(long, default_value_t = 300)]
+        categories: u32,
+        /// Days the log spans, ending the day before --end.
+        #[arg(long, default_value_t = 28)]
+        days: u32,
+        /// The first day after the log (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-11-01")]
+        end: String,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Runs the daily-specials replay of EVAL.md.
     Eval {
@@ -357,6 +385,37 @@ fn run(cli: Cli) -> Result<()> {
                 build.als.factors,
                 build.als.iterations,
                 stages.als
+            );
+        }
+        Command::Synth {
+            out,
+            events,
+            users,
+            items,
+            categories,
+            days,
+            end,
+            seed,
+        } => {
+            let end_day = parse_date(&end)
+                .with_context(|| format!("--end `{end}` is not a date YYYY-MM-DD"))?;
+            let t = Instant::now();
+            synth::generate(
+                &out,
+                &synth::SynthOptions {
+                    events,
+                    users,
+                    items,
+                    categories,
+                    days,
+                    end_day,
+                    seed,
+                },
+            )?;
+            println!(
+                "wrote {events} events of {users} users on {items} items into {} in {:.1}s",
+                out.display(),
+                t.elapsed().as_secs_f64()
             );
         }
         Command::Verify { blob } => {
