@@ -84,7 +84,9 @@ clean:
 bench-quick: demo
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 
-# Benchmarks: the native core (criterion) and the wasm package under Node.
-bench: demo
+# Benchmarks: the native core (criterion), the wasm package under Node
+# (beside a plain-JS reference of the same scoring), and in headless Chromium.
+bench: demo setup-browser
 	cargo bench -p model-builder --bench core
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
+	node bench/chromium.mjs out/taobao out/model $(DEMO_DAY)

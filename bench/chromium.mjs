@@ -1,0 +1,60 @@
+// The wasm figures in headless Chromium (Debian's, driven by playwright-core):
+// serves the repository on 127.0.0.1, opens bench/browser/index.html, prints
+// what it measured. Usage: node bench/chromium.mjs <data dir> <model dir> <YYYY-MM-DD>
+import { createServer } from "node:http";
+import { readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { join, extname, resolve } from "node:path";
+import { createRequire } from "node:module";
+import { readEvents, specialsOf } from "../scripts/node-pkg.mjs";
+
+const require = createRequire(new URL("../tools/package.json", import.meta.url));
+const { chromium } = require("playwright-core");
+const root = resolve(new URL("..", import.meta.url).pathname);
+const [dataDir, modelDir, date] = process.argv.slice(2);
+
+// The same inputs as bench/node-rerank.mjs.
+const manifest = JSON.parse(readFileSync(join(modelDir, "manifest.json"), "utf8"));
+const events = readEvents(join(dataDir, "events.csv"));
+const start = Date.parse(date + "T00:00:00Z") / 1000;
+const byUser = new Map();
+for (const e of events) if (e.ts < start) (byUser.get(e.user) ?? byUser.set(e.user, []).get(e.user)).push(e);
+const history = [...byUser.values()].sort((a, b) => b.length - a.length)[0].slice(-200);
+writeFileSync(join(root, "out/bench-inputs.json"), JSON.stringify({
+  file: manifest.file,
+  specials: specialsOf(events, date),
+  signals: history.map((e) => ({ item: e.item, event: e.event, ts: e.ts })),
+  now: start,
+}));
+
+const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+const server = createServer((req, res) => {
+  const path = join(root, decodeURIComponent(new URL(req.url, "http://x").pathname));
+  if (!path.startsWith(root) || !existsSync(path) || statSync(path).isDirectory()) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+  res.end(readFileSync(path));
+});
+await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+const url = `http://127.0.0.1:${server.address().port}/bench/browser/index.html`;
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => { console.error("page error:", e.message); process.exitCode = 1; });
+  await page.goto(url);
+  const r = await page.waitForFunction(() => window.__bench, null, { timeout: 120_000 }).then((h) => h.jsonValue());
+  const v = await browser.version();
+  const f = (x) => x.toFixed(1);
+  console.log(`Chromium ${v}: ${r.candidates} candidates x ${r.signals} signals, blob ${r.blob_bytes} bytes`);
+  console.log(`instantiate (init): ${f(r.instantiate_ms)} ms; fromBytes: first ${r.first_load_ms.toFixed(2)} ms, median of 30 ${r.load_ms.toFixed(2)} ms`);
+  console.log(`rerankIndices (typed): median ${f(r.typed.median_us)} us, p99 of 20-call batch means ${f(r.typed.p99_batch_us)} us`);
+  console.log(`rerank (string ids, reasons): median ${f(r.strings.median_us)} us, p99 of 20-call batch means ${f(r.strings.p99_batch_us)} us`);
+} finally {
+  await browser.close();
+  server.close();
+}
