@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadNestrank, readEvents, specialsOf } from "../scripts/node-pkg.mjs";
 import { parseModel, makeRanker } from "./js-reference.mjs";
+import { stats } from "./stats.mjs";
 
 const [dataDir, modelDir, date] = process.argv.slice(2);
 const t0 = performance.now();
@@ -39,27 +40,6 @@ const sigItems = rec.indexOf(signals.map((s) => s.item));
 const sigEvents = Uint8Array.from(signals.map((s) => code[s.event]));
 const sigTs = Float64Array.from(signals.map((s) => s.ts));
 
-// Five rounds of 1,000 timed runs after warm-up; the figure is the median
-// of the round medians (robust to a noisy neighbour on a shared machine),
-// and p99 over all runs.
-function stats(fn, rounds = 5, runs = 1000, warm = 300) {
-  for (let i = 0; i < warm; i++) fn();
-  const all = [], medians = [];
-  for (let r = 0; r < rounds; r++) {
-    const t = [];
-    for (let i = 0; i < runs; i++) {
-      const a = performance.now();
-      fn();
-      t.push(performance.now() - a);
-    }
-    t.sort((a, b) => a - b);
-    medians.push(t[runs >> 1]);
-    all.push(...t);
-  }
-  medians.sort((a, b) => a - b);
-  all.sort((a, b) => a - b);
-  return { median_us: medians[rounds >> 1] * 1000, p99_us: all[Math.floor(all.length * 0.99)] * 1000 };
-}
 const typed = stats(() => rec.rerankIndices(idx, sigItems, sigEvents, sigTs, start));
 const strings = stats(() => rec.rerank(specials, signals, { now: start, explain: true }));
 // The plain-JS reference on the same inputs: the same order (near-ties
