@@ -90,3 +90,4 @@ bench: demo setup-browser
 	cargo bench -p model-builder --bench core
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 	node bench/chromium.mjs out/taobao out/model $(DEMO_DAY)
+	bench/als-vs-implicit.sh out/taobao
