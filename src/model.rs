@@ -8,7 +8,7 @@ use crate::format::{
     decode_section, encode_section, write_container, BlobKind, Container, DecodeError, Header,
     VERSION,
 };
-use crate::rank::{RankerParams, RankerSection, NUM_FEATURES};
+use crate::rank::{RankerParams, RankerSection};
 use crate::util::fnv1a64;
 use std::sync::OnceLock;
 use wincode::{SchemaRead, SchemaWrite};
@@ -501,10 +501,5 @@ impl Model {
     /// The ranker shipped in the blob.
     pub fn ranker(&self) -> &RankerParams {
         &self.parts.ranker
-    }
-
-    /// The number of features the ranker combines.
-    pub const fn feature_count() -> usize {
-        NUM_FEATURES
     }
 }

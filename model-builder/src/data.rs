@@ -259,16 +259,6 @@ impl CsvFile {
         }
         Ok(())
     }
-
-    /// A bad-row value for `column` at `line`.
-    pub fn bad(&self, line: u64, column: usize, problem: String) -> BadRow {
-        BadRow {
-            file: self.path.clone(),
-            line,
-            column: self.header.get(column).cloned(),
-            problem,
-        }
-    }
 }
 
 /// A data directory, loaded.
@@ -402,7 +392,8 @@ impl Dataset {
     }
 }
 
-fn csv_bad(path: &Path, line: u64, column: &str, problem: String) -> BadRow {
+/// A bad row of `path` at `line`, in `column`.
+pub fn csv_bad(path: &Path, line: u64, column: &str, problem: String) -> BadRow {
     BadRow {
         file: path.to_path_buf(),
         line,

@@ -1,6 +1,6 @@
 //! Converters from public datasets to the canonical schema of EVAL.md.
 
-use crate::data::{parse_id, parse_ts, BadRowPolicy, BadRows, CsvFile};
+use crate::data::{csv_bad, parse_id, parse_ts, BadRowPolicy, BadRows, CsvFile};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -53,12 +53,7 @@ pub fn taobao(input: &Path, out: &Path, policy: BadRowPolicy) -> Result<ImportSu
     let mut rows: Vec<(String, String, &'static str, i64)> = Vec::new();
     let mut categories: BTreeMap<String, String> = BTreeMap::new();
     let path = csv.path().to_path_buf();
-    let bad_at = |line: u64, column: &str, problem: String| crate::data::BadRow {
-        file: path.clone(),
-        line,
-        column: Some(column.to_string()),
-        problem,
-    };
+    let bad_at = |line: u64, column: &str, problem: String| csv_bad(&path, line, column, problem);
     csv.for_each_row(&mut bad, |line, f| {
         let user = parse_id(f[c_user]).map_err(|p| bad_at(line, "user_id", p))?;
         let item = parse_id(f[c_item]).map_err(|p| bad_at(line, "item_id", p))?;
