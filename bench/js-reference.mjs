@@ -12,6 +12,7 @@ const FEATURES = [
 const NF = FEATURES.length;
 const NONE = 0xffffffff;
 const MAX_FOLD_ITEMS = 64;
+const MAX_SOURCES = 64;
 const FOLD_IN_STEPS = 4;
 
 // --- the blob (FORMAT.md): bincode sections, read with a cursor ----------
@@ -163,21 +164,23 @@ export function makeRanker(model) {
         }
       }
     }
-    const fold = [];
-    for (const s of touched) {
-      const wl = srcW[3 * s] * nb.scale, ws = srcW[3 * s + 1] * nb.scale, wf = srcW[3 * s + 2];
-      if (wf > 0) fold.push([srcW[3 * s], s, wf]);
-      srcW[3 * s] = srcW[3 * s + 1] = srcW[3 * s + 2] = 0;
+    // The strongest MAX_SOURCES signal items expand their neighbours; the
+    // strongest MAX_FOLD_ITEMS (with a fold weight) fold the user in.
+    const sources = touched.map((s) => [srcW[3 * s], s, srcW[3 * s + 1], srcW[3 * s + 2]]);
+    for (const s of touched) srcW[3 * s] = srcW[3 * s + 1] = srcW[3 * s + 2] = 0;
+    sources.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    sources.length = Math.min(sources.length, MAX_SOURCES);
+    for (const [wLong, s, wShort] of sources) {
+      const wl = wLong * nb.scale, ws = wShort * nb.scale;
       for (let k = nb.offsets[s]; k < nb.offsets[s + 1]; k++) {
         const pos = posOf[nb.items[k]];
         if (pos !== NONE) { f[pos * NF + 4] += wl * nb.scores[k]; f[pos * NF + 5] += ws * nb.scores[k]; }
       }
     }
     let user = null;
+    const fold = sources.filter((x) => x[3] > 0).slice(0, MAX_FOLD_ITEMS);
     if (fa && p.weights[11] !== 0 && fold.length) {
-      fold.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-      const chosen = fold.slice(0, MAX_FOLD_ITEMS).sort((a, b) => a[1] - b[1]).map(([, s, w]) => [s, w]);
-      user = foldIn(chosen);
+      user = foldIn(fold.map(([, s, , w]) => [s, w]).sort((a, b) => a[0] - b[0]));
     }
     const scores = new Float64Array(m);
     for (let k = 0; k < m; k++) {

@@ -62,6 +62,10 @@ const NONE: u32 = u32::MAX;
 /// event-weighted, decayed weight (similarity half-life).
 pub const MAX_FOLD_ITEMS: usize = 64;
 
+/// The most signal items whose neighbour lists the similarity features
+/// expand, chosen the same way.
+pub const MAX_SOURCES: usize = 64;
+
 /// The ranker's parameters: how signals decay and weigh, and one weight per feature.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankerParams {
@@ -364,7 +368,7 @@ pub struct Scratch {
     own_event: Vec<u8>,
     scores: Vec<f32>,
     fold_items: Vec<(u32, f32)>,
-    fold_ranked: Vec<(f32, u32, f32)>,
+    sources: Vec<(f32, u32, f32, f32)>,
     user: Vec<f32>,
     fold_rows: Vec<f32>,
     fold_work: Vec<f32>,
@@ -514,14 +518,34 @@ pub fn compute_features(
     }
 
     let (offsets, nb_items, nb_scores, scale) = model.neighbour_arrays();
-    s.fold_items.clear();
-    s.fold_ranked.clear();
+    // The signal items, strongest first (event-weighted, decayed at the
+    // similarity half-life): only the strongest MAX_SOURCES expand their
+    // neighbour lists and the strongest MAX_FOLD_ITEMS fold the user in, as
+    // old, weak signals barely move either and each costs a random walk.
+    s.sources.clear();
     for &src in &s.src_touched {
         let [w_long, w_short, w_fold] = s.src_weight[src as usize];
         s.src_weight[src as usize] = [0.0; 3];
-        if w_fold > 0.0 {
-            s.fold_ranked.push((w_long, src, w_fold));
-        }
+        s.sources.push((w_long, src, w_short, w_fold));
+    }
+    let by_strength = |a: &(f32, u32, f32, f32), b: &(f32, u32, f32, f32)| {
+        b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+    };
+    if s.sources.len() > MAX_SOURCES {
+        s.sources.select_nth_unstable_by(MAX_SOURCES, by_strength);
+        s.sources.truncate(MAX_SOURCES);
+    }
+    // One fixed order, whatever the order of the signals.
+    s.sources.sort_unstable_by(by_strength);
+    s.fold_items.clear();
+    s.fold_items.extend(
+        s.sources
+            .iter()
+            .filter(|x| x.3 > 0.0)
+            .take(MAX_FOLD_ITEMS)
+            .map(|x| (x.1, x.3)),
+    );
+    for &(w_long, src, w_short, _) in &s.sources {
         let (a, b) = (
             offsets[src as usize] as usize,
             offsets[src as usize + 1] as usize,
@@ -548,20 +572,9 @@ pub fn compute_features(
     // the ranker weighs them.
     let factors = model
         .factors()
-        .filter(|_| params.weights[F_FACTOR] != 0.0 && !s.fold_ranked.is_empty());
+        .filter(|_| params.weights[F_FACTOR] != 0.0 && !s.fold_items.is_empty());
     let folded = match factors {
         Some(f) => {
-            // The strongest recent interests only: the fold-in costs
-            // O(items x dim) per step, and old, weak signals barely move it.
-            if s.fold_ranked.len() > MAX_FOLD_ITEMS {
-                s.fold_ranked
-                    .select_nth_unstable_by(MAX_FOLD_ITEMS, |a, b| {
-                        b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-                    });
-                s.fold_ranked.truncate(MAX_FOLD_ITEMS);
-            }
-            s.fold_items
-                .extend(s.fold_ranked.iter().map(|&(_, src, w)| (src, w)));
             // Sorted, so the sums run in one order whatever the signal order.
             s.fold_items.sort_unstable_by_key(|e| e.0);
             f.fold_in(
