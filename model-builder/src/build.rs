@@ -61,7 +61,8 @@ impl Default for BuildOptions {
     }
 }
 
-const DAY: i64 = 86_400;
+/// Seconds in a UTC day.
+pub const DAY: i64 = 86_400;
 
 fn decay(age_s: i64, half_life_days: f64) -> f64 {
     (-(age_s as f64) / (half_life_days * DAY as f64)).exp2()

@@ -3,7 +3,7 @@
 //! Every ranker runs through [`nestrank::Recommender`], the code the wasm
 //! module runs, on a model that went through bytes and back.
 
-use crate::build::{build_parts, BuildOptions};
+use crate::build::{build_parts, BuildOptions, DAY};
 use crate::data::Dataset;
 use crate::train::{TrainOptions, Trainer};
 use anyhow::{Context, Result};
@@ -12,8 +12,6 @@ use nestrank::util::{fnv1a64, format_date};
 use nestrank::{Model, Recommender, Signals};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-const DAY: i64 = 86_400;
 
 /// The most candidates a day's specials may have (EVAL.md step 2).
 pub const MAX_CANDIDATES: usize = 500;
