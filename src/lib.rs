@@ -15,6 +15,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod factors;
 pub mod format;
 pub mod model;

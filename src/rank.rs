@@ -344,6 +344,10 @@ pub struct Ranking {
     pub reasons: Vec<Reason>,
 }
 
+/// How far in the future (seconds) a signal may lie, for clock skew
+/// between the device and the server; later ones are ignored.
+pub const FUTURE_SLACK_S: f64 = 600.0;
+
 /// Why a rerank call could not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -456,7 +460,9 @@ pub fn compute_features(
         let Some(event) = Event::from_code(signals.events[j]) else {
             continue;
         };
-        if item == NONE || !ts.is_finite() {
+        // A signal from the future beyond clock skew is forged or broken:
+        // it would otherwise count as fresher than anything real.
+        if item == NONE || !ts.is_finite() || ts > now + FUTURE_SLACK_S {
             continue;
         }
         let age = (now - ts).max(0.0);

@@ -5,7 +5,10 @@
 //! arguments) and whose message names the problem; nothing here panics on
 //! input.
 
+use crate::codec::{self, OwnedSignal};
+use crate::rank::Reason;
 use crate::recommender::Recommender as Core;
+use crate::signals::Event;
 use crate::signals::Signals;
 use crate::util::format_date;
 use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array, Uint8Array};
@@ -22,7 +25,15 @@ export interface Signal { item: string; event: NestrankEvent; ts: number; }
 /** Options of `rerank`: `now` in Unix seconds (default: the clock), `limit` items to return, `explain` reasons (default true). */
 export interface RerankOptions { now?: number; limit?: number; explain?: boolean; }
 /** The reranked candidates, best first, with a score and a short reason each. */
-export interface RerankResult { items: string[]; scores: Float32Array; reasons: string[]; }
+export interface RerankResult {
+  items: string[];
+  scores: Float32Array;
+  reasons: string[];
+  /** Per item, the id of the item the user acted on that explains it ("viewed together with"), or "" (only with `explain`). */
+  because: string[];
+}
+/** A decoded signal: the event by name. */
+export interface DecodedSignal { item: string; event: "view" | "fav" | "cart" | "purchase"; ts: number; }
 "#;
 
 #[wasm_bindgen(start)]
@@ -125,6 +136,12 @@ export function pick(a, order) {
 export function splitJoined(s, n) {
   return n === 0 ? [] : s.split(SEP);
 }
+const NAMES = ["view", "fav", "cart", "purchase"];
+export function unpackSignals(ids, events, ts) {
+  const items = events.length === 0 ? [] : ids.split(SEP), out = new Array(events.length);
+  for (let i = 0; i < events.length; i++) out[i] = { item: items[i], event: NAMES[events[i]], ts: ts[i] };
+  return out;
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = joinIds)]
@@ -134,6 +151,8 @@ extern "C" {
     fn pick(array: &Array, order: &[u32]) -> Array;
     #[wasm_bindgen(js_name = splitJoined)]
     fn split_joined(joined: &str, count: u32) -> Array;
+    #[wasm_bindgen(js_name = unpackSignals)]
+    fn unpack_signals(ids: &str, events: &[u8], ts: &[f64]) -> Array;
 }
 
 const SEP: char = '\u{1f}';
@@ -285,6 +304,16 @@ impl Recommender {
             );
         }
         let reasons = split_joined(&reasons, shown_reasons as u32);
+        let mut because = String::new();
+        for (k, r) in ranking.reasons[..shown_reasons].iter().enumerate() {
+            if k > 0 {
+                because.push(SEP);
+            }
+            if let Reason::SimilarTo(i) = r {
+                because.push_str(model.id_of(*i));
+            }
+        }
+        let because = split_joined(&because, shown_reasons as u32);
         let result = Object::new();
         Reflect::set(&result, &"items".into(), &items)?;
         Reflect::set(
@@ -293,6 +322,7 @@ impl Recommender {
             &Float32Array::from(&ranking.scores[..shown]),
         )?;
         Reflect::set(&result, &"reasons".into(), &reasons)?;
+        Reflect::set(&result, &"because".into(), &because)?;
         Ok(result.into())
     }
 
@@ -339,4 +369,69 @@ impl Recommender {
     pub fn last_scores(&self) -> Float32Array {
         Float32Array::from(self.inner.last_ranking().scores.as_slice())
     }
+}
+
+/// Encodes signals (`[{item, event, ts}]`) into the compact, versioned,
+/// cookie-safe text of the core's codec (see FORMAT.md), keeping the newest
+/// 1,024 and, with `maxChars`, the newest that fit. Throws
+/// `NestrankArgumentError` naming the bad signal.
+#[wasm_bindgen(js_name = encodeSignals)]
+pub fn encode_signals(
+    #[wasm_bindgen(unchecked_param_type = "Signal[]")] signals: &JsValue,
+    #[wasm_bindgen(js_name = maxChars)] max_chars: Option<u32>,
+) -> Result<String, JsValue> {
+    let packed = parse_signals(signals)?;
+    let ids = split_ids(&packed.ids, packed.events.len() as u32);
+    let mut owned = Vec::with_capacity(ids.len());
+    for (k, (item, (&event, &ts))) in ids
+        .into_iter()
+        .zip(packed.events.iter().zip(&packed.ts))
+        .enumerate()
+    {
+        let event = Event::from_code(event).ok_or_else(|| {
+            arg_error(&format!(
+                "signals[{k}].event must be view, fav, cart, purchase or 0..3"
+            ))
+        })?;
+        if !ts.is_finite() {
+            return Err(arg_error(&format!(
+                "signals[{k}].ts must be a finite number of Unix seconds"
+            )));
+        }
+        owned.push(OwnedSignal {
+            item: item.to_string(),
+            event,
+            ts: ts.floor().clamp(-1.0, codec::MAX_TS as f64 + 1.0) as i64,
+        });
+    }
+    codec::encode(&owned, max_chars.map(|m| m as usize))
+        .map_err(|e| arg_error(&format!("cannot encode signals: {e}")))
+}
+
+/// Decodes a text written by `encodeSignals`: `[{item, event, ts}]`, oldest
+/// first, `event` by name. Throws `NestrankSignalsError` naming what is wrong
+/// (truncated, altered, another version, ...).
+#[wasm_bindgen(js_name = decodeSignals, unchecked_return_type = "DecodedSignal[]")]
+pub fn decode_signals(
+    #[wasm_bindgen(unchecked_param_type = "string")] text: &JsValue,
+) -> Result<Array, JsValue> {
+    let text = text
+        .as_string()
+        .ok_or_else(|| arg_error("decodeSignals expects a string"))?;
+    let signals = codec::decode(&text).map_err(|e| {
+        error(
+            "NestrankSignalsError",
+            &format!("invalid signals text: {e}"),
+        )
+    })?;
+    let mut ids = String::new();
+    for (k, s) in signals.iter().enumerate() {
+        if k > 0 {
+            ids.push(SEP);
+        }
+        ids.push_str(&s.item);
+    }
+    let events: Vec<u8> = signals.iter().map(|s| s.event as u8).collect();
+    let ts: Vec<f64> = signals.iter().map(|s| s.ts as f64).collect();
+    Ok(unpack_signals(&ids, &events, &ts))
 }

@@ -10,5 +10,6 @@ pub mod data;
 pub mod eval;
 pub mod import;
 pub mod progress;
+pub mod shop;
 pub mod synth;
 pub mod train;

@@ -9,8 +9,8 @@ use model_builder::build::{
 use model_builder::data::{BadRowPolicy, Dataset};
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
-use model_builder::synth;
 use model_builder::train::{RankerLoss, TrainOptions, Trainer};
+use model_builder::{shop, synth};
 use nestrank::util::{format_date, parse_date};
 use nestrank::Model;
 use std::path::PathBuf;
@@ -25,6 +25,15 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The kinds of synthetic data.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum SynthKind {
+    /// A log of a given size, for scale measurements.
+    Scale,
+    /// A mother-and-baby shop with today's specials, for the demo page.
+    MotherBaby,
 }
 
 #[derive(clap::Args, Clone, Copy)]
@@ -135,17 +144,25 @@ enum Command {
         /// The blob file.
         blob: PathBuf,
     },
-    /// Writes a deterministic synthetic log (events.csv, items.csv) for scale tests.
+    /// Writes a deterministic synthetic shop: `--kind scale` (events.csv,
+    /// items.csv of a given size, for scale tests) or `--kind mother-baby`
+    /// (a mother-and-baby shop's catalog, families, logs and today's specials).
     Synth {
         /// Output data directory.
         #[arg(long)]
         out: PathBuf,
-        /// Events.
+        /// What to generate.
+        #[arg(long, value_enum, default_value_t = SynthKind::Scale)]
+        kind: SynthKind,
+        /// Events (scale).
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
-        /// Users.
-        #[arg(long, default_value_t = 100_000)]
-        users: u32,
+        /// Users (scale: default 100,000) or families (mother-baby: default 3,000).
+        #[arg(long)]
+        users: Option<u32>,
+        /// New specials a day, each on sale 5-7 days (mother-baby).
+        #[arg(long, default_value_t = 85)]
+        launches_per_day: u32,
         /// Items.
         #[arg(long, default_value_t = 50_000)]
         items: u32,
@@ -155,7 +172,7 @@ enum Command {
         /// Days the log spans, ending the day before --end.
         #[arg(long, default_value_t = 28)]
         days: u32,
-        /// The first day after the log (YYYY-MM-DD).
+        /// The first day after the log (YYYY-MM-DD); mother-baby: the day of the specials page.
         #[arg(long, default_value = "2026-11-01")]
         end: String,
         /// Random seed.
@@ -389,6 +406,39 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Synth {
             out,
+            kind: SynthKind::MotherBaby,
+            users,
+            launches_per_day,
+            days,
+            end,
+            seed,
+            ..
+        } => {
+            let today = parse_date(&end)
+                .with_context(|| format!("--end `{end}` is not a date YYYY-MM-DD"))?;
+            let t = Instant::now();
+            let s = shop::generate(
+                &out,
+                &shop::ShopOptions {
+                    families: users.unwrap_or(3_000),
+                    days,
+                    today,
+                    launches_per_day,
+                    seed,
+                },
+            )?;
+            println!(
+                "wrote a mother-and-baby shop into {}: {} items, {} events, {} specials on {end}, in {:.1}s",
+                out.display(),
+                s.items,
+                s.events,
+                s.specials_today,
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Command::Synth {
+            out,
+            kind: SynthKind::Scale,
             events,
             users,
             items,
@@ -396,7 +446,9 @@ fn run(cli: Cli) -> Result<()> {
             days,
             end,
             seed,
+            ..
         } => {
+            let users = users.unwrap_or(100_000);
             let end_day = parse_date(&end)
                 .with_context(|| format!("--end `{end}` is not a date YYYY-MM-DD"))?;
             let t = Instant::now();
