@@ -34,7 +34,7 @@ pkg: setup
 	rm -rf pkg && mkdir -p pkg
 	wasm-bindgen --target web --out-dir pkg --out-name nestrank $(WASM_RAW)
 	$(WASM_OPT) -Oz pkg/nestrank_bg.wasm -o pkg/nestrank_bg.wasm
-	cp pkg-template/package.json pkg-template/README.md pkg/
+	cp pkg-template/package.json pkg-template/README.md pkg-template/*.js pkg-template/index.d.ts pkg/
 	@echo "pkg/nestrank_bg.wasm: $$(stat -c %s pkg/nestrank_bg.wasm) bytes, $$(gzip -9c pkg/nestrank_bg.wasm | wc -c) gzipped"
 
 builder:

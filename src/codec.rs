@@ -298,17 +298,15 @@ pub fn encode(signals: &[OwnedSignal], max_chars: Option<usize>) -> Result<Strin
 
 fn encode_sorted(signals: &[OwnedSignal], order: &[usize]) -> String {
     let mut ids: Vec<&str> = Vec::new();
+    let mut index: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
     let mut id_of: Vec<u64> = Vec::with_capacity(order.len());
     for &i in order {
         let item = signals[i].item.as_str();
-        let k = match ids.iter().position(|&x| x == item) {
-            Some(k) => k,
-            None => {
-                ids.push(item);
-                ids.len() - 1
-            }
-        };
-        id_of.push(k as u64);
+        let k = *index.entry(item).or_insert_with(|| {
+            ids.push(item);
+            ids.len() as u64 - 1
+        });
+        id_of.push(k);
     }
     let mut out = vec![CODEC_VERSION];
     let base = order.first().map_or(0, |&i| signals[i].ts);

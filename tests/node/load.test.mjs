@@ -1,0 +1,111 @@
+// loadModel under Node against a real HTTP server on 127.0.0.1: the blob is
+// fetched, checked against the manifest's size and sha256, decoded, cached,
+// and a later bad blob falls back to the last good one. Node has no Cache
+// API, so the package's in-memory cache is the one under test here; the
+// page's Cache API path is exercised by tests/e2e in Chromium.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { loadModel, Recommender } from "../../pkg/node.js";
+
+const blob = readFileSync(new URL("../data/golden-v1.nrk", import.meta.url));
+const sha = (b) => createHash("sha256").update(b).digest("hex");
+const modelId = Recommender.fromBytes(blob).modelId;
+const corrupt = Buffer.from(blob);
+corrupt[100] ^= 0xff;
+
+// path -> [status, body]; the tests change it between calls.
+let routes = {};
+let requests = [];
+let server;
+let base;
+
+before(async () => {
+  server = createServer((req, res) => {
+    requests.push(req.url);
+    const [status, body] = routes[req.url] ?? [404, "not found"];
+    res.writeHead(status);
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+after(() => server.close());
+
+function publish(dir, bytes, manifestPatch = {}) {
+  const file = `model-${sha(bytes).slice(0, 16)}.nrk`;
+  const manifest = { file, sha256: sha(bytes), bytes: bytes.length, model_id: modelId, ...manifestPatch };
+  routes[`/${dir}/manifest.json`] = [200, JSON.stringify(manifest)];
+  routes[`/${dir}/${file}`] = [200, bytes];
+  return `${base}/${dir}/manifest.json`;
+}
+
+test("loads, verifies and then serves the blob from the cache", async () => {
+  routes = {};
+  const url = publish("a", blob);
+  const first = await loadModel(url);
+  assert.equal(first.source, "network");
+  assert.equal(first.recommender.modelId, modelId);
+  requests = [];
+  const second = await loadModel(url);
+  assert.equal(second.source, "cache");
+  assert.deepEqual(requests, ["/a/manifest.json"], "a reload fetches only the manifest");
+});
+
+test("checksum and size mismatches are NestrankLoadErrors naming the blob", async () => {
+  routes = {};
+  const url = publish("b", blob, { sha256: "0".repeat(64) });
+  await assert.rejects(loadModel(url, { cache: false }), {
+    name: "NestrankLoadError",
+    message: /model-[0-9a-f]{16}\.nrk: sha256 [0-9a-f]{64} does not match the manifest's 0{64}/,
+  });
+  const url2 = publish("c", blob, { bytes: blob.length + 1 });
+  await assert.rejects(loadModel(url2, { cache: false }), { name: "NestrankLoadError", message: /bytes, the manifest says/ });
+});
+
+test("a blob whose sha matches but whose contents are corrupt fails to decode", async () => {
+  routes = {};
+  const url = publish("d", corrupt);
+  await assert.rejects(loadModel(url, { cache: false }), { name: "NestrankLoadError", message: /checksum mismatch/ });
+});
+
+test("bad manifests and HTTP errors are NestrankLoadErrors", async () => {
+  routes = { "/e/manifest.json": [200, "{not json"], "/f/manifest.json": [200, JSON.stringify({ file: "../x", sha256: "a", bytes: 1 })] };
+  await assert.rejects(loadModel(`${base}/e/manifest.json`, { cache: false }), { name: "NestrankLoadError", message: /not JSON/ });
+  await assert.rejects(loadModel(`${base}/f/manifest.json`, { cache: false }), { name: "NestrankLoadError", message: /plain file name/ });
+  await assert.rejects(loadModel(`${base}/g/manifest.json`, { cache: false }), { name: "NestrankLoadError", message: /HTTP 404/ });
+});
+
+test("a new blob that fails to verify falls back to the last good one", async () => {
+  routes = {};
+  const good = publish("h", blob);
+  assert.equal((await loadModel(good)).source, "network");
+  // The next night's publish is broken: its sha256 does not match.
+  const broken = publish("h", corrupt, { sha256: "f".repeat(64) });
+  const warnings = [];
+  const orig = console.warn;
+  console.warn = (m) => warnings.push(m);
+  try {
+    const out = await loadModel(broken);
+    assert.equal(out.source, "fallback");
+    assert.equal(out.recommender.modelId, modelId);
+    assert.match(out.error.message, /does not match the manifest/);
+    assert.equal(warnings.length, 1);
+  } finally {
+    console.warn = orig;
+  }
+  // And with the server down entirely.
+  routes = {};
+  const out = await loadModel(good);
+  assert.equal(out.source, "fallback");
+});
+
+test("the plain SHA-256 used where WebCrypto is missing agrees with node:crypto", async () => {
+  const { sha256 } = await import("../../pkg/load.js");
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 1000, blob.length]) {
+    const b = blob.subarray(0, n);
+    assert.equal(Buffer.from(sha256(b)).toString("hex"), sha(b), `${n} bytes`);
+  }
+});
