@@ -10,8 +10,9 @@ WASM_RAW := target/wasm32-unknown-unknown/release/nestrank.wasm
 BUILDER := target/release/model-builder
 SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
+SHOP_DAY := 2026-11-01
 
-.PHONY: setup setup-browser pkg builder demo test test-native test-wasm test-node lint golden clean bench-quick bench
+.PHONY: setup setup-browser pkg builder shop demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -40,17 +41,27 @@ pkg: setup
 builder:
 	cargo build --release -p model-builder
 
-# The demo: import the bundled Taobao sample, build the daily blob as of its
-# last day (that day's specials + the 5,000 most recently active items),
-# build the package, and rerank the specials for three users through the
-# wasm module under Node.
-demo: pkg builder
+# The synthetic mother-and-baby shop (deterministic) and its daily blob:
+# what the demo page and the e2e tests load.
+shop: builder
+	$(BUILDER) synth --kind mother-baby --out out/shop --end $(SHOP_DAY)
+	$(BUILDER) build --data out/shop --as-of $(SHOP_DAY) --out out/shop-model \
+	  --specials out/shop/specials.txt --max-items 3000 --k 20
+
+# Everything the demo shows: the package, the shop's model, and the bundled
+# Taobao sample's daily blob (its last day's specials + the 5,000 most
+# recently active items) reranked for three users through wasm under Node.
+demo-data: pkg builder shop
 	$(BUILDER) import taobao $(SAMPLE) --out out/taobao
 	node scripts/specials.mjs out/taobao/events.csv $(DEMO_DAY) > out/specials.txt
 	$(BUILDER) build --data out/taobao --as-of $(DEMO_DAY) --out out/model \
 	  --max-items 5000 --specials out/specials.txt
 	$(BUILDER) verify out/model/$$(node -p 'require("./out/model/manifest.json").file')
 	node scripts/demo.mjs out/taobao out/model $(DEMO_DAY)
+
+# The demo: the above, then the mobile page on http://127.0.0.1:8080/.
+demo: demo-data
+	node scripts/serve.mjs --port 8080 --model out/shop-model --data out/shop
 
 lint:
 	cargo fmt --all -- --check
@@ -69,24 +80,29 @@ test-wasm: setup setup-browser
 test-node: pkg
 	node --test tests/node/
 
+# The demo page in headless Chromium (playwright-core); a screenshot lands in test-artifacts/.
+test-e2e: pkg shop setup-browser
+	node --test tests/e2e/
+
 # Everything: lint, native unit/property/golden/replay tests, wasm tests
-# under Node and in headless Chromium, and the package tests under Node.
-test: setup lint test-native test-wasm test-node
+# under Node and in headless Chromium, the package tests under Node, and
+# the demo page end to end in headless Chromium.
+test: setup lint test-native test-wasm test-node test-e2e
 
 # Rewrites tests/data/golden-expected.json from the native core (review the diff!).
 golden:
 	UPDATE_GOLDEN=1 cargo test --release --test golden
 
 clean:
-	rm -rf pkg out target/wasm32-unknown-unknown
+	rm -rf pkg out test-artifacts target/wasm32-unknown-unknown
 
 # Quick rerank timings of the wasm package under Node (the demo's inputs).
-bench-quick: demo
+bench-quick: demo-data
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 
 # Benchmarks: the native core (criterion), the wasm package under Node
 # (beside a plain-JS reference of the same scoring), and in headless Chromium.
-bench: demo setup-browser
+bench: demo-data setup-browser
 	cargo bench -p model-builder --bench core
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 	node bench/chromium.mjs out/taobao out/model $(DEMO_DAY)

@@ -4,11 +4,8 @@
 import { createServer } from "node:http";
 import { readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { join, extname, resolve } from "node:path";
-import { createRequire } from "node:module";
 import { readEvents, specialsOf } from "../scripts/node-pkg.mjs";
-
-const require = createRequire(new URL("../tools/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+import { launchChromium } from "../scripts/chromium.mjs";
 const root = resolve(new URL("..", import.meta.url).pathname);
 const [dataDir, modelDir, date] = process.argv.slice(2);
 
@@ -38,11 +35,7 @@ const server = createServer((req, res) => {
 });
 await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const url = `http://127.0.0.1:${server.address().port}/bench/browser/index.html`;
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => { console.error("page error:", e.message); process.exitCode = 1; });

@@ -29,7 +29,7 @@ export interface RerankResult {
   items: string[];
   scores: Float32Array;
   reasons: string[];
-  /** Per item, the id of the item the user acted on that explains it ("viewed together with"), or "" (only with `explain`). */
+  /** Per item, the id of the item the user acted on that explains it (viewed together with it, or the latest in its category), or "" (only with `explain`). */
   because: string[];
 }
 /** A decoded signal: the event by name. */
@@ -304,13 +304,38 @@ impl Recommender {
             );
         }
         let reasons = split_joined(&reasons, shown_reasons as u32);
+        // The item behind a reason: the signal item for "viewed together",
+        // the user's latest signal in the category for a category reason.
+        let sig_idx = if ranking.reasons[..shown_reasons]
+            .iter()
+            .any(|r| matches!(r, Reason::Category(_)))
+        {
+            let ids: Vec<&str> = sig.iter().map(|s| s.0).collect();
+            self.inner.index_of(&ids)
+        } else {
+            Vec::new()
+        };
+        let latest_in_category = |c: u32| -> Option<&str> {
+            let idx = &sig_idx;
+            (0..idx.len())
+                .filter(|&j| {
+                    (idx[j] as usize) < model.item_count()
+                        && model.category_of(idx[j]) == c
+                        && sig[j].2.is_finite()
+                        && sig[j].2 <= now
+                })
+                .max_by(|&a, &b| sig[a].2.total_cmp(&sig[b].2))
+                .map(|j| sig[j].0)
+        };
         let mut because = String::new();
         for (k, r) in ranking.reasons[..shown_reasons].iter().enumerate() {
             if k > 0 {
                 because.push(SEP);
             }
-            if let Reason::SimilarTo(i) = r {
-                because.push_str(model.id_of(*i));
+            match *r {
+                Reason::SimilarTo(i) => because.push_str(model.id_of(i)),
+                Reason::Category(c) => because.push_str(latest_in_category(c).unwrap_or("")),
+                _ => {}
             }
         }
         let because = split_joined(&because, shown_reasons as u32);

@@ -1,0 +1,72 @@
+// A small static server for the demo page (no dependencies): / is www/,
+// /pkg/ the built package, /model/ the published model (manifest + blob),
+// /data/ the shop's specials of the day. Binds 127.0.0.1 only.
+// Usage: node scripts/serve.mjs [--port 8080] [--model out/shop-model] [--data out/shop]
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { resolve, extname, join, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".nrk": "application/octet-stream",
+  ".ts": "text/plain; charset=utf-8",
+  ".png": "image/png",
+  ".svg": "image/svg+xml",
+};
+
+/** Starts the server; resolves to `{ url, close() }`. */
+export async function serve({ port = 8080, model = "out/shop-model", data = "out/shop", log = false } = {}) {
+  const mounts = [
+    ["/pkg/", resolve(root, "pkg")],
+    ["/model/", resolve(root, model)],
+    ["/data/", resolve(root, data)],
+    ["/", resolve(root, "www")],
+  ];
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const [prefix, dir] = mounts.find(([p]) => path.startsWith(p));
+    let file = resolve(join(dir, path.slice(prefix.length) || "index.html"));
+    if (file !== dir && !file.startsWith(dir + sep)) {
+      res.writeHead(403).end("forbidden");
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, {
+        "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+        // Content-addressed blobs never change; everything else is revalidated.
+        "cache-control": file.endsWith(".nrk") ? "public, max-age=31536000, immutable" : "no-cache",
+      });
+      res.end(body);
+      if (log) console.log(`200 ${path}`);
+    } catch {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      if (log) console.log(`404 ${path}`);
+    }
+  });
+  await new Promise((ok, fail) => {
+    server.once("error", fail);
+    server.listen(port, "127.0.0.1", ok);
+  });
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    close: () => new Promise((ok) => server.close(ok)),
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const arg = (name, dflt) => {
+    const k = process.argv.indexOf(`--${name}`);
+    return k > 0 ? process.argv[k + 1] : dflt;
+  };
+  const s = await serve({ port: Number(arg("port", 8080)), model: arg("model", "out/shop-model"), data: arg("data", "out/shop") });
+  console.log(`nestrank demo page: ${s.url}  (Ctrl-C to stop)`);
+}

@@ -1,0 +1,146 @@
+// The demo page end to end, in Debian's headless Chromium (playwright-core),
+// served on 127.0.0.1 with the built package and the synthetic shop's model:
+// browsing one brand moves that brand up after a reload, reasons show, no
+// request carries the signals, a reload downloads no blob, and a corrupt
+// blob or a missing wasm leaves the shop's own order with no page error.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { serve } from "../../scripts/serve.mjs";
+import { launchChromium, phoneContext } from "../../scripts/chromium.mjs";
+
+const root = new URL("../../", import.meta.url);
+const specials = JSON.parse(readFileSync(new URL("out/shop/specials.json", root), "utf8"));
+const defaultOrder = specials.items.map((s) => s.id);
+const brandOf = new Map(specials.items.map((s) => [s.id, s.brand]));
+const artifacts = new URL("test-artifacts/", root);
+mkdirSync(artifacts, { recursive: true });
+
+let server, browser;
+before(async () => {
+  server = await serve({ port: 0 });
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+// Opens the page in `context`, waits until it has reranked (or given up),
+// and returns the display order and what went wrong.
+async function open(page) {
+  await page.goto(server.url);
+  await page.waitForFunction(() => window.nestrank?.ready === true, null, { timeout: 30_000 });
+  return page.$$eval("#specials > *", (cards) => cards.map((c) => c.dataset.itemId));
+}
+
+function watch(page) {
+  const seen = { errors: [], warnings: [], requests: [] };
+  page.on("pageerror", (e) => seen.errors.push(e.message));
+  page.on("console", (m) => m.type() === "warning" && seen.warnings.push(m.text()));
+  page.on("request", (r) => seen.requests.push(r));
+  return seen;
+}
+
+const meanPosition = (order, brand) => {
+  const pos = order.flatMap((id, k) => (brandOf.get(id) === brand ? [k] : []));
+  return pos.reduce((a, b) => a + b, 0) / pos.length;
+};
+
+test("browsing one brand moves it up after a reload, with reasons, and nothing leaves the phone", async () => {
+  const context = await phoneContext(browser);
+  const page = await context.newPage();
+  const seen = watch(page);
+  const first = await open(page);
+  assert.equal(first.length, defaultOrder.length);
+  assert.equal(await page.textContent("#model-id"), JSON.parse(readFileSync(new URL("out/shop-model/manifest.json", root))).model_id);
+  assert.match(await page.textContent("#rerank-ms"), /^\d+\.\d\d$/);
+
+  // The brand furthest down the page (among brands with at least 10 specials).
+  const counts = new Map();
+  for (const id of first) counts.set(brandOf.get(id), (counts.get(brandOf.get(id)) ?? 0) + 1);
+  const brand = [...counts].filter(([, n]) => n >= 10).map(([b]) => b)
+    .sort((a, b) => meanPosition(first, b) - meanPosition(first, a))[0];
+  const before = meanPosition(first, brand);
+  // Tap four of its items from the lower half, and add one to the cart.
+  const tapped = first.filter((id, k) => brandOf.get(id) === brand && k > first.length / 2).slice(0, 4);
+  assert.equal(tapped.length, 4);
+  for (const id of tapped) await page.click(`#specials > [data-item-id="${id}"] .title`);
+  await page.click(`#specials > [data-item-id="${tapped[0]}"] [data-action="cart"]`);
+  const stored = await page.evaluate(() => localStorage.getItem("nestrank:signals"));
+  assert.ok(stored && stored.length > 10, "signals are kept in localStorage");
+
+  seen.requests.length = 0;
+  const after = await open(page);
+  const moved = meanPosition(after, brand);
+  console.log(`brand ${brand}: mean position ${before.toFixed(1)} -> ${moved.toFixed(1)} of ${after.length}`);
+  assert.ok(moved < before - 50, `brand ${brand} moved up: ${before.toFixed(1)} -> ${moved.toFixed(1)}`);
+  for (const id of tapped) assert.ok(after.indexOf(id) < 20, `tapped ${id} is in the top 20 (at ${after.indexOf(id)})`);
+  assert.equal(new Set(after).size, defaultOrder.length, "a permutation of the specials");
+  assert.deepEqual([...after].sort(), [...defaultOrder].sort());
+
+  const reasons = await page.$$eval("#specials > * .reason", (r) => r.slice(0, 20).map((x) => x.textContent));
+  assert.ok(reasons.some((r) => r.startsWith("because you viewed ")), `reasons: ${reasons.join(" | ")}`);
+  assert.ok(reasons.some((r) => r === "in your cart" || r === "you viewed this"), `own reasons: ${reasons.join(" | ")}`);
+
+  // Privacy: no request of the reload carries the signals or the tapped ids.
+  const urls = [];
+  for (const r of seen.requests) {
+    urls.push(r.url());
+    const headers = JSON.stringify(await r.allHeaders());
+    for (const secret of [stored, ...tapped]) {
+      assert.ok(!r.url().includes(secret) && !headers.includes(secret) && !(r.postData() ?? "").includes(secret),
+        `request ${r.url()} carries ${secret}`);
+    }
+  }
+  assert.ok(!urls.some((u) => u.endsWith(".nrk")), `a reload downloads no blob (Cache API): ${urls.join(", ")}`);
+  assert.deepEqual(seen.errors, []);
+  await page.screenshot({ path: new URL("page.png", artifacts).pathname });
+  await context.close();
+});
+
+test("the profile panel keeps the baby's birthday or due date on the phone and rejects nonsense", async () => {
+  const context = await phoneContext(browser);
+  const page = await context.newPage();
+  const seen = watch(page);
+  await open(page);
+  await page.click("#profile summary");
+  const due = new Date(Date.now() + 60 * 86400e3).toISOString().slice(0, 10);
+  await page.fill("#birthday", due);
+  await page.click("#profile-form button[type=submit]");
+  assert.match(await page.textContent("#stage"), /due in \d+ weeks \(3rd trimester\)/);
+  await page.fill("#birthday", "1990-01-01");
+  await page.click("#profile-form button[type=submit]");
+  assert.match(await page.textContent("#profile-message"), /Enter a birthday/);
+  await open(page);
+  assert.match(await page.textContent("#stage"), /due in/, "the saved profile survives a reload");
+  const fits = await page.$$eval(".fits", (f) => f.length);
+  assert.ok(fits > 0, "cards that fit a pregnancy are marked");
+  assert.deepEqual(seen.errors, []);
+  await context.close();
+});
+
+test("a corrupt blob or a missing wasm leaves the shop's own order, one warning, no page error", async () => {
+  for (const [what, pattern, fulfil] of [
+    ["corrupt blob", "**/*.nrk", async (route) => {
+      const res = await route.fetch();
+      const body = Buffer.from(await res.body());
+      body[body.length >> 1] ^= 0xff;
+      await route.fulfill({ response: res, body });
+    }],
+    ["missing wasm", "**/*.wasm", (route) => route.fulfill({ status: 404, body: "gone" })],
+    ["missing manifest", "**/manifest.json", (route) => route.fulfill({ status: 500, body: "" })],
+  ]) {
+    const context = await phoneContext(browser); // a fresh cache: no last good blob
+    const page = await context.newPage();
+    const seen = watch(page);
+    await page.route(pattern, fulfil);
+    const order = await open(page);
+    assert.deepEqual(order, defaultOrder, `${what}: the default order`);
+    assert.deepEqual(seen.errors, [], `${what}: no page error`);
+    const ours = seen.warnings.filter((w) => w.includes("nestrank"));
+    assert.equal(ours.length, 1, `${what}: one warning, got ${ours.join(" | ")}`);
+    assert.equal(await page.textContent("#model-id"), "none");
+    await context.close();
+  }
+});
