@@ -5,7 +5,8 @@ import { createServer } from "node:http";
 import { readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { join, extname, resolve } from "node:path";
 import { readEvents, specialsOf } from "../scripts/node-pkg.mjs";
-import { launchChromium } from "../scripts/chromium.mjs";
+import { launchChromium, phoneContext } from "../scripts/chromium.mjs";
+import { serve } from "../scripts/serve.mjs";
 const root = resolve(new URL("..", import.meta.url).pathname);
 const [dataDir, modelDir, date] = process.argv.slice(2);
 
@@ -47,6 +48,43 @@ try {
   console.log(`instantiate (init): ${f(r.instantiate_ms)} ms; fromBytes: first ${r.first_load_ms.toFixed(2)} ms, median of 30 ${r.load_ms.toFixed(2)} ms`);
   console.log(`rerankIndices (typed): median ${f(r.typed.median_us)} us, p99 of 20-call batch means ${f(r.typed.p99_us)} us`);
   console.log(`rerank (string ids, reasons): median ${f(r.strings.median_us)} us, p99 of 20-call batch means ${f(r.strings.p99_us)} us`);
+  // The demo page's own instrumentation (window.nestrank.timings): a cold
+  // load (fresh context: no cached wasm or blob) and a warm reload, 10 each,
+  // with 20 taps of signals in localStorage.
+  const shop = await serve({ port: 0 });
+  try {
+    const cold = [], warm = [];
+    for (let k = 0; k < 10; k++) {
+      const context = await phoneContext(browser);
+      const page = await context.newPage();
+      const load = async () => {
+        await page.goto(shop.url);
+        await page.waitForFunction(() => window.nestrank?.ready === true);
+        return page.evaluate(() => window.nestrank.timings);
+      };
+      await load();
+      const ids = await page.$$eval("#specials > *", (c) => c.slice(0, 200).map((x) => x.dataset.itemId));
+      for (const id of ids.filter((_, i) => i % 10 === 3)) await page.click(`[data-item-id="${id}"] .title`);
+      cold.push(await (async () => {
+        const fresh = await phoneContext(browser);
+        const p = await fresh.newPage();
+        await p.goto(shop.url);
+        await p.waitForFunction(() => window.nestrank?.ready === true);
+        const t = await p.evaluate(() => window.nestrank.timings);
+        await fresh.close();
+        return t;
+      })());
+      warm.push(await load());
+      await context.close();
+    }
+    const med = (a, key) => a.map((t) => t[key]).sort((x, y) => x - y)[a.length >> 1];
+    const row = (name, a) =>
+      console.log(`demo page, ${name}: instantiate ${med(a, "instantiateMs").toFixed(1)} ms, model fetch ${med(a, "fetchMs").toFixed(1)} ms, verify+decode ${med(a, "decodeMs").toFixed(1)} ms, rerank of 500 ${med(a, "rerankMs").toFixed(2)} ms (medians of ${a.length})`);
+    row("cold load (no signals)", cold);
+    row("warm reload (20 taps, cached blob)", warm);
+  } finally {
+    await shop.close();
+  }
 } finally {
   await browser.close();
   server.close();

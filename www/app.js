@@ -153,6 +153,16 @@ $("profile-clear").addEventListener("click", () => {
 
 async function main() {
   showProfile();
+  // The wasm and the model load while the specials download; the list is
+  // rendered once, reranked, unless that takes long (a slow network), when
+  // the shop's own order shows first.
+  const ready = (async () => {
+    const t = performance.now();
+    await init();
+    timings.instantiateMs = performance.now() - t;
+    return loadModel("model/manifest.json");
+  })();
+  ready.catch(() => {}); // handled below, after the specials
   let specials;
   try {
     const res = await fetch("data/specials.json");
@@ -161,26 +171,25 @@ async function main() {
   } catch (e) {
     $("status").textContent = "Today's specials could not be loaded. Pull to refresh.";
     console.warn(`nestrank demo: cannot load the specials: ${e.message}`);
+    window.nestrank.ready = true;
     return;
   }
   catalog = new Map(specials.items.map((s) => [s.id, s]));
   $("day").textContent = specials.date;
-  render(specials.items); // the shop's own order, at once
+  const slow = setTimeout(() => render(specials.items), 800);
   try {
-    let t = performance.now();
-    await init();
-    timings.instantiateMs = performance.now() - t;
-    const loaded = await loadModel("model/manifest.json");
+    const loaded = await ready;
     timings.fetchMs = loaded.timings.fetchMs;
     timings.decodeMs = loaded.timings.verifyMs;
     const rec = loaded.recommender;
     $("model-id").textContent = rec.modelId;
     const signals = store.signals();
     const ids = specials.items.map((s) => s.id);
-    t = performance.now();
+    const t = performance.now();
     const out = rec.rerank(ids, signals, { explain: true });
     timings.rerankMs = performance.now() - t;
     const show = signals.length > 0;
+    clearTimeout(slow);
     render(
       out.items.map((id) => catalog.get(id)),
       show ? out.reasons.map((r, k) => reasonText(r, out.because[k])) : [],
@@ -190,8 +199,10 @@ async function main() {
     $("timings").textContent = `wasm ${timings.instantiateMs.toFixed(1)} ms · model ${loaded.source} ${timings.decodeMs.toFixed(1)} ms · rerank of ${ids.length} ${timings.rerankMs.toFixed(2)} ms`;
     window.nestrank.personalized = true;
   } catch (e) {
+    clearTimeout(slow);
     console.warn(`nestrank: showing the shop's own order: ${e.message}`);
     $("status").textContent = "Shop's picks";
+    render(specials.items);
   } finally {
     window.nestrank.ready = true;
   }
