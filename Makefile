@@ -12,7 +12,7 @@ SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
 SHOP_DAY := 2026-11-01
 
-.PHONY: setup setup-browser pkg builder shop demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
+.PHONY: setup setup-browser pkg builder shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -48,6 +48,13 @@ shop: builder
 	$(BUILDER) build --data out/shop --as-of $(SHOP_DAY) --out out/shop-model \
 	  --specials out/shop/specials.txt --max-items 3000 --k 20
 
+# The edge worker's bundled sample (committed): the shop's specials, the
+# origin page, a small daily blob.
+edge-sample: shop
+	$(BUILDER) build --data out/shop --as-of $(SHOP_DAY) --out out/edge-model \
+	  --specials out/shop/specials.txt --max-items 1000 --k 20
+	node edge/scripts/make-sample.mjs out/shop out/edge-model
+
 # Everything the demo shows: the package, the shop's model, and the bundled
 # Taobao sample's daily blob (its last day's specials + the 5,000 most
 # recently active items) reranked for three users through wasm under Node.
@@ -80,14 +87,23 @@ test-wasm: setup setup-browser
 test-node: pkg
 	node --test tests/node/
 
+# The edge worker in workerd (miniflare@4 from npm), against the native core.
+setup-edge:
+	@if [ ! -d edge/node_modules/miniflare ] || [ edge/package-lock.json -nt edge/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix edge --no-audit --no-fund; \
+	fi
+
+test-edge: pkg builder setup-edge
+	npm --prefix edge test
+
 # The demo page in headless Chromium (playwright-core); a screenshot lands in test-artifacts/.
-test-e2e: pkg shop setup-browser
+test-e2e: pkg shop setup-browser setup-edge
 	node --test tests/e2e/
 
 # Everything: lint, native unit/property/golden/replay tests, wasm tests
 # under Node and in headless Chromium, the package tests under Node, and
 # the demo page end to end in headless Chromium.
-test: setup lint test-native test-wasm test-node test-e2e
+test: setup lint test-native test-wasm test-node test-e2e test-edge
 
 # Rewrites tests/data/golden-expected.json from the native core (review the diff!).
 golden:

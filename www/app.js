@@ -87,9 +87,18 @@ function reasonText(reason, becauseId) {
   return reason;
 }
 
+// A shop that personalizes at the edge (edge/) opts in with
+// <meta name="nestrank-cookie" content="nr_signals">: the signals then also
+// go, in the same compact codec, into a first-party cookie its worker reads.
+// Off by default: then nothing about the signals leaves the phone.
+const cookieName = document.querySelector('meta[name="nestrank-cookie"]')?.content;
+
 function track(itemId, event) {
   try {
     store.track(itemId, event);
+    if (cookieName === "nr_signals") {
+      document.cookie = `nr_signals=${store.toCookie(3800)}; Path=/; Max-Age=2592000; SameSite=Lax`;
+    }
   } catch (e) {
     console.warn(`nestrank: could not record ${event} of ${itemId}: ${e.message}`);
   }

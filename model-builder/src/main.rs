@@ -139,6 +139,23 @@ enum Command {
         #[command(flatten)]
         rows: RowArgs,
     },
+    /// Reranks candidates for one user's signals with the native core and
+    /// prints `{"items": [...], "scores": [...], "reasons": [...]}`: the
+    /// reference the wasm module and the edge worker are checked against.
+    Rerank {
+        /// The blob file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Candidate ids, one a line, in default order.
+        #[arg(long)]
+        candidates: PathBuf,
+        /// The signals as the codec's text (a `nr_signals` cookie value); empty: none.
+        #[arg(long, default_value = "")]
+        signals: String,
+        /// Unix seconds.
+        #[arg(long)]
+        now: f64,
+    },
     /// Checks a blob: exit 0 and a summary, or the typed error and exit 1.
     Verify {
         /// The blob file.
@@ -468,6 +485,38 @@ fn run(cli: Cli) -> Result<()> {
                 "wrote {events} events of {users} users on {items} items into {} in {:.1}s",
                 out.display(),
                 t.elapsed().as_secs_f64()
+            );
+        }
+        Command::Rerank {
+            model,
+            candidates,
+            signals,
+            now,
+        } => {
+            let bytes = std::fs::read(&model)
+                .with_context(|| format!("cannot read {}", model.display()))?;
+            let mut rec = nestrank::Recommender::from_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", model.display()))?;
+            let text = std::fs::read_to_string(&candidates)
+                .with_context(|| format!("cannot read {}", candidates.display()))?;
+            let cand: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let decoded = if signals.is_empty() {
+                Vec::new()
+            } else {
+                nestrank::codec::decode(&signals).context("--signals")?
+            };
+            let sig: Vec<(&str, nestrank::Event, f64)> = decoded
+                .iter()
+                .map(|s| (s.item.as_str(), s.event, s.ts as f64))
+                .collect();
+            let out = rec.rerank_ids(&cand, &sig, now, true)?;
+            println!(
+                "{}",
+                serde_json::json!({ "items": out.items, "scores": out.scores, "reasons": out.reasons })
             );
         }
         Command::Verify { blob } => {

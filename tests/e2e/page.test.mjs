@@ -144,3 +144,34 @@ test("a corrupt blob or a missing wasm leaves the shop's own order, one warning,
     await context.close();
   }
 });
+
+test("opted in, the page writes the nr_signals cookie that the edge worker personalizes from", async () => {
+  const { Miniflare } = await import("../../edge/node_modules/miniflare/dist/src/index.js");
+  const { workerOptions } = await import("../../edge/scripts/config.mjs");
+  const context = await phoneContext(browser);
+  const page = await context.newPage();
+  const seen = watch(page);
+  await page.route("**/", async (route) => {
+    const res = await route.fetch();
+    const html = (await res.text()).replace('content="off"', 'content="nr_signals"');
+    await route.fulfill({ response: res, body: html });
+  });
+  const order = await open(page);
+  const tapped = order.slice(-3);
+  for (const id of tapped) await page.click(`#specials > [data-item-id="${id}"] .title`);
+  const cookie = (await context.cookies()).find((c) => c.name === "nr_signals");
+  assert.ok(cookie, "the page wrote nr_signals");
+  assert.match(cookie.value, /^[A-Za-z0-9_-]+$/);
+  assert.deepEqual(seen.errors, []);
+  await context.close();
+  const mf = new Miniflare(workerOptions());
+  try {
+    const res = await fetch(new URL("/specials", await mf.ready), { headers: { cookie: `nr_signals=${cookie.value}` } });
+    const json = await res.json();
+    assert.equal(json.personalized, true);
+    const top = json.items.slice(0, 10).map((i) => i.id);
+    for (const id of tapped) assert.ok(top.includes(id), `${id} tapped on the page is in the worker's top 10`);
+  } finally {
+    await mf.dispose();
+  }
+});

@@ -1,0 +1,175 @@
+// nestrank at the edge: a module worker that personalizes the shop's cached,
+// non-personalized specials page for each visitor from the `nr_signals`
+// cookie the page writes (the core's compact codec), with the model loaded
+// and verified once per isolate. Anything wrong with the cookie or the model
+// gives the default order with status 200, never a 500.
+//
+//   GET /specials  JSON {"model": id|null, "personalized": bool, "items": [...]}
+//   GET /          the HTML page, its #specials list reordered by HTMLRewriter
+//
+// The model comes from the KV namespace MODELS when bound (the nightly
+// publish uploads manifest.json and the blob it names; the blob's sha256 is
+// checked against the manifest), else from the sample bundled with the worker.
+import { initSync, Recommender, decodeSignals } from "../../pkg/nestrank.js";
+import wasmModule from "../../pkg/nestrank_bg.wasm";
+import sampleModel from "../sample/model.nrk";
+import sampleSpecials from "../sample/specials.json";
+import samplePage from "../sample/index.html";
+import { renderCard } from "./page.js";
+import { COOKIE, MAX_COOKIE_CHARS, readCookie } from "./cookie.js";
+
+const FUTURE_SLACK_S = 600;
+const RETRY_AFTER_MS = 60_000;
+const NO_INDEX = 0xffffffff;
+
+const specials = JSON.parse(sampleSpecials);
+const ids = specials.items.map((s) => s.id);
+const byId = new Map(specials.items.map((s) => [s.id, s]));
+
+let wasmError = null;
+try {
+  initSync({ module: wasmModule });
+} catch (e) {
+  wasmError = `wasm: ${e.message}`;
+}
+
+// (A module worker's named exports are entrypoints: helpers live in other modules.)
+
+// Once per isolate: { rec, id } or { error }. A failure is retried after a minute.
+let loaded = null;
+let loadedAt = 0;
+
+async function sha256Hex(bytes) {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function loadModel(env) {
+  if (wasmError) return { error: wasmError };
+  try {
+    let bytes;
+    if (env.MODELS) {
+      const manifest = await env.MODELS.get("manifest.json", "json");
+      if (!manifest || typeof manifest.file !== "string") return { error: "KV MODELS: no manifest.json" };
+      const blob = await env.MODELS.get(manifest.file, "arrayBuffer");
+      if (!blob) return { error: `KV MODELS: ${manifest.file} is missing` };
+      bytes = new Uint8Array(blob);
+      const sha = await sha256Hex(bytes);
+      if (sha !== manifest.sha256) return { error: `KV MODELS: ${manifest.file} sha256 ${sha} does not match the manifest` };
+    } else {
+      bytes = new Uint8Array(sampleModel);
+    }
+    const rec = Recommender.fromBytes(bytes);
+    return { rec, id: rec.modelId };
+  } catch (e) {
+    return { error: e.message };
+  }
+}
+
+async function model(env) {
+  const now = Date.now();
+  if (!loaded || (loaded.error && now - loadedAt > RETRY_AFTER_MS)) {
+    loadedAt = now;
+    loaded = loadModel(env).then((m) => {
+      if (m.error) console.warn(`nestrank edge: serving the default order: ${m.error}`);
+      return m;
+    });
+  }
+  return loaded;
+}
+
+// The visitor's order, or why there is none.
+function personalize(m, request, now) {
+  if (!m.rec) return { why: "no-model" };
+  const raw = readCookie(request.headers.get("cookie"), COOKIE);
+  if (raw === null || raw === "") return { why: "no-cookie" };
+  if (raw.length > MAX_COOKIE_CHARS) return { why: "cookie-too-large" };
+  let signals;
+  try {
+    signals = decodeSignals(raw);
+  } catch {
+    return { why: "cookie-invalid" };
+  }
+  signals = signals.filter((s) => s.ts <= now + FUTURE_SLACK_S);
+  const known = m.rec.indexOf(signals.map((s) => s.item));
+  signals = signals.filter((_, k) => known[k] !== NO_INDEX);
+  if (signals.length === 0) return { why: "no-usable-signals" };
+  const out = m.rec.rerank(ids, signals, { now, explain: true });
+  return { why: "personalized", items: out.items, reasons: out.reasons };
+}
+
+function headers(m, result, type) {
+  const h = new Headers({
+    "content-type": type,
+    "x-nestrank-model": m.id ?? "none",
+    "x-nestrank": result.why,
+    vary: "Cookie",
+    // Only the non-personalized page may sit in a shared cache.
+    "cache-control": result.items ? "private, max-age=0" : "public, max-age=300",
+  });
+  if (m.error) h.set("x-nestrank-error", m.error.slice(0, 200).replace(/[^\x20-\x7e]/g, "?"));
+  return h;
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("method not allowed", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
+    const bench = url.pathname === "/__bench" && env.NESTRANK_BENCH === "1";
+    if (url.pathname !== "/" && url.pathname !== "/specials" && !bench) {
+      return new Response("not found", { status: 404 });
+    }
+    const m = await model(env);
+    // Tests pin the clock; a deployment ignores the header unless told to trust it.
+    const pinned = env.NESTRANK_TRUST_NOW === "1" ? Number(request.headers.get("x-nestrank-now")) : NaN;
+    const now = Number.isFinite(pinned) ? pinned : Date.now() / 1000;
+    let result;
+    try {
+      result = personalize(m, request, now);
+    } catch (e) {
+      console.warn(`nestrank edge: rerank failed: ${e.message}`);
+      result = { why: "rerank-failed" };
+    }
+    if (bench) {
+      // Benchmark builds only: the cost of personalizing this request, n times.
+      const n = Math.min(20_000, Math.max(1, Number(url.searchParams.get("n")) || 1000));
+      const t = performance.now();
+      for (let k = 0; k < n; k++) personalize(m, request, now);
+      return Response.json({ n, ms: performance.now() - t, why: result.why });
+    }
+    if (url.pathname === "/specials") {
+      const items = result.items
+        ? result.items.map((id, k) => ({ ...byId.get(id), reason: result.reasons[k] }))
+        : specials.items;
+      const body = JSON.stringify({ model: m.id ?? null, personalized: Boolean(result.items), items });
+      return new Response(body, { headers: headers(m, result, "application/json") });
+    }
+    const page = new Response(samplePage, { headers: headers(m, result, "text/html; charset=utf-8") });
+    let rewriter = new HTMLRewriter().on("#model-id", {
+      element(e) {
+        e.setInnerContent(m.id ?? "none");
+      },
+    });
+    if (result.items) {
+      // Streaming: the cached cards are dropped as they pass and the
+      // reordered ones written before the list's end tag.
+      const cards = result.items.map((id, k) => renderCard(byId.get(id), result.reasons[k])).join("");
+      rewriter = rewriter
+        .on("#specials > li", {
+          element(e) {
+            e.remove();
+          },
+        })
+        .on("#specials", {
+          element(e) {
+            e.onEndTag((end) => {
+              end.before(cards, { html: true });
+            });
+          },
+        });
+    }
+    return rewriter.transform(page);
+  },
+};
