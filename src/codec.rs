@@ -19,7 +19,7 @@
 //! no overlong encodings). Everything read is bounded before it is used, and
 //! any deviation is a typed [`SignalsError`] naming what and where.
 
-use crate::format::crc32::crc32;
+use crate::format::crc32;
 use crate::signals::Event;
 
 /// The codec's version. A text of another version is rejected with

@@ -1,18 +1,11 @@
-//! From a dataset and an as-of date to model parts, and from parts to a
-//! published blob and manifest.
+//! From a dataset and an as-of date to model parts (published by
+//! [`crate::publish`]).
 
 use crate::als::{self, AlsOptions, Csr};
 use crate::data::Dataset;
-use crate::import::write_atomically;
-use anyhow::{Context, Result};
 use nestrank::factors::FactorsSection;
 use nestrank::model::{ItemsSection, ModelParts, NeighboursSection, StringTable, NO_CATEGORY};
 use nestrank::rank::{RankerKind, RankerParams};
-use nestrank::util::format_date;
-use nestrank::Model;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
 
 /// The similarity measure of co-occurrence neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -323,59 +316,6 @@ fn cooccurrence(
         out.offsets.push(out.items.len() as u32);
     }
     out
-}
-
-/// The `manifest.json` of a published model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The blob's file name, beside the manifest.
-    pub file: String,
-    /// SHA-256 of the blob, lowercase hex.
-    pub sha256: String,
-    /// The blob's size in bytes.
-    pub bytes: u64,
-    /// The blob's format version.
-    pub format_version: u16,
-    /// The model id in the blob's header.
-    pub model_id: String,
-    /// The model's as-of date (`YYYY-MM-DD`).
-    pub as_of: String,
-    /// When it was built (Unix seconds); kept out of the blob so rebuilds are byte-identical.
-    pub built_at: u64,
-    /// Items in the model.
-    pub item_count: u64,
-}
-
-/// Writes the blob under its content address and then the manifest, each
-/// through a synced temporary file renamed into place. The blob is decoded
-/// and validated before the manifest names it.
-pub fn publish(parts: &ModelParts, out: &Path) -> Result<(PathBuf, Manifest)> {
-    let bytes = parts.to_bytes();
-    let model = Model::from_bytes(&bytes).context("the freshly built blob does not verify")?;
-    let sha = Sha256::digest(&bytes);
-    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let file = format!("model-{}.nrk", &hex[..16]);
-    let path = out.join(&file);
-    write_atomically(&path, |w| Ok(w.write_all(&bytes)?))?;
-    let manifest = Manifest {
-        file,
-        sha256: hex,
-        bytes: bytes.len() as u64,
-        format_version: model.header().version,
-        model_id: model.model_id(),
-        as_of: format_date(parts.as_of_day),
-        built_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        item_count: model.item_count() as u64,
-    };
-    write_atomically(&out.join("manifest.json"), |w| {
-        serde_json::to_writer_pretty(&mut *w, &manifest)?;
-        writeln!(w)?;
-        Ok(())
-    })?;
-    Ok((path, manifest))
 }
 
 /// Which items a published (daily) blob keeps: the day's specials, and the

@@ -131,7 +131,7 @@ impl BadRows {
 /// A CSV file with a header, read row by row with its columns found by name.
 pub struct CsvFile {
     path: PathBuf,
-    reader: csv::Reader<std::fs::File>,
+    reader: csv::Reader<Box<dyn std::io::Read>>,
     header: Vec<String>,
 }
 
@@ -141,10 +141,15 @@ impl CsvFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Self::from_reader(path, Box::new(std::io::BufReader::new(file)))
+    }
+
+    /// Reads CSV from `source`, named `path` in every message.
+    pub fn from_reader(path: &Path, source: Box<dyn std::io::Read>) -> Result<Self> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(file);
+            .from_reader(source);
         let mut record = csv::ByteRecord::new();
         if !reader
             .read_byte_record(&mut record)
@@ -311,11 +316,21 @@ pub fn parse_ts(raw: &str) -> std::result::Result<i64, String> {
 impl Dataset {
     /// Loads `dir/events.csv` and, where present, `dir/items.csv`.
     pub fn load(dir: &Path, policy: BadRowPolicy) -> Result<Self> {
+        let items_path = dir.join("items.csv");
+        let items = if items_path.exists() {
+            Some(CsvFile::open(&items_path)?)
+        } else {
+            None
+        };
+        Self::from_csv(items, CsvFile::open(&dir.join("events.csv"))?, policy)
+    }
+
+    /// Loads from an open `items.csv` (optional) and `events.csv`.
+    pub fn from_csv(items: Option<CsvFile>, events: CsvFile, policy: BadRowPolicy) -> Result<Self> {
         let mut ds = Dataset::default();
         let mut bad = BadRows::new(policy);
-        let items_path = dir.join("items.csv");
-        if items_path.exists() {
-            let mut csv = CsvFile::open(&items_path)?;
+        if let Some(mut csv) = items {
+            let items_path = csv.path().to_path_buf();
             let c_item = csv.require("item_id")?;
             let c_cat = csv.column("category");
             let mut rows = Vec::new();
@@ -345,8 +360,8 @@ impl Dataset {
                 }
             }
         }
-        let events_path = dir.join("events.csv");
-        let mut csv = CsvFile::open(&events_path)?;
+        let mut csv = events;
+        let events_path = csv.path().to_path_buf();
         let (c_user, c_item, c_event, c_ts) = (
             csv.require("user_id")?,
             csv.require("item_id")?,

@@ -10,6 +10,7 @@ pub mod data;
 pub mod eval;
 pub mod import;
 pub mod progress;
+pub mod publish;
 pub mod shop;
 pub mod synth;
 pub mod train;

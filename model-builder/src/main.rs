@@ -3,12 +3,11 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use model_builder::als::AlsOptions;
-use model_builder::build::{
-    build_parts_timed, publish, restrict, BuildOptions, Restriction, Similarity,
-};
+use model_builder::build::{build_parts_timed, restrict, BuildOptions, Restriction, Similarity};
 use model_builder::data::{BadRowPolicy, Dataset};
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
+use model_builder::publish::{publish, rollback, KEEP_DEFAULT};
 use model_builder::train::{RankerLoss, TrainOptions, Trainer};
 use model_builder::{shop, synth};
 use nestrank::util::{format_date, parse_date};
@@ -132,6 +131,9 @@ enum Command {
         /// daily blob whatever their activity).
         #[arg(long)]
         specials: Option<PathBuf>,
+        /// Blobs kept in --out (the newest publishes; older ones are deleted).
+        #[arg(long, default_value_t = KEEP_DEFAULT)]
+        keep: usize,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -155,6 +157,12 @@ enum Command {
         /// Unix seconds.
         #[arg(long)]
         now: f64,
+    },
+    /// Points --out/manifest.json back to the previous good blob.
+    Rollback {
+        /// The directory `build --out` publishes into.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Checks a blob: exit 0 and a summary, or the typed error and exit 1.
     Verify {
@@ -351,6 +359,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             max_items,
             specials,
+            keep,
             model,
             train,
             rows,
@@ -399,7 +408,7 @@ fn run(cli: Cli) -> Result<()> {
                     max_items
                 );
             }
-            let (path, m) = publish(&parts, &out)?;
+            let (path, m) = publish(&parts, &out, keep)?;
             println!(
                 "built {} (model {}, as of {}, {} items, {} bytes) in {:.2}s load + {:.2}s build + {:.2}s ranker training on {} day(s)",
                 path.display(),
@@ -517,6 +526,16 @@ fn run(cli: Cli) -> Result<()> {
             println!(
                 "{}",
                 serde_json::json!({ "items": out.items, "scores": out.scores, "reasons": out.reasons })
+            );
+        }
+        Command::Rollback { out } => {
+            let m = rollback(&out)?;
+            println!(
+                "rolled back: {} now names {} (model {}, as of {})",
+                out.join("manifest.json").display(),
+                m.file,
+                m.model_id,
+                m.as_of
             );
         }
         Command::Verify { blob } => {

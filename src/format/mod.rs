@@ -4,7 +4,7 @@
 //! one implementation. Every length read from the input is checked against
 //! the bytes actually present and against a cap before anything is allocated.
 
-pub(crate) mod crc32;
+mod crc32;
 mod error;
 
 pub use crc32::crc32;
