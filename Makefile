@@ -12,7 +12,7 @@ SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
 SHOP_DAY := 2026-11-01
 
-.PHONY: setup setup-browser pkg builder shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
+.PHONY: setup setup-fuzz fuzz setup-browser pkg builder shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -72,6 +72,7 @@ demo: demo-data
 
 lint:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --lib --test wasm -- -D warnings
 
@@ -96,14 +97,33 @@ setup-edge:
 test-edge: pkg builder setup-edge
 	npm --prefix edge test
 
+# Fuzzing (cargo-fuzz, nightly): every target is built and run for
+# FUZZ_SECONDS each; new inputs go to out/fuzz-corpus, the committed seeds
+# in fuzz/corpus stay as they are. `make fuzz FUZZ_SECONDS=600` for a long run.
+FUZZ_TARGETS := decode_blob signals_codec csv_rows rerank
+FUZZ_SECONDS ?= 30
+setup-fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked || cargo install cargo-fuzz
+
+fuzz: setup-fuzz
+	cd fuzz && cargo +nightly fuzz build
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p out/fuzz-corpus/$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && cargo +nightly fuzz run $$t ../out/fuzz-corpus/$$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -15) || exit 1; \
+	done
+
 # The demo page in headless Chromium (playwright-core); a screenshot lands in test-artifacts/.
 test-e2e: pkg shop setup-browser setup-edge
 	node --test tests/e2e/
 
 # Everything: lint, native unit/property/golden/replay tests, wasm tests
 # under Node and in headless Chromium, the package tests under Node, and
-# the demo page end to end in headless Chromium.
-test: setup lint test-native test-wasm test-node test-e2e test-edge
+# the demo page end to end in headless Chromium, the edge worker in workerd,
+# and every fuzz target for 30 seconds.
+test: setup lint test-native test-wasm test-node test-e2e test-edge fuzz
 
 # Rewrites tests/data/golden-expected.json from the native core (review the diff!).
 golden:
