@@ -4,10 +4,7 @@
 //! checks); after that the scorer indexes the arrays without checks.
 
 use crate::factors::FactorsSection;
-use crate::format::{
-    decode_section, encode_section, write_container, BlobKind, Container, DecodeError, Header,
-    VERSION,
-};
+use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError, Header};
 use crate::rank::{RankerParams, RankerSection};
 use crate::util::fnv1a64;
 use std::sync::OnceLock;
@@ -312,19 +309,7 @@ impl ModelParts {
     /// Serializes to a blob. The model id is the FNV-1a 64 hash of the
     /// encoded sections, so equal inputs give byte-identical blobs.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let sections = self.sections();
-        let mut hashed = Vec::new();
-        for (id, data) in &sections {
-            hashed.extend_from_slice(&id.to_le_bytes());
-            hashed.extend_from_slice(data);
-        }
-        let header = Header {
-            version: VERSION,
-            kind: BlobKind::Model as u16,
-            model_id: fnv1a64(&hashed),
-            as_of_day: self.as_of_day,
-        };
-        write_container(&header, &sections)
+        crate::format::seal(BlobKind::Model, self.as_of_day, &self.sections())
     }
 }
 

@@ -32,6 +32,8 @@ export interface RerankResult {
   /** Per item, the id of the item the user acted on that explains it (viewed together with it, or the latest in its category), or "" (only with `explain`). */
   because: string[];
 }
+/** A family's stage on a day. */
+export type ProfileStage = { kind: "pregnancy"; trimester: 1 | 2 | 3; weeksToGo: number } | { kind: "baby"; months: number; days: number };
 /** A decoded signal: the event by name. */
 export interface DecodedSignal { item: string; event: "view" | "fav" | "cart" | "purchase"; ts: number; }
 "#;
@@ -188,6 +190,19 @@ fn joined_ids(value: &JsValue, what: &str) -> Result<(String, u32), JsValue> {
     }
 }
 
+/// The bytes of a `Uint8Array` or `ArrayBuffer` argument holding a `kind` blob.
+fn blob_bytes(value: &JsValue, kind: &str) -> Result<Vec<u8>, JsValue> {
+    if let Some(a) = value.dyn_ref::<Uint8Array>() {
+        Ok(a.to_vec())
+    } else if let Some(b) = value.dyn_ref::<js_sys::ArrayBuffer>() {
+        Ok(Uint8Array::new(b).to_vec())
+    } else {
+        Err(arg_error(&format!(
+            "fromBytes expects a Uint8Array or ArrayBuffer holding a {kind} blob"
+        )))
+    }
+}
+
 fn now_or_default(now: Option<f64>) -> f64 {
     now.unwrap_or_else(|| js_sys::Date::now() / 1000.0)
 }
@@ -206,15 +221,7 @@ impl Recommender {
     pub fn from_bytes(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: &JsValue,
     ) -> Result<Recommender, JsValue> {
-        let data = if let Some(a) = bytes.dyn_ref::<Uint8Array>() {
-            a.to_vec()
-        } else if let Some(b) = bytes.dyn_ref::<js_sys::ArrayBuffer>() {
-            Uint8Array::new(b).to_vec()
-        } else {
-            return Err(arg_error(
-                "fromBytes expects a Uint8Array or ArrayBuffer holding a model blob",
-            ));
-        };
+        let data = blob_bytes(bytes, "model")?;
         Core::from_bytes(&data)
             .map(|inner| Recommender { inner })
             .map_err(|e| error("NestrankDecodeError", &format!("invalid model blob: {e}")))
@@ -459,4 +466,129 @@ pub fn decode_signals(
     let events: Vec<u8> = signals.iter().map(|s| s.event as u8).collect();
     let ts: Vec<f64> = signals.iter().map(|s| s.ts as f64).collect();
     Ok(unpack_signals(&ids, &events, &ts))
+}
+
+/// A family's profile: birthday or due date and gender (kept on the
+/// device), plus the affinities a profile blob from the builder carries.
+/// The stage is computed from `now`, so it advances by itself.
+#[wasm_bindgen(js_name = Profile)]
+pub struct JsProfile {
+    inner: crate::profile::Profile,
+}
+
+fn now_arg(now: Option<f64>) -> Result<f64, JsValue> {
+    let now = now_or_default(now);
+    if now.is_finite() {
+        Ok(now)
+    } else {
+        Err(arg_error("`now` must be a finite number of Unix seconds"))
+    }
+}
+
+#[wasm_bindgen(js_class = Profile)]
+impl JsProfile {
+    /// A profile from a birthday or due date (`YYYY-MM-DD`: at most 300
+    /// days ahead, 12 years ago) and a gender (`girl`, `boy`, `unknown` or
+    /// empty). Throws `NestrankArgumentError` saying what is wrong.
+    #[wasm_bindgen(js_name = fromBirthday)]
+    pub fn from_birthday(
+        #[wasm_bindgen(unchecked_param_type = "string")] birthday: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | undefined")] gender: &JsValue,
+        now: Option<f64>,
+    ) -> Result<JsProfile, JsValue> {
+        let birthday = birthday
+            .as_string()
+            .ok_or_else(|| arg_error("birthday must be a string YYYY-MM-DD"))?;
+        let gender = if gender.is_undefined() || gender.is_null() {
+            String::new()
+        } else {
+            gender
+                .as_string()
+                .ok_or_else(|| arg_error("gender must be a string: girl, boy or unknown"))?
+        };
+        crate::profile::Profile::from_birthday(&birthday, &gender, now_arg(now)?)
+            .map(|inner| JsProfile { inner })
+            .map_err(|e| arg_error(&e.to_string()))
+    }
+
+    /// Decodes a profile blob; throws `NestrankDecodeError`.
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: &JsValue,
+    ) -> Result<JsProfile, JsValue> {
+        let data = blob_bytes(bytes, "profile")?;
+        crate::profile::Profile::from_bytes(&data)
+            .map(|inner| JsProfile { inner })
+            .map_err(|e| error("NestrankDecodeError", &format!("invalid profile blob: {e}")))
+    }
+
+    /// The profile as a blob (what `fromBytes` reads).
+    #[wasm_bindgen(js_name = toBytes)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.inner.to_bytes()
+    }
+
+    /// The birthday or due date, `YYYY-MM-DD`, or undefined.
+    #[wasm_bindgen(getter)]
+    pub fn birthday(&self) -> Option<String> {
+        self.inner.birth_day.map(format_date)
+    }
+
+    /// `girl`, `boy` or `unknown`.
+    #[wasm_bindgen(getter)]
+    pub fn gender(&self) -> String {
+        self.inner.gender.name().to_string()
+    }
+
+    /// The stage at `now` (default: the clock): `{kind: "pregnancy",
+    /// trimester, weeksToGo}` or `{kind: "baby", months, days}`; null
+    /// without a birthday.
+    #[wasm_bindgen(js_name = stageAt, unchecked_return_type = "ProfileStage | null")]
+    pub fn stage_at(&self, now: Option<f64>) -> Result<JsValue, JsValue> {
+        let o = Object::new();
+        match self.inner.stage_at(now_arg(now)?) {
+            None => return Ok(JsValue::NULL),
+            Some(crate::profile::Stage::Pregnancy {
+                trimester,
+                weeks_to_go,
+            }) => {
+                Reflect::set(&o, &"kind".into(), &"pregnancy".into())?;
+                Reflect::set(&o, &"trimester".into(), &trimester.into())?;
+                Reflect::set(&o, &"weeksToGo".into(), &weeks_to_go.into())?;
+            }
+            Some(crate::profile::Stage::Baby { months, days }) => {
+                Reflect::set(&o, &"kind".into(), &"baby".into())?;
+                Reflect::set(&o, &"months".into(), &months.into())?;
+                Reflect::set(&o, &"days".into(), &days.into())?;
+            }
+        }
+        Ok(o.into())
+    }
+
+    /// Age in months at `now` (negative before the birth), or undefined.
+    #[wasm_bindgen(js_name = ageMonthsAt)]
+    pub fn age_months_at(&self, now: Option<f64>) -> Result<Option<f64>, JsValue> {
+        Ok(self.inner.age_months_at(now_arg(now)?))
+    }
+
+    /// The family's affinity for a brand, 0..1.
+    #[wasm_bindgen(js_name = brandWeight)]
+    pub fn brand_weight(&self, brand: &str) -> f32 {
+        self.inner.brand_weight(brand)
+    }
+
+    /// The family's affinity for a category, 0..1.
+    #[wasm_bindgen(js_name = categoryWeight)]
+    pub fn category_weight(&self, category: &str) -> f32 {
+        self.inner.category_weight(category)
+    }
+
+    /// The price band `[low, high]` the family buys in (`[0, 0]`: unknown).
+    #[wasm_bindgen(getter, js_name = priceBand)]
+    pub fn price_band(&self) -> Vec<f32> {
+        vec![
+            self.inner.affinities.price_low,
+            self.inner.affinities.price_high,
+        ]
+    }
 }

@@ -142,3 +142,35 @@ fn signals_on_new_items_lift_them() {
     let at = items.iter().position(|v| v == "unknown-1").unwrap();
     assert_eq!(unknown["scores"][at], 0.0);
 }
+
+/// The profile a golden profile blob holds: a boy born 2026-05-01, two
+/// brands, two categories, a price band, built 2026-11-27.
+fn golden_profile() -> nestrank::profile::Profile {
+    use nestrank::profile::{affinities_from, Profile};
+    let day = nestrank::util::parse_date("2026-11-27").unwrap();
+    let mut p = Profile::from_birthday("2026-05-01", "boy", f64::from(day) * 86_400.0).unwrap();
+    p.as_of_day = day;
+    p.affinities = affinities_from(
+        &[("Moonbean".into(), 6.0), ("Nestling".into(), 3.0)],
+        &[("diapers".into(), 10.0), ("formula".into(), 2.5)],
+        (9.5, 31.0),
+    );
+    p
+}
+
+/// The committed v1 profile blob keeps loading to the same profile, and a
+/// new build writes it byte for byte (`make golden` rewrites it).
+#[test]
+fn golden_profile_blob() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/golden-profile-v1.nrp"
+    );
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, golden_profile().to_bytes()).unwrap();
+    }
+    let bytes = std::fs::read(path).unwrap();
+    let p = nestrank::profile::Profile::from_bytes(&bytes).unwrap();
+    assert_eq!(p, golden_profile());
+    assert_eq!(golden_profile().to_bytes(), bytes);
+}

@@ -6,7 +6,7 @@
 // DOM contract (tests rely on it): the cards are the children of #specials
 // in display order, each with data-item-id; #rerank-ms holds the rerank time
 // in ms; #model-id the model id; add-to-cart buttons carry data-action="cart".
-import init, { SignalStore, loadModel } from "./pkg/index.js";
+import init, { Profile, SignalStore, loadModel } from "./pkg/index.js";
 
 const HUES = { diapers: 200, formula: 40, feeding: 100, strollers: 260, "car-seats": 0, clothing: 320, toys: 160, maternity: 20 };
 const PROFILE_KEY = "nestrank:profile";
@@ -27,23 +27,40 @@ function readProfile() {
   }
 }
 
-// Age in months on `now` (negative: months before the due date), or null.
-function ageMonths(p, now = new Date()) {
-  if (!p) return null;
-  const born = Date.parse(p.birthday + "T00:00:00Z");
-  return Number.isFinite(born) ? (now.getTime() - born) / (30.44 * 86400e3) : null;
+// The wasm starts loading at once; the profile's stage comes from the core
+// (Profile.stageAt), so page and edge agree on it.
+let wasmError = null;
+const wasm = init().then(() => true, (e) => {
+  wasmError = e; // main() reports it, once
+  return false;
+});
+let coreProfile = null; // a Profile once the wasm is in and a profile is saved
+
+function loadCoreProfile() {
+  coreProfile?.free();
+  coreProfile = null;
+  if (!profile) return;
+  try {
+    coreProfile = Profile.fromBirthday(profile.birthday, profile.gender || "unknown");
+  } catch (e) {
+    console.warn(`nestrank: ignoring the stored profile: ${e.message}`);
+  }
 }
 
-function stageText(p) {
-  const m = ageMonths(p);
-  if (m === null) return "not set";
-  const who = p.gender ? `${p.gender}, ` : "";
-  if (m < 0) {
-    const weeksLeft = Math.ceil((-m * 30.44) / 7);
-    const trimester = weeksLeft > 27 ? "1st" : weeksLeft > 13 ? "2nd" : "3rd";
-    return `${who}due in ${weeksLeft} weeks (${trimester} trimester)`;
+// Age in months now (negative: months before the due date), or null.
+function ageMonths() {
+  return coreProfile?.ageMonthsAt() ?? null;
+}
+
+function stageText() {
+  const stage = coreProfile?.stageAt();
+  if (!stage) return profile ? profile.birthday : "not set";
+  const who = coreProfile.gender !== "unknown" ? `${coreProfile.gender}, ` : "";
+  if (stage.kind === "pregnancy") {
+    const trimester = ["1st", "2nd", "3rd"][stage.trimester - 1];
+    return `${who}due in ${stage.weeksToGo} weeks (${trimester} trimester)`;
   }
-  return m < 1 ? `${who}newborn` : `${who}${Math.floor(m)} months old`;
+  return stage.months < 1 ? `${who}newborn` : `${who}${stage.months} months old`;
 }
 
 function ageRange(s) {
@@ -56,7 +73,7 @@ function card(s, reason) {
   const li = document.createElement("li");
   li.className = "card";
   li.dataset.itemId = s.id;
-  const m = ageMonths(profile);
+  const m = ageMonths();
   const fits = m !== null && m >= s.ageMin - 1 && m <= s.ageMax && (s.gender === "any" || !profile.gender || s.gender === profile.gender);
   const off = Math.round((1 - s.price / s.was) * 100);
   li.innerHTML = `
@@ -124,33 +141,40 @@ $("forget").addEventListener("click", () => {
 });
 
 function showProfile() {
-  $("stage").textContent = stageText(profile);
+  $("stage").textContent = stageText();
   if (profile) {
     $("birthday").value = profile.birthday;
     $("gender").value = profile.gender ?? "";
   }
 }
 
-$("profile-form").addEventListener("submit", (e) => {
+$("profile-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const birthday = $("birthday").value;
-  const days = (Date.parse(birthday + "T00:00:00Z") - Date.now()) / 86400e3;
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(birthday) || !Number.isFinite(days) || days > 290 || days < -6 * 366) {
-    $("profile-message").textContent = "Enter a birthday (up to 6 years ago) or a due date (up to 41 weeks ahead).";
+  const next = { birthday: $("birthday").value, gender: $("gender").value };
+  if (!(await wasm)) {
+    $("profile-message").textContent = "The profile needs the page to load fully; try again.";
     return;
   }
-  profile = { birthday, gender: $("gender").value };
+  try {
+    Profile.fromBirthday(next.birthday, next.gender || "unknown").free(); // the core checks it
+  } catch (err) {
+    $("profile-message").textContent = `${err.message}.`;
+    return;
+  }
+  profile = next;
   try {
     localStorage.setItem(PROFILE_KEY, JSON.stringify(profile));
   } catch {
     /* kept for this visit only */
   }
   $("profile-message").textContent = "Saved on this phone.";
+  loadCoreProfile();
   showProfile();
 });
 
 $("profile-clear").addEventListener("click", () => {
   profile = null;
+  loadCoreProfile();
   try {
     localStorage.removeItem(PROFILE_KEY);
   } catch {
@@ -167,8 +191,10 @@ async function main() {
   // the shop's own order shows first.
   const ready = (async () => {
     const t = performance.now();
-    await init();
+    if (!(await wasm)) throw new Error(`the wasm module did not load (${wasmError?.message})`);
     timings.instantiateMs = performance.now() - t;
+    loadCoreProfile();
+    showProfile();
     return loadModel("model/manifest.json");
   })();
   ready.catch(() => {}); // handled below, after the specials

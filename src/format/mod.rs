@@ -214,6 +214,23 @@ pub fn write_container(header: &Header, sections: &[(u16, Vec<u8>)]) -> Vec<u8> 
     out
 }
 
+/// Writes a blob of `kind` whose id is the FNV-1a 64 hash of its encoded
+/// sections, so equal contents always give byte-identical blobs.
+pub fn seal(kind: BlobKind, as_of_day: i32, sections: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut hashed = Vec::new();
+    for (id, data) in sections {
+        hashed.extend_from_slice(&id.to_le_bytes());
+        hashed.extend_from_slice(data);
+    }
+    let header = Header {
+        version: VERSION,
+        kind: kind as u16,
+        model_id: crate::util::fnv1a64(&hashed),
+        as_of_day,
+    };
+    write_container(&header, sections)
+}
+
 /// The wincode configuration of section payloads: bincode 1.x layout
 /// (little-endian fixed-width integers, u64 lengths) with a 64 MiB cap on
 /// any one sequence's preallocation.
