@@ -23,6 +23,7 @@ pub mod profile;
 pub mod rank;
 pub mod recommender;
 pub mod signals;
+pub mod stage;
 pub mod testing;
 pub mod util;
 #[cfg(target_arch = "wasm32")]

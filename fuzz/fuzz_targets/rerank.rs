@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use nestrank::{Recommender, Signals};
-use std::sync::OnceLock;
+use std::cell::RefCell;
 
 static GOLDEN: &[u8] = include_bytes!("../../tests/data/golden-v1.nrk");
 
@@ -15,10 +15,14 @@ fn read_u32(data: &mut &[u8]) -> Option<u32> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    static MODEL: OnceLock<Recommender> = OnceLock::new();
-    let mut rec = MODEL
-        .get_or_init(|| Recommender::from_bytes(GOLDEN).expect("the golden blob decodes"))
-        .clone();
+    thread_local! {
+        static MODEL: RefCell<Recommender> =
+            RefCell::new(Recommender::from_bytes(GOLDEN).expect("the golden blob decodes"));
+    }
+    MODEL.with_borrow_mut(|rec| run(rec, data));
+});
+
+fn run(rec: &mut Recommender, data: &[u8]) {
     let mut data = data;
     let Some(head) = read_u32(&mut data) else {
         return;
@@ -64,4 +68,4 @@ fuzz_target!(|data: &[u8]| {
         assert!(r.scores.iter().all(|s| s.is_finite()));
         assert!(r.scores.windows(2).all(|w| w[0] >= w[1]), "best first");
     }
-});
+}

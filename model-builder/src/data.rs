@@ -279,10 +279,46 @@ pub struct Dataset {
     pub item_category: Vec<u32>,
     /// Whether each interned item is listed in `items.csv` (the shop's catalog).
     pub in_catalog: Vec<bool>,
+    /// Per interned item, what `items.csv` says beyond the category.
+    pub attrs: Vec<ItemAttrs>,
+    /// Top-level categories (`top_category`).
+    pub tops: Interner,
+    /// Brands (`brand`).
+    pub brands: Interner,
+    /// Per interned user with a row in `users.csv`: birthday or due date
+    /// (days since 1970) and gender.
+    pub babies: std::collections::HashMap<u32, (Option<i32>, nestrank::profile::Gender)>,
     /// Events, sorted by time (stable: equal times keep file order).
     pub events: Vec<Ev>,
     /// Bad rows skipped (each was reported).
     pub bad_rows: usize,
+}
+
+/// What `items.csv` may say of an item beyond its category.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ItemAttrs {
+    /// Interned top category, `u32::MAX` when unknown.
+    pub top: u32,
+    /// Interned brand, `u32::MAX` when unknown.
+    pub brand: u32,
+    /// Price, NaN when unknown.
+    pub price: f32,
+    /// Suitable ages in months (negative: pregnancy), when given.
+    pub age: Option<(i16, i16)>,
+    /// Who it is for: 0 anyone, 1 girls, 2 boys.
+    pub gender: u8,
+}
+
+impl Default for ItemAttrs {
+    fn default() -> Self {
+        ItemAttrs {
+            top: u32::MAX,
+            brand: u32::MAX,
+            price: f32::NAN,
+            age: None,
+            gender: 0,
+        }
+    }
 }
 
 /// Parses an item or user id field: non-empty, at most 256 bytes, trimmed.
@@ -322,7 +358,52 @@ impl Dataset {
         } else {
             None
         };
-        Self::from_csv(items, CsvFile::open(&dir.join("events.csv"))?, policy)
+        let mut ds = Self::from_csv(items, CsvFile::open(&dir.join("events.csv"))?, policy)?;
+        let users_path = dir.join("users.csv");
+        if users_path.exists() {
+            ds.read_users(CsvFile::open(&users_path)?, policy)?;
+        }
+        Ok(ds)
+    }
+
+    /// Reads `users.csv`: `user_id`, `baby_birthday` (YYYY-MM-DD, a future
+    /// day for a due date; empty when unknown), `baby_gender` (F/M/girl/boy,
+    /// empty when unknown).
+    pub fn read_users(&mut self, mut csv: CsvFile, policy: BadRowPolicy) -> Result<()> {
+        let mut bad = BadRows::new(policy);
+        let path = csv.path().to_path_buf();
+        let c_user = csv.require("user_id")?;
+        let (c_birth, c_gender) = (csv.column("baby_birthday"), csv.column("baby_gender"));
+        let mut rows = Vec::new();
+        csv.for_each_row(&mut bad, |line, f| {
+            let at = |column: &str, p: String| csv_bad(&path, line, column, p);
+            let user = parse_id(f[c_user]).map_err(|p| at("user_id", p))?;
+            let birth = match c_birth.map(|c| f[c].trim()) {
+                Some(v) if !v.is_empty() => {
+                    Some(nestrank::util::parse_date(v).ok_or_else(|| {
+                        at("baby_birthday", format!("`{v}` is not a date YYYY-MM-DD"))
+                    })?)
+                }
+                _ => None,
+            };
+            let gender = match c_gender.map(|c| f[c].trim()) {
+                None => nestrank::profile::Gender::Unknown,
+                Some(v) => nestrank::profile::Gender::parse(v).ok_or_else(|| {
+                    at(
+                        "baby_gender",
+                        format!("gender `{v}` is not F, M, girl, boy or empty"),
+                    )
+                })?,
+            };
+            rows.push((user.to_string(), birth, gender));
+            Ok(())
+        })?;
+        for (user, birth, gender) in rows {
+            let u = self.users.intern(&user);
+            self.babies.insert(u, (birth, gender));
+        }
+        self.bad_rows += bad.rows().len();
+        Ok(())
     }
 
     /// Loads from an open `items.csv` (optional) and `events.csv`.
@@ -332,32 +413,118 @@ impl Dataset {
         if let Some(mut csv) = items {
             let items_path = csv.path().to_path_buf();
             let c_item = csv.require("item_id")?;
-            let c_cat = csv.column("category");
-            let mut rows = Vec::new();
+            let col = |name: &str| csv.column(name);
+            let (c_cat, c_top, c_brand, c_price, c_min, c_max, c_gender) = (
+                col("category"),
+                col("top_category"),
+                col("brand"),
+                col("price"),
+                col("age_min_months"),
+                col("age_max_months"),
+                col("gender"),
+            );
+            type Row = (
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                f32,
+                Option<(i16, i16)>,
+                u8,
+            );
+            let mut rows: Vec<Row> = Vec::new();
             csv.for_each_row(&mut bad, |line, f| {
-                let item =
-                    parse_id(f[c_item]).map_err(|p| csv_bad(&items_path, line, "item_id", p))?;
-                let cat = match c_cat.map(|c| f[c].trim()) {
-                    Some(c) if !c.is_empty() => Some(
-                        parse_id(c)
-                            .map_err(|p| csv_bad(&items_path, line, "category", p))?
-                            .to_string(),
-                    ),
-                    _ => None,
+                let at = |column: &str, p: String| csv_bad(&items_path, line, column, p);
+                let item = parse_id(f[c_item]).map_err(|p| at("item_id", p))?;
+                let text =
+                    |c: Option<usize>, name: &str| -> std::result::Result<Option<String>, BadRow> {
+                        match c.map(|c| f[c].trim()) {
+                            Some(v) if !v.is_empty() => {
+                                Ok(Some(parse_id(v).map_err(|p| at(name, p))?.to_string()))
+                            }
+                            _ => Ok(None),
+                        }
+                    };
+                let price = match c_price.map(|c| f[c].trim()) {
+                    Some(v) if !v.is_empty() => match v.parse::<f32>() {
+                        Ok(p) if p.is_finite() && p >= 0.0 => p,
+                        _ => {
+                            return Err(at(
+                                "price",
+                                format!("price `{v}` is not a non-negative number"),
+                            ))
+                        }
+                    },
+                    _ => f32::NAN,
                 };
-                rows.push((item.to_string(), cat));
+                let month =
+                    |c: Option<usize>, name: &str| -> std::result::Result<Option<i16>, BadRow> {
+                        match c.map(|c| f[c].trim()) {
+                            Some(v) if !v.is_empty() => match v.parse::<i16>() {
+                                Ok(m) if (-10..=240).contains(&m) => Ok(Some(m)),
+                                _ => Err(at(
+                                    name,
+                                    format!("`{v}` is not a month of age in -10..=240"),
+                                )),
+                            },
+                            _ => Ok(None),
+                        }
+                    };
+                let age = match (
+                    month(c_min, "age_min_months")?,
+                    month(c_max, "age_max_months")?,
+                ) {
+                    (Some(lo), Some(hi)) if lo <= hi => Some((lo, hi)),
+                    (Some(lo), Some(hi)) => {
+                        return Err(at(
+                            "age_max_months",
+                            format!("{hi} is below age_min_months {lo}"),
+                        ))
+                    }
+                    (Some(lo), None) => Some((lo, 240)),
+                    (None, Some(hi)) => Some((-10, hi)),
+                    (None, None) => None,
+                };
+                let gender = match c_gender.map(|c| f[c].trim()) {
+                    None | Some("" | "any" | "unisex") => 0,
+                    Some("girl" | "F") => 1,
+                    Some("boy" | "M") => 2,
+                    Some(other) => {
+                        return Err(at(
+                            "gender",
+                            format!("gender `{other}` is not any, girl or boy"),
+                        ))
+                    }
+                };
+                rows.push((
+                    item.to_string(),
+                    text(c_cat, "category")?,
+                    text(c_top, "top_category")?,
+                    text(c_brand, "brand")?,
+                    price,
+                    age,
+                    gender,
+                ));
                 Ok(())
             })?;
-            for (item, cat) in rows {
+            for (item, cat, top, brand, price, age, gender) in rows {
                 let i = ds.items.intern(&item) as usize;
                 if ds.item_category.len() <= i {
                     ds.item_category.resize(i + 1, u32::MAX);
                     ds.in_catalog.resize(i + 1, false);
+                    ds.attrs.resize(i + 1, ItemAttrs::default());
                 }
                 ds.in_catalog[i] = true;
                 if let Some(c) = cat {
                     ds.item_category[i] = ds.categories.intern(&c);
                 }
+                ds.attrs[i] = ItemAttrs {
+                    top: top.map_or(u32::MAX, |t| ds.tops.intern(&t)),
+                    brand: brand.map_or(u32::MAX, |b| ds.brands.intern(&b)),
+                    price,
+                    age,
+                    gender,
+                };
             }
         }
         let mut csv = events;
@@ -401,6 +568,7 @@ impl Dataset {
         })?;
         ds.item_category.resize(ds.items.len(), u32::MAX);
         ds.in_catalog.resize(ds.items.len(), false);
+        ds.attrs.resize(ds.items.len(), ItemAttrs::default());
         ds.events.sort_by_key(|e| e.ts);
         ds.bad_rows = bad.rows().len();
         Ok(ds)

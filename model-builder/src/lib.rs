@@ -12,5 +12,6 @@ pub mod import;
 pub mod progress;
 pub mod publish;
 pub mod shop;
+pub mod stage;
 pub mod synth;
 pub mod train;

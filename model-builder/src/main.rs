@@ -158,6 +158,18 @@ enum Command {
         #[arg(long)]
         now: f64,
     },
+    /// The stage-fit evaluation (README): rank leaf categories for each
+    /// held-out purchase by a family with a known baby, at the baby's age.
+    EvalStage {
+        /// Data directory (events.csv, items.csv, users.csv).
+        #[arg(long)]
+        data: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        rows: RowArgs,
+    },
     /// Points --out/manifest.json back to the previous good blob.
     Rollback {
         /// The directory `build --out` publishes into.
@@ -234,6 +246,17 @@ enum ImportSource {
     Taobao {
         /// The UserBehavior CSV file (with a header line).
         input: PathBuf,
+        /// Output data directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        rows: RowArgs,
+    },
+    /// Tianchi "Mum Baby" (dataset 45): the folder with
+    /// sam_tianchi_mum_baby.csv and sam_tianchi_mum_baby_trade_history.csv.
+    TianchiMumBaby {
+        /// The folder holding the two CSV files.
+        dir: PathBuf,
         /// Output data directory.
         #[arg(long)]
         out: PathBuf,
@@ -347,6 +370,18 @@ fn run(cli: Cli) -> Result<()> {
             let s = import::taobao(&input, &out, policy(rows))?;
             println!(
                 "imported {} events and {} items into {} ({} bad rows skipped)",
+                s.events,
+                s.items,
+                out.display(),
+                s.bad_rows
+            );
+        }
+        Command::Import {
+            source: ImportSource::TianchiMumBaby { dir, out, rows },
+        } => {
+            let s = import::tianchi_mum_baby(&dir, &out, policy(rows))?;
+            println!(
+                "imported {} purchases of {} items, and the babies, into {} ({} bad rows skipped)",
                 s.events,
                 s.items,
                 out.display(),
@@ -527,6 +562,31 @@ fn run(cli: Cli) -> Result<()> {
                 "{}",
                 serde_json::json!({ "items": out.items, "scores": out.scores, "reasons": out.reasons })
             );
+        }
+        Command::EvalStage { data, json, rows } => {
+            let ds = Dataset::load(&data, policy(rows))?;
+            let r = model_builder::stage::eval_stage(&ds);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "cases": r.cases, "rankers": r.rankers })
+                );
+            } else {
+                println!(
+                    "stage fit: {} test purchases by families with a known baby (from {}), {} leaf categories; the age fit learned from {} purchases",
+                    r.cases, r.test_from, r.categories, r.train_purchases
+                );
+                println!(
+                    "{:<10} {:>8} {:>8} {:>8}",
+                    "ranker", "HR@10", "NDCG@10", "MRR"
+                );
+                for (name, s) in &r.rankers {
+                    println!(
+                        "{name:<10} {:>8.4} {:>8.4} {:>8.4}",
+                        s.hr10, s.ndcg10, s.mrr
+                    );
+                }
+            }
         }
         Command::Rollback { out } => {
             let m = rollback(&out)?;

@@ -307,3 +307,51 @@ fn hybrid_keeps_what_recent_knows() {
         ndcg("recent")
     );
 }
+
+/// The Tianchi "Mum Baby" import and the stage-fit evaluation: the blend of
+/// popularity and the learned age fit must keep its lead over popularity
+/// (measured 1.10x NDCG@10; issue #4's target is 1.15x, not yet reached).
+#[test]
+fn tianchi_import_and_stage_fit() {
+    let out = scratch_dir("tianchi");
+    let src = root().join("data/tianchi-mum-baby");
+    let msg = ok(&[
+        "import",
+        "tianchi-mum-baby",
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        msg.contains("imported 29971 purchases of 28422 items"),
+        "{msg}"
+    );
+    let users = std::fs::read_to_string(out.join("users.csv")).unwrap();
+    assert!(users.starts_with("user_id,baby_birthday,baby_gender\n"));
+    assert_eq!(users.lines().count(), 954);
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval-stage",
+        "--data",
+        out.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["cases"], 270);
+    let ndcg = |r: &str| json["rankers"][r]["ndcg10"].as_f64().unwrap();
+    assert!(
+        (ndcg("popular") - 0.1617).abs() < 5e-4,
+        "popular {}",
+        ndcg("popular")
+    );
+    assert!(
+        ndcg("blend") >= 1.08 * ndcg("popular"),
+        "blend {} vs popular {}",
+        ndcg("blend"),
+        ndcg("popular")
+    );
+    for r in ["popular", "stage", "blend"] {
+        for k in ["hr10", "ndcg10", "mrr"] {
+            assert!(json["rankers"][r][k].is_f64(), "{r}.{k}");
+        }
+    }
+}
