@@ -179,7 +179,7 @@ pub fn tianchi_mum_baby(dir: &Path, out: &Path, policy: BadRowPolicy) -> Result<
         ));
         Ok(())
     })?;
-    rows.sort_by(|a, b| a.2.cmp(&b.2));
+    rows.sort_by_key(|r| r.2);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_atomically(&out.join("users.csv"), |w| {
         let mut cw = csv::Writer::from_writer(w);
