@@ -33,6 +33,25 @@ pub mod section {
     pub const RANKER: u16 = 4;
     /// Item factors for the on-device fold-in (optional).
     pub const FACTORS: u16 = 5;
+    /// [`super::FamilySection`] (version 2).
+    pub const FAMILY: u16 = 6;
+}
+
+/// What the profile features need of each item (format version 2,
+/// optional): its brand, who it is for, and its learned stage fit.
+#[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
+pub struct FamilySection {
+    /// Brand names, ascending by bytes.
+    pub brands: StringTable,
+    /// Brand index per item, or [`NO_CATEGORY`] (`u32::MAX`) when unknown.
+    pub brand: Vec<u32>,
+    /// Per item: 0 anyone, 1 girls, 2 boys.
+    pub gender: Vec<u8>,
+    /// The age buckets' edges in months: must be [`crate::stage::EDGES`].
+    pub edges: Vec<f32>,
+    /// Per item and bucket (item-major), the quantized log2 stage lift
+    /// ([`crate::stage::quantize_lift`]); empty when the build learned none.
+    pub lifts: Vec<u8>,
 }
 
 /// A list of strings stored as one UTF-8 buffer and the end offset of each.
@@ -144,6 +163,8 @@ pub struct ModelParts {
     pub ranker: RankerParams,
     /// Implicit-ALS item factors, if the build trained them.
     pub factors: Option<FactorsSection>,
+    /// Brands, genders and stage fit, if the data had them (version 2).
+    pub family: Option<FamilySection>,
 }
 
 /// A validated model, ready to rank.
@@ -197,6 +218,9 @@ impl ModelParts {
         ];
         if let Some(f) = &self.factors {
             sections.push((section::FACTORS, encode_section(f)));
+        }
+        if let Some(f) = &self.family {
+            sections.push((section::FAMILY, encode_section(f)));
         }
         sections
     }
@@ -303,6 +327,9 @@ impl ModelParts {
         if let Some(f) = &self.factors {
             f.validate(n)?;
         }
+        if let Some(f) = &self.family {
+            f.validate(n)?;
+        }
         Ok(())
     }
 
@@ -323,6 +350,7 @@ impl Model {
         let mut neighbours = None;
         let mut ranker: Option<RankerSection> = None;
         let mut factors = None;
+        let mut family = None;
         fn put<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), DecodeError> {
             if slot.replace(v).is_some() {
                 return Err(DecodeError::DuplicateSection { what });
@@ -344,6 +372,9 @@ impl Model {
                 )?,
                 section::RANKER => put(&mut ranker, decode_section(data, "ranker")?, "ranker")?,
                 section::FACTORS => put(&mut factors, decode_section(data, "factors")?, "factors")?,
+                section::FAMILY if container.header.version >= 2 => {
+                    put(&mut family, decode_section(data, "family")?, "family")?
+                }
                 _ => return Err(DecodeError::OutOfRange { what: "section id" }),
             }
         }
@@ -356,6 +387,7 @@ impl Model {
                 .ok_or(DecodeError::MissingSection { what: "ranker" })?
                 .params()?,
             factors,
+            family,
         };
         Self::with_header(container.header, parts)
     }
@@ -486,5 +518,57 @@ impl Model {
     /// The ranker shipped in the blob.
     pub fn ranker(&self) -> &RankerParams {
         &self.parts.ranker
+    }
+
+    /// Brands, genders and stage fit, if the model has them.
+    pub fn family(&self) -> Option<&FamilySection> {
+        self.parts.family.as_ref()
+    }
+}
+
+impl FamilySection {
+    /// The brand index of item `i`, if known.
+    pub fn brand_of(&self, i: u32) -> Option<u32> {
+        let b = self.brand[i as usize];
+        (b != NO_CATEGORY).then_some(b)
+    }
+
+    /// The log2 stage lift of item `i` at age bucket `b` (0 without lifts).
+    pub fn log2_lift(&self, i: u32, b: usize) -> f32 {
+        if self.lifts.is_empty() {
+            0.0
+        } else {
+            crate::stage::log2_lift(self.lifts[i as usize * crate::stage::BUCKETS + b])
+        }
+    }
+
+    fn validate(&self, n: usize) -> Result<(), DecodeError> {
+        self.brands.validate("family.brands")?;
+        check_len("family.brand vs item ids", self.brand.len(), n)?;
+        check_len("family.gender vs item ids", self.gender.len(), n)?;
+        let nb = self.brands.len() as u32;
+        if self.brand.iter().any(|&b| b != NO_CATEGORY && b >= nb) {
+            return Err(DecodeError::OutOfRange {
+                what: "family.brand",
+            });
+        }
+        if self.gender.iter().any(|&g| g > 2) {
+            return Err(DecodeError::OutOfRange {
+                what: "family.gender",
+            });
+        }
+        if self.edges.as_slice() != crate::stage::EDGES.as_slice() {
+            return Err(DecodeError::OutOfRange {
+                what: "family.edges (another age bucketing)",
+            });
+        }
+        if !self.lifts.is_empty() {
+            check_len(
+                "family.lifts vs items x buckets",
+                self.lifts.len(),
+                n * crate::stage::BUCKETS,
+            )?;
+        }
+        Ok(())
     }
 }

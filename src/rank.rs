@@ -11,7 +11,7 @@ use crate::signals::{Event, Signals};
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The number of features per candidate.
-pub const NUM_FEATURES: usize = 12;
+pub const NUM_FEATURES: usize = 15;
 
 /// Feature names, in feature order. The blob stores the ranker's weights by
 /// name, so a feature added later leaves older blobs readable (their weight
@@ -29,6 +29,9 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "popularity",
     "trend",
     "factor",
+    "stage_fit",
+    "gender_fit",
+    "brand_affinity",
 ];
 
 /// `1 / (1 + hours since the user's latest signal on this very item)`; 0 if none.
@@ -55,6 +58,16 @@ pub const F_POPULARITY: usize = 9;
 pub const F_TREND: usize = 10;
 /// The folded-in user vector times the item's factors (0 without factors).
 pub const F_FACTOR: usize = 11;
+/// The item's learned stage lift at the baby's age today: log2 of
+/// `P(age | item) / P(age)`, clamped to +-3 (0 without a profile with a
+/// birthday, or a model without stage fit).
+pub const F_STAGE_FIT: usize = 12;
+/// -1 for clothing made for the other gender than the profile's baby; else 0.
+pub const F_GENDER_FIT: usize = 13;
+/// How much the family favours the item's brand, 0..1: the larger of the
+/// profile's affinity and the share of the user's decayed signal weight on
+/// that brand.
+pub const F_BRAND_AFFINITY: usize = 14;
 
 const NONE: u32 = u32::MAX;
 
@@ -248,6 +261,9 @@ impl RankerParams {
                 w[F_CATEGORY_SHARE] = 1.0;
                 w[F_POPULARITY] = 0.2;
                 w[F_TREND] = 0.1;
+                w[F_STAGE_FIT] = 0.3;
+                w[F_GENDER_FIT] = 1.0;
+                w[F_BRAND_AFFINITY] = 0.5;
             }
         }
         p
@@ -314,6 +330,10 @@ pub enum Reason {
     Popular,
     /// The user's taste, as the folded-in factors see it.
     Taste,
+    /// Right for the baby's age today.
+    Stage,
+    /// A brand (a model brand index) the family favours.
+    Brand(u32),
 }
 
 impl Reason {
@@ -329,6 +349,11 @@ impl Reason {
             Reason::Category(c) => format!("from category {} you browse", model.category_name(c)),
             Reason::Popular => "popular this week".into(),
             Reason::Taste => "picked for your taste".into(),
+            Reason::Stage => "right for your baby's age".into(),
+            Reason::Brand(b) => match model.family() {
+                Some(f) => format!("{}, a brand you like", f.brands.get(b as usize)),
+                None => "a brand you like".into(),
+            },
         }
     }
 }
@@ -366,6 +391,8 @@ pub struct Scratch {
     cat_weight: Vec<[f32; 2]>,
     cat_count: Vec<u32>,
     cat_touched: Vec<u32>,
+    brand_weight: Vec<f32>,
+    brand_touched: Vec<u32>,
     extra: Vec<(u32, u32)>,
     features: Vec<[f32; NUM_FEATURES]>,
     best_source: Vec<(f32, u32)>,
@@ -384,7 +411,10 @@ impl Scratch {
         Self::default()
     }
 
-    fn fit(&mut self, items: usize, categories: usize) {
+    fn fit(&mut self, items: usize, categories: usize, brands: usize) {
+        if self.brand_weight.len() != brands {
+            self.brand_weight = vec![0.0; brands];
+        }
         if self.pos_of.len() != items {
             self.pos_of = vec![NONE; items];
             self.src_weight = vec![[0.0; 3]; items];
@@ -420,7 +450,12 @@ pub fn compute_features(
         return Err(RerankError::BadNow);
     }
     let n = model.item_count();
-    scratch.fit(n, model.category_count());
+    let family = model.family();
+    scratch.fit(
+        n,
+        model.category_count(),
+        family.map_or(0, |f| f.brands.len()),
+    );
     let m = candidates.len();
     let s = scratch;
     s.features.clear();
@@ -455,6 +490,7 @@ pub fn compute_features(
         None => [0.0; 4],
     };
     let mut total_cat = [0.0f32; 2];
+    let mut total_brand = 0.0f32;
     for j in 0..signals.len() {
         let (item, ts) = (signals.items[j], signals.ts[j]);
         let Some(event) = Event::from_code(signals.events[j]) else {
@@ -519,6 +555,14 @@ pub fn compute_features(
                     s.cat_weight[c][k] += w[k];
                     total_cat[k] += w[k];
                 }
+            }
+            if let Some(b) = family.and_then(|f| f.brand_of(item)) {
+                let w = ew * decay(age, params.half_life_cat_h);
+                if s.brand_weight[b as usize] == 0.0 {
+                    s.brand_touched.push(b);
+                }
+                s.brand_weight[b as usize] += w;
+                total_brand += w;
             }
         }
     }
@@ -602,6 +646,12 @@ pub fn compute_features(
             0.0
         }
     };
+    // The profile's stage today, and the baby's gender code (0 unknown).
+    let stage_bucket = signals
+        .profile
+        .and_then(|p| p.age_months_at(now))
+        .map(crate::stage::bucket_of);
+    let baby_gender = signals.profile.map_or(0, |p| p.gender as u8);
     for (p, &item) in candidates.iter().enumerate() {
         if (item as usize) >= n {
             if item != NONE {
@@ -639,6 +689,26 @@ pub fn compute_features(
         }
         f[F_POPULARITY] = model.popularity(item);
         f[F_TREND] = model.trend(item);
+        if let Some(fam) = family {
+            if let Some(b) = stage_bucket {
+                f[F_STAGE_FIT] = fam.log2_lift(item, b).clamp(-3.0, 3.0);
+            }
+            let g = fam.gender[item as usize];
+            if g != 0 && baby_gender != 0 && g != baby_gender {
+                f[F_GENDER_FIT] = -1.0;
+            }
+            if let Some(b) = fam.brand_of(item) {
+                let share = if total_brand > 0.0 {
+                    s.brand_weight[b as usize] / total_brand
+                } else {
+                    0.0
+                };
+                let liked = signals
+                    .profile
+                    .map_or(0.0, |p| p.brand_weight(fam.brands.get(b as usize)));
+                f[F_BRAND_AFFINITY] = share.max(liked);
+            }
+        }
         if folded {
             if let Some(fa) = model.factors() {
                 f[F_FACTOR] = fa.score(item as usize, &s.user);
@@ -655,6 +725,10 @@ pub fn compute_features(
         s.cat_weight[cat as usize] = [0.0; 2];
     }
     s.cat_touched.clear();
+    for &b in &s.brand_touched {
+        s.brand_weight[b as usize] = 0.0;
+    }
+    s.brand_touched.clear();
     Ok(())
 }
 
@@ -684,8 +758,8 @@ pub fn rerank(
 }
 
 /// The parts of a score, for reasons: own item, similarity, category,
-/// popularity, taste.
-fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 5] {
+/// popularity, taste, stage, brand.
+fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 7] {
     let c = |k: usize| w[k] * f[k];
     [
         c(F_OWN_RECENCY) + c(F_OWN_WEIGHT) + c(F_OWN_INTENT) + c(F_OWN_SESSION),
@@ -693,6 +767,8 @@ fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 5] {
         c(F_CATEGORY_COUNT) + c(F_CATEGORY_SHARE) + c(F_CATEGORY_SESSION),
         c(F_POPULARITY) + c(F_TREND),
         c(F_FACTOR),
+        c(F_STAGE_FIT) + c(F_GENDER_FIT),
+        c(F_BRAND_AFFINITY),
     ]
 }
 
@@ -747,6 +823,11 @@ pub fn rerank_into(
                     }
                     2 if (item as usize) < n => Reason::Category(model.category_of(item)),
                     4 => Reason::Taste,
+                    5 => Reason::Stage,
+                    6 => model
+                        .family()
+                        .and_then(|f| f.brand_of(item))
+                        .map_or(Reason::Popular, Reason::Brand),
                     _ => Reason::Popular,
                 }
             };

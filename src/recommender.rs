@@ -6,6 +6,7 @@
 
 use crate::format::DecodeError;
 use crate::model::Model;
+use crate::profile::Profile;
 use crate::rank::{rerank_into, RankerParams, Ranking, RerankError, Scratch};
 use crate::signals::{Event, Signals};
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub struct Recommender {
     ranker: RankerParams,
     scratch: Scratch,
     ranking: Ranking,
+    profile: Option<Profile>,
 }
 
 impl Recommender {
@@ -47,6 +49,7 @@ impl Recommender {
             ranker,
             scratch: Scratch::new(),
             ranking: Ranking::default(),
+            profile: None,
         }
     }
 
@@ -62,6 +65,17 @@ impl Recommender {
         Ok(())
     }
 
+    /// The family's profile for the calls that follow (the stage, gender and
+    /// brand features), or none.
+    pub fn set_profile(&mut self, profile: Option<Profile>) {
+        self.profile = profile;
+    }
+
+    /// The profile set by [`Recommender::set_profile`].
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
+    }
+
     /// The model index of each id, [`UNKNOWN`] where the model lacks it.
     pub fn index_of(&self, ids: &[&str]) -> Vec<u32> {
         ids.iter()
@@ -74,7 +88,9 @@ impl Recommender {
         &self.ranking
     }
 
-    /// The typed hot path: candidate positions in display order.
+    /// The typed hot path: candidate positions in display order. The
+    /// profile set by [`Recommender::set_profile`] is used unless `signals`
+    /// carries one.
     pub fn rerank_indices(
         &mut self,
         candidates: &[u32],
@@ -82,6 +98,10 @@ impl Recommender {
         now: f64,
         explain: bool,
     ) -> Result<&Ranking, RerankError> {
+        let signals = match signals.profile {
+            Some(_) => signals,
+            None => signals.with_profile(self.profile.as_ref()),
+        };
         rerank_into(
             &self.model,
             &self.ranker,

@@ -67,6 +67,9 @@ pub struct Signals<'a> {
     pub events: &'a [u8],
     /// Unix seconds.
     pub ts: &'a [f64],
+    /// The family's profile, if the page or the builder has one: it feeds
+    /// the stage, gender and brand features.
+    pub profile: Option<&'a crate::profile::Profile>,
 }
 
 impl<'a> Signals<'a> {
@@ -75,6 +78,7 @@ impl<'a> Signals<'a> {
         items: &[],
         events: &[],
         ts: &[],
+        profile: None,
     };
 
     /// Signals from parallel arrays, which must have equal lengths.
@@ -83,7 +87,13 @@ impl<'a> Signals<'a> {
             items,
             events,
             ts,
+            profile: None,
         })
+    }
+
+    /// The same signals with the family's profile.
+    pub fn with_profile(self, profile: Option<&'a crate::profile::Profile>) -> Self {
+        Signals { profile, ..self }
     }
 
     /// The number of signals.

@@ -26,5 +26,6 @@ pub fn tiny_model() -> ModelParts {
         },
         ranker: RankerParams::preset(RankerKind::Hybrid),
         factors: None,
+        family: None,
     }
 }

@@ -396,6 +396,20 @@ impl Recommender {
             .map_err(|e| arg_error(&e.to_string()))
     }
 
+    /// Uses this family's profile (a `Profile`) in the reranks that follow:
+    /// the stage fit at the baby's age today, the gender and brand
+    /// features. `clearProfile()` stops.
+    #[wasm_bindgen(js_name = setProfile)]
+    pub fn set_profile(&mut self, profile: &JsProfile) {
+        self.inner.set_profile(Some(profile.inner.clone()));
+    }
+
+    /// Reranks without a profile again.
+    #[wasm_bindgen(js_name = clearProfile)]
+    pub fn clear_profile(&mut self) {
+        self.inner.set_profile(None);
+    }
+
     /// The scores of the last rerank, in display order.
     #[wasm_bindgen(js_name = lastScores)]
     pub fn last_scores(&self) -> Float32Array {

@@ -154,15 +154,58 @@ fn checksum_mismatch() {
 
 #[test]
 fn version_from_the_future() {
-    let e = decode(&blob_with(2, 1, &valid_sections()));
+    let e = decode(&blob_with(3, 1, &valid_sections()));
     assert_eq!(
         e,
         DecodeError::Version {
-            expected: 1,
-            got: 2
+            expected: 2,
+            got: 3
         }
     );
     assert!(e.to_string().contains("rebuild the model"));
+    assert!(e.to_string().contains("reads versions 1 to 2"));
+    assert!(matches!(
+        decode(&blob_with(0, 1, &valid_sections())),
+        DecodeError::Version { got: 0, .. }
+    ));
+}
+
+/// Version 2 adds the optional `family` section (6); a version 1 blob may
+/// not carry it, and its contents are checked like every other section's.
+#[test]
+fn family_section_is_version_2_and_validated() {
+    use nestrank::model::FamilySection;
+    let with_family = |version: u16, f: &FamilySection| {
+        let mut sections = valid_sections();
+        sections.push((6, nestrank::format::encode_section(f)));
+        Model::from_bytes(&blob_with(version, 1, &sections))
+    };
+    let good = FamilySection {
+        edges: nestrank::stage::EDGES.to_vec(),
+        ..FamilySection::default()
+    };
+    assert!(Model::from_bytes(&blob_with(2, 1, &valid_sections())).is_ok());
+    assert!(with_family(2, &good).unwrap().family().is_some());
+    assert_eq!(
+        with_family(1, &good).unwrap_err(),
+        DecodeError::OutOfRange { what: "section id" }
+    );
+    let bad_edges = FamilySection {
+        edges: vec![0.0, 1.0],
+        ..good.clone()
+    };
+    assert!(matches!(
+        with_family(2, &bad_edges).unwrap_err(),
+        DecodeError::OutOfRange { what } if what.starts_with("family.edges")
+    ));
+    let extra_item = FamilySection {
+        brand: vec![u32::MAX],
+        ..good.clone()
+    };
+    assert!(matches!(
+        with_family(2, &extra_item).unwrap_err(),
+        DecodeError::LengthMismatch { .. }
+    ));
 }
 
 #[test]

@@ -84,6 +84,7 @@ fn parts_strategy() -> impl Strategy<Value = ModelParts> {
                 neighbours: nb,
                 ranker,
                 factors,
+                family: None,
             }
         })
 }

@@ -167,7 +167,7 @@ $("profile-form").addEventListener("submit", async (e) => {
   } catch {
     /* kept for this visit only */
   }
-  $("profile-message").textContent = "Saved on this phone.";
+  $("profile-message").textContent = "Saved on this phone: reload for picks for this stage.";
   loadCoreProfile();
   showProfile();
 });
@@ -218,19 +218,22 @@ async function main() {
     timings.decodeMs = loaded.timings.verifyMs;
     const rec = loaded.recommender;
     $("model-id").textContent = rec.modelId;
+    // The baby's stage today, gender and brands feed the scorer.
+    if (coreProfile) rec.setProfile(coreProfile);
     const signals = store.signals();
     const ids = specials.items.map((s) => s.id);
     const t = performance.now();
     const out = rec.rerank(ids, signals, { explain: true });
     timings.rerankMs = performance.now() - t;
-    const show = signals.length > 0;
+    const show = signals.length > 0 || coreProfile !== null;
     clearTimeout(slow);
     render(
       out.items.map((id) => catalog.get(id)),
       show ? out.reasons.map((r, k) => reasonText(r, out.because[k])) : [],
     );
     $("rerank-ms").textContent = timings.rerankMs.toFixed(2);
-    $("status").textContent = show ? `Picked for you from ${signals.length} recent taps` : "Shop's picks (browse to personalize)";
+    const from = [signals.length ? `${signals.length} recent taps` : "", coreProfile ? "your baby's stage" : ""].filter(Boolean).join(" and ");
+    $("status").textContent = show ? `Picked for you from ${from}` : "Shop's picks (browse to personalize)";
     $("timings").textContent = `wasm ${timings.instantiateMs.toFixed(1)} ms · model ${loaded.source} ${timings.decodeMs.toFixed(1)} ms · rerank of ${ids.length} ${timings.rerankMs.toFixed(2)} ms`;
     window.nestrank.personalized = true;
   } catch (e) {

@@ -177,6 +177,7 @@ pub fn build_parts_timed(
         )
     });
     times.als = clock.elapsed().as_secs_f64();
+    let family = family_section(ds, cutoff, &index.items);
     let parts = ModelParts {
         as_of_day,
         items: ItemsSection {
@@ -202,8 +203,75 @@ pub fn build_parts_timed(
         neighbours,
         ranker: opts.ranker.clone(),
         factors,
+        family,
     };
     (parts, times)
+}
+
+/// The `family` section for the model's items (`items`: dataset item ids
+/// in model order): brands and genders from `items.csv`, and the stage fit
+/// learned from purchases before `cutoff` by families with a known baby.
+/// `None` when the data has none of these.
+pub fn family_section(
+    ds: &Dataset,
+    cutoff: i64,
+    items: &[u32],
+) -> Option<nestrank::model::FamilySection> {
+    let has_attrs = items.iter().any(|&i| {
+        let a = &ds.attrs[i as usize];
+        a.brand != u32::MAX || a.gender != 0 || a.age.is_some()
+    });
+    let has_babies = ds.babies.values().any(|(b, _)| b.is_some());
+    if !has_attrs && !has_babies {
+        return None;
+    }
+    // Brands used by the model's items, by name.
+    let mut brand_ids: Vec<u32> = items
+        .iter()
+        .map(|&i| ds.attrs[i as usize].brand)
+        .filter(|&b| b != u32::MAX)
+        .collect();
+    brand_ids.sort_by(|&a, &b| ds.brands.name(a).cmp(ds.brands.name(b)));
+    brand_ids.dedup();
+    let mut brand_map = std::collections::HashMap::new();
+    for (k, &b) in brand_ids.iter().enumerate() {
+        brand_map.insert(b, k as u32);
+    }
+    let fit = crate::stage::AgeFit::estimate(ds, cutoff);
+    let learned = fit.purchases > 0 || items.iter().any(|&i| ds.attrs[i as usize].age.is_some());
+    let lifts = if learned {
+        items
+            .iter()
+            .flat_map(|&i| {
+                let d = fit.item[i as usize];
+                let g = fit.global;
+                (0..nestrank::stage::BUCKETS)
+                    .map(move |b| nestrank::stage::quantize_lift(d[b] / g[b]))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Some(nestrank::model::FamilySection {
+        brands: StringTable::from_strings(
+            &brand_ids
+                .iter()
+                .map(|&b| ds.brands.name(b))
+                .collect::<Vec<_>>(),
+        ),
+        brand: items
+            .iter()
+            .map(|&i| {
+                brand_map
+                    .get(&ds.attrs[i as usize].brand)
+                    .copied()
+                    .unwrap_or(NO_CATEGORY)
+            })
+            .collect(),
+        gender: items.iter().map(|&i| ds.attrs[i as usize].gender).collect(),
+        edges: nestrank::stage::EDGES.to_vec(),
+        lifts,
+    })
 }
 
 /// Top-K neighbours from time-decayed, event-weighted co-occurrence in user
@@ -448,5 +516,21 @@ pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts
         neighbours,
         ranker: parts.ranker.clone(),
         factors,
+        family: parts.family.as_ref().map(|f| {
+            let b = nestrank::stage::BUCKETS;
+            nestrank::model::FamilySection {
+                brands: f.brands.clone(),
+                brand: kept.iter().map(|&i| f.brand[i]).collect(),
+                gender: kept.iter().map(|&i| f.gender[i]).collect(),
+                edges: f.edges.clone(),
+                lifts: if f.lifts.is_empty() {
+                    Vec::new()
+                } else {
+                    kept.iter()
+                        .flat_map(|&i| f.lifts[i * b..(i + 1) * b].iter().copied())
+                        .collect()
+                },
+            }
+        }),
     }
 }

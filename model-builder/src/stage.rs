@@ -157,17 +157,6 @@ impl AgeFit {
             purchases,
         }
     }
-
-    /// `P(bucket | item) / P(bucket)` for every item and bucket, quantized
-    /// as the blob stores it.
-    pub fn quantized_lifts(&self) -> Vec<u8> {
-        self.item
-            .iter()
-            .flat_map(|d| {
-                (0..BUCKETS).map(move |b| nestrank::stage::quantize_lift(d[b] / self.global[b]))
-            })
-            .collect()
-    }
 }
 
 /// One ranker's figures in `eval-stage`.

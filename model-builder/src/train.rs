@@ -311,7 +311,15 @@ fn fit(cases: &[&CaseRows], opts: &TrainOptions) -> Row {
             }
         }
     }
-    std::array::from_fn(|k| w[k] * inv_std[k])
+    // A feature constant over the training cases (no profiles in the logs,
+    // say) teaches nothing: it keeps the hand-set weight.
+    std::array::from_fn(|k| {
+        if inv_std[k] > 0.0 {
+            w[k] * inv_std[k]
+        } else {
+            preset[k]
+        }
+    })
 }
 
 #[cfg(test)]

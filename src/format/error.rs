@@ -15,11 +15,11 @@ pub enum DecodeError {
     },
     /// The blob was written in a format version this build cannot read.
     #[error(
-        "blob format version {got} is not supported (this build reads version {expected}); \
+        "blob format version {got} is not supported (this build reads versions 1 to {expected}); \
          rebuild the model with a model-builder of the same release as the wasm module"
     )]
     Version {
-        /// The version this build reads.
+        /// The newest version this build reads (it reads 1 to this).
         expected: u16,
         /// The version written in the blob.
         got: u16,

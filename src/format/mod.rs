@@ -20,7 +20,11 @@ pub const MAGIC: [u8; 4] = *b"NRNK";
 /// know. Rebuild the model with a model-builder of the same release as the
 /// wasm module to fix a mismatch. Every released version keeps a golden blob
 /// under `tests/data/`.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+
+/// The oldest format version this build still reads: version 1 blobs (no
+/// `family` section) load as they always did.
+pub const MIN_VERSION: u16 = 1;
 
 /// The largest blob accepted, in bytes (256 MiB).
 pub const MAX_BLOB_BYTES: usize = 256 << 20;
@@ -110,7 +114,7 @@ impl<'a> Container<'a> {
             return Err(DecodeError::ChecksumMismatch { stored, computed });
         }
         let version = u16_at(bytes, 4);
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(DecodeError::Version {
                 expected: VERSION,
                 got: version,

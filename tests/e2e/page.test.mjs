@@ -112,10 +112,16 @@ test("the profile panel keeps the baby's birthday or due date on the phone and r
   await page.fill("#birthday", "1990-01-01");
   await page.click("#profile-form button[type=submit]");
   assert.match(await page.textContent("#profile-message"), /too long ago \(allowed: up to 300 days ahead, up to 12 years ago\)/);
-  await open(page);
+  const withProfile = await open(page);
   assert.match(await page.textContent("#stage"), /due in/, "the saved profile survives a reload");
   const fits = await page.$$eval(".fits", (f) => f.length);
   assert.ok(fits > 0, "cards that fit a pregnancy are marked");
+  // The scorer's stage fit: what suits a pregnancy rises, with no taps at all.
+  const pregnancy = new Set(specials.items.filter((s) => s.ageMax <= 2 && s.ageMin < 0).map((s) => s.id));
+  const mean = (order) => order.reduce((a, id, k) => a + (pregnancy.has(id) ? k : 0), 0) / pregnancy.size;
+  console.log(`pregnancy items: mean position ${mean(defaultOrder).toFixed(1)} -> ${mean(withProfile).toFixed(1)} with a due date`);
+  assert.ok(mean(withProfile) < mean(defaultOrder) - 50, "pregnancy items rise with a due date");
+  assert.match(await page.textContent("#status"), /your baby's stage/);
   assert.deepEqual(seen.errors, []);
   await context.close();
 });

@@ -8,7 +8,7 @@ import { Profile } from "../../pkg/node.js";
 
 const day = (d) => Date.parse(d + "T12:00:00Z") / 1000;
 
-test("the golden profile blob loads in wasm and re-encodes byte for byte", () => {
+test("the golden v1 profile blob loads in wasm and re-encodes to the same profile", () => {
   const bytes = readFileSync(new URL("../data/golden-profile-v1.nrp", import.meta.url));
   const p = Profile.fromBytes(bytes);
   assert.equal(p.birthday, "2026-05-01");
@@ -17,7 +17,8 @@ test("the golden profile blob loads in wasm and re-encodes byte for byte", () =>
   assert.equal(p.brandWeight("Nestling"), 0.5);
   assert.equal(p.categoryWeight("formula"), 0.25);
   assert.deepEqual(Array.from(p.priceBand), [9.5, 31]);
-  assert.deepEqual(Buffer.from(p.toBytes()), bytes);
+  assert.equal(p.toBytes()[4], 2, "re-encoded as the current version");
+  assert.equal(Profile.fromBytes(p.toBytes()).brandWeight("Moonbean"), 1);
 });
 
 test("the stage advances with the clock, without a new profile", () => {
