@@ -52,7 +52,15 @@ pub struct FamilySection {
     /// Per item and bucket (item-major), the quantized log2 stage lift
     /// ([`crate::stage::quantize_lift`]); empty when the build learned none.
     pub lifts: Vec<u8>,
+    /// Per item, its price (0: unknown).
+    pub price: Vec<f32>,
+    /// Per category: a consumable's typical days between re-purchases
+    /// (> 0), a durable bought once ([`DURABLE`]), or unknown (0).
+    pub restock_days: Vec<f32>,
 }
+
+/// [`FamilySection::restock_days`] of a durable category (a stroller).
+pub const DURABLE: f32 = -1.0;
 
 /// A list of strings stored as one UTF-8 buffer and the end offset of each.
 #[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
@@ -328,7 +336,7 @@ impl ModelParts {
             f.validate(n)?;
         }
         if let Some(f) = &self.family {
-            f.validate(n)?;
+            f.validate(n, self.categories.len())?;
         }
         Ok(())
     }
@@ -533,6 +541,11 @@ impl FamilySection {
         (b != NO_CATEGORY).then_some(b)
     }
 
+    /// The restock interval of category `c` (see [`FamilySection::restock_days`]).
+    pub fn restock_days_of(&self, c: u32) -> f32 {
+        self.restock_days.get(c as usize).copied().unwrap_or(0.0)
+    }
+
     /// The log2 stage lift of item `i` at age bucket `b` (0 without lifts).
     pub fn log2_lift(&self, i: u32, b: usize) -> f32 {
         if self.lifts.is_empty() {
@@ -542,7 +555,7 @@ impl FamilySection {
         }
     }
 
-    fn validate(&self, n: usize) -> Result<(), DecodeError> {
+    fn validate(&self, n: usize, categories: usize) -> Result<(), DecodeError> {
         self.brands.validate("family.brands")?;
         check_len("family.brand vs item ids", self.brand.len(), n)?;
         check_len("family.gender vs item ids", self.gender.len(), n)?;
@@ -560,6 +573,26 @@ impl FamilySection {
         if self.edges.as_slice() != crate::stage::EDGES.as_slice() {
             return Err(DecodeError::OutOfRange {
                 what: "family.edges (another age bucketing)",
+            });
+        }
+        check_len("family.price vs item ids", self.price.len(), n)?;
+        if self.price.iter().any(|p| !p.is_finite() || *p < 0.0) {
+            return Err(DecodeError::NonFinite {
+                what: "family.price (finite, >= 0)",
+            });
+        }
+        check_len(
+            "family.restock_days vs categories",
+            self.restock_days.len(),
+            categories,
+        )?;
+        if self
+            .restock_days
+            .iter()
+            .any(|d| !d.is_finite() || (*d < 0.0 && *d != DURABLE) || *d > 3650.0)
+        {
+            return Err(DecodeError::OutOfRange {
+                what: "family.restock_days",
             });
         }
         if !self.lifts.is_empty() {

@@ -11,7 +11,7 @@ use crate::signals::{Event, Signals};
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The number of features per candidate.
-pub const NUM_FEATURES: usize = 15;
+pub const NUM_FEATURES: usize = 17;
 
 /// Feature names, in feature order. The blob stores the ranker's weights by
 /// name, so a feature added later leaves older blobs readable (their weight
@@ -32,6 +32,8 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "stage_fit",
     "gender_fit",
     "brand_affinity",
+    "price_fit",
+    "restock",
 ];
 
 /// `1 / (1 + hours since the user's latest signal on this very item)`; 0 if none.
@@ -68,6 +70,14 @@ pub const F_GENDER_FIT: usize = 13;
 /// profile's affinity and the share of the user's decayed signal weight on
 /// that brand.
 pub const F_BRAND_AFFINITY: usize = 14;
+/// How close the item's price is to the family's: `1 - |ln(price / centre)|
+/// / ln 2`, at least 0, the centre being the profile's price band or the
+/// weighted geometric mean price of the items the user acted on.
+pub const F_PRICE_FIT: usize = 15;
+/// Replenishment: +1 when the user bought in this consumable category and
+/// is due to again (80% of its typical interval has passed), -1 while still
+/// stocked (under 60%) or for a durable category already bought; else 0.
+pub const F_RESTOCK: usize = 16;
 
 const NONE: u32 = u32::MAX;
 
@@ -264,6 +274,8 @@ impl RankerParams {
                 w[F_STAGE_FIT] = 0.3;
                 w[F_GENDER_FIT] = 1.0;
                 w[F_BRAND_AFFINITY] = 0.5;
+                w[F_PRICE_FIT] = 0.3;
+                w[F_RESTOCK] = 1.0;
             }
         }
         p
@@ -334,6 +346,10 @@ pub enum Reason {
     Stage,
     /// A brand (a model brand index) the family favours.
     Brand(u32),
+    /// In the family's price range.
+    Price,
+    /// A consumable the family is due to buy again.
+    Restock,
 }
 
 impl Reason {
@@ -350,6 +366,8 @@ impl Reason {
             Reason::Popular => "popular this week".into(),
             Reason::Taste => "picked for your taste".into(),
             Reason::Stage => "right for your baby's age".into(),
+            Reason::Price => "in your price range".into(),
+            Reason::Restock => "time to stock up again".into(),
             Reason::Brand(b) => match model.family() {
                 Some(f) => format!("{}, a brand you like", f.brands.get(b as usize)),
                 None => "a brand you like".into(),
@@ -393,6 +411,7 @@ pub struct Scratch {
     cat_touched: Vec<u32>,
     brand_weight: Vec<f32>,
     brand_touched: Vec<u32>,
+    cat_bought: Vec<f64>,
     extra: Vec<(u32, u32)>,
     features: Vec<[f32; NUM_FEATURES]>,
     best_source: Vec<(f32, u32)>,
@@ -420,6 +439,7 @@ impl Scratch {
             self.src_weight = vec![[0.0; 3]; items];
         }
         if self.cat_count.len() != categories {
+            self.cat_bought = vec![f64::NEG_INFINITY; categories];
             self.cat_count = vec![0; categories];
             self.cat_weight = vec![[0.0; 2]; categories];
         }
@@ -491,6 +511,8 @@ pub fn compute_features(
     };
     let mut total_cat = [0.0f32; 2];
     let mut total_brand = 0.0f32;
+    // Signal-weighted log prices, for the price centre.
+    let (mut log_price, mut price_weight) = (0.0f64, 0.0f64);
     for j in 0..signals.len() {
         let (item, ts) = (signals.items[j], signals.ts[j]);
         let Some(event) = Event::from_code(signals.events[j]) else {
@@ -555,6 +577,15 @@ pub fn compute_features(
                     s.cat_weight[c][k] += w[k];
                     total_cat[k] += w[k];
                 }
+            }
+            if let Some(price) = family.map(|f| f.price[item as usize]).filter(|&p| p > 0.0) {
+                let w = f64::from(ew * decay(age, params.half_life_cat_h));
+                log_price += w * f64::from(price).ln();
+                price_weight += w;
+            }
+            if event == Event::Purchase && cat != NO_CATEGORY {
+                let last = &mut s.cat_bought[cat as usize];
+                *last = last.max(ts);
             }
             if let Some(b) = family.and_then(|f| f.brand_of(item)) {
                 let w = ew * decay(age, params.half_life_cat_h);
@@ -652,6 +683,12 @@ pub fn compute_features(
         .and_then(|p| p.age_months_at(now))
         .map(crate::stage::bucket_of);
     let baby_gender = signals.profile.map_or(0, |p| p.gender as u8);
+    let price_centre = match signals.profile.map(|p| &p.affinities) {
+        Some(a) if a.price_high > 0.0 => {
+            Some(f64::from(a.price_low.max(0.01) * a.price_high).sqrt())
+        }
+        _ => (price_weight > 0.0).then(|| (log_price / price_weight).exp()),
+    };
     for (p, &item) in candidates.iter().enumerate() {
         if (item as usize) >= n {
             if item != NONE {
@@ -708,6 +745,25 @@ pub fn compute_features(
                     .map_or(0.0, |p| p.brand_weight(fam.brands.get(b as usize)));
                 f[F_BRAND_AFFINITY] = share.max(liked);
             }
+            let price = fam.price[item as usize];
+            if let (Some(centre), true) = (price_centre, price > 0.0) {
+                let off = (f64::from(price) / centre).ln().abs() / std::f64::consts::LN_2;
+                f[F_PRICE_FIT] = (1.0 - off).max(0.0) as f32;
+            }
+            let cat = model.category_of(item);
+            if cat != NO_CATEGORY && s.cat_bought[cat as usize].is_finite() {
+                let days = fam.restock_days_of(cat);
+                let since = (now - s.cat_bought[cat as usize]) / 86_400.0;
+                let durable = days == crate::model::DURABLE;
+                let stocked = days > 0.0 && since < 0.6 * f64::from(days);
+                f[F_RESTOCK] = if durable || stocked {
+                    -1.0
+                } else if days > 0.0 && since >= 0.8 * f64::from(days) {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
         }
         if folded {
             if let Some(fa) = model.factors() {
@@ -721,6 +777,7 @@ pub fn compute_features(
         }
     }
     for &cat in &s.cat_touched {
+        s.cat_bought[cat as usize] = f64::NEG_INFINITY;
         s.cat_count[cat as usize] = 0;
         s.cat_weight[cat as usize] = [0.0; 2];
     }
@@ -758,8 +815,8 @@ pub fn rerank(
 }
 
 /// The parts of a score, for reasons: own item, similarity, category,
-/// popularity, taste, stage, brand.
-fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 7] {
+/// popularity, taste, stage, brand, price, restock.
+fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 9] {
     let c = |k: usize| w[k] * f[k];
     [
         c(F_OWN_RECENCY) + c(F_OWN_WEIGHT) + c(F_OWN_INTENT) + c(F_OWN_SESSION),
@@ -769,6 +826,8 @@ fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 7] {
         c(F_FACTOR),
         c(F_STAGE_FIT) + c(F_GENDER_FIT),
         c(F_BRAND_AFFINITY),
+        c(F_PRICE_FIT),
+        c(F_RESTOCK),
     ]
 }
 
@@ -828,6 +887,8 @@ pub fn rerank_into(
                         .family()
                         .and_then(|f| f.brand_of(item))
                         .map_or(Reason::Popular, Reason::Brand),
+                    7 => Reason::Price,
+                    8 => Reason::Restock,
                     _ => Reason::Popular,
                 }
             };

@@ -32,8 +32,20 @@ fn recommender() -> Recommender {
         lifts: (0..4)
             .flat_map(|i| (0..BUCKETS).map(move |b| lift(i, b)))
             .collect(),
+        price: vec![10.0, 20.0, 400.0, 80.0],
+        // Category 0 (a, b: diapers) is re-bought every 10 days; 1 (c: a
+        // stroller) is bought once.
+        restock_days: vec![10.0, nestrank::model::DURABLE],
     });
     Recommender::new(Model::from_parts(parts).unwrap())
+}
+
+/// Feature `k` of one candidate.
+fn feature(rec: &Recommender, sig: Signals<'_>, cand: u32, now: f64, k: usize) -> f32 {
+    let mut s = nestrank::Scratch::new();
+    let (model, params) = (rec.model(), rec.model().ranker());
+    nestrank::rank::compute_features(model, params, &mut s, &[cand], sig, now).unwrap();
+    s.features()[0][k]
 }
 
 fn order(rec: &mut Recommender, now: f64) -> Vec<u32> {
@@ -118,4 +130,69 @@ fn a_brand_the_user_browses_rises_without_a_profile() {
         "d (Moonbean) last: {:?}",
         r.order
     );
+}
+
+#[test]
+fn replenishment_demotes_while_stocked_and_promotes_when_due() {
+    let mut rec = recommender();
+    let bought = 1.8e9;
+    let items = [0u32, 2];
+    let events = [3u8, 3]; // bought diapers a and stroller c
+    let ts = [bought, bought];
+    let sig = Signals::new(&items, &events, &ts).unwrap();
+    let f = |rec: &mut Recommender, days: f64, cand: u32| {
+        feature(
+            rec,
+            sig,
+            cand,
+            bought + days * DAY,
+            nestrank::rank::F_RESTOCK,
+        )
+    };
+    assert_eq!(
+        f(&mut rec, 2.0, 1),
+        -1.0,
+        "diapers b: still stocked after 2 days"
+    );
+    assert_eq!(f(&mut rec, 7.0, 1), 0.0, "after 7 days: neither");
+    assert_eq!(f(&mut rec, 9.0, 1), 1.0, "after 9 days: due again");
+    assert_eq!(
+        f(&mut rec, 9.0, 2),
+        -1.0,
+        "a stroller already bought stays down"
+    );
+    assert_eq!(f(&mut rec, 9.0, 3), 0.0, "no category bought: nothing");
+    let r = rec
+        .rerank_indices(&[1, 3], sig, bought + 9.0 * DAY, true)
+        .unwrap()
+        .clone();
+    assert_eq!(r.order[0], 0, "due diapers first");
+    assert_eq!(r.reasons[0].text(rec.model()), "time to stock up again");
+}
+
+#[test]
+fn price_fit_from_the_profile_band_or_the_signals() {
+    let mut rec = recommender();
+    let now = 1.8e9;
+    let fit = |rec: &Recommender, sig: Signals<'_>, cand: u32| {
+        feature(rec, sig, cand, now, nestrank::rank::F_PRICE_FIT)
+    };
+    // Views of d (80) put the centre at 80: d fits, a (10) does not.
+    let items = [3u32];
+    let events = [0u8];
+    let ts = [now - 60.0];
+    let sig = Signals::new(&items, &events, &ts).unwrap();
+    assert_eq!(fit(&rec, sig, 3), 1.0);
+    assert_eq!(fit(&rec, sig, 0), 0.0);
+    assert!(
+        (fit(&rec, sig, 2) - 0.0).abs() < 1e-6,
+        "400 is over twice 80"
+    );
+    // A profile band of 8..12 moves the centre to ~10.
+    let mut p = Profile::from_birthday("2026-01-01", "", now).unwrap();
+    p.affinities = affinities_from(&[], &[], (8.0, 12.0));
+    rec.set_profile(Some(p.clone()));
+    let with = Signals::EMPTY.with_profile(Some(&p));
+    assert!(fit(&rec, with, 0) > 0.9);
+    assert_eq!(fit(&rec, with, 3), 0.0);
 }

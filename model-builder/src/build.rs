@@ -177,7 +177,7 @@ pub fn build_parts_timed(
         )
     });
     times.als = clock.elapsed().as_secs_f64();
-    let family = family_section(ds, cutoff, &index.items);
+    let family = family_section(ds, cutoff, &index.items, &cat_ids);
     let parts = ModelParts {
         as_of_day,
         items: ItemsSection {
@@ -216,6 +216,7 @@ pub fn family_section(
     ds: &Dataset,
     cutoff: i64,
     items: &[u32],
+    categories: &[u32],
 ) -> Option<nestrank::model::FamilySection> {
     let has_attrs = items.iter().any(|&i| {
         let a = &ds.attrs[i as usize];
@@ -271,7 +272,57 @@ pub fn family_section(
         gender: items.iter().map(|&i| ds.attrs[i as usize].gender).collect(),
         edges: nestrank::stage::EDGES.to_vec(),
         lifts,
+        price: items
+            .iter()
+            .map(|&i| ds.attrs[i as usize].price)
+            .map(|p| if p.is_finite() { p } else { 0.0 })
+            .collect(),
+        restock_days: restock_days(ds, cutoff, categories),
     })
+}
+
+/// Per category (`categories`: dataset category ids in model order), how
+/// families re-buy it, from purchases before `cutoff`: where at least a
+/// quarter of its buyers bought it again, the median days between their
+/// purchases (a consumable); where at least 10 families bought it and under
+/// 5% ever again, [`nestrank::model::DURABLE`]; else 0 (unknown).
+pub fn restock_days(ds: &Dataset, cutoff: i64, categories: &[u32]) -> Vec<f32> {
+    let mut by: std::collections::HashMap<(u32, u32), Vec<i64>> = Default::default();
+    for e in ds
+        .events
+        .iter()
+        .filter(|e| e.ts < cutoff && e.event == nestrank::Event::Purchase)
+    {
+        let c = ds.item_category[e.item as usize];
+        if c != u32::MAX {
+            by.entry((c, e.user)).or_default().push(e.ts);
+        }
+    }
+    let mut gaps: std::collections::HashMap<u32, (u32, u32, Vec<f64>)> = Default::default();
+    for ((c, _), mut ts) in by {
+        ts.sort_unstable();
+        // Purchases on one day are one shopping trip.
+        ts.dedup_by(|a, b| (*a - *b).abs() < DAY);
+        let g = gaps.entry(c).or_default();
+        g.0 += 1;
+        if ts.len() > 1 {
+            g.1 += 1;
+            g.2.extend(ts.windows(2).map(|w| (w[1] - w[0]) as f64 / DAY as f64));
+        }
+    }
+    categories
+        .iter()
+        .map(|c| match gaps.get_mut(c) {
+            Some((buyers, again, days)) if *again * 4 >= *buyers && !days.is_empty() => {
+                days.sort_by(f64::total_cmp);
+                (days[days.len() / 2] as f32).clamp(1.0, 3650.0)
+            }
+            Some((buyers, again, _)) if *buyers >= 10 && *again * 20 < *buyers => {
+                nestrank::model::DURABLE
+            }
+            _ => 0.0,
+        })
+        .collect()
 }
 
 /// Top-K neighbours from time-decayed, event-weighted co-occurrence in user
@@ -530,6 +581,11 @@ pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts
                         .flat_map(|&i| f.lifts[i * b..(i + 1) * b].iter().copied())
                         .collect()
                 },
+                price: kept.iter().map(|&i| f.price[i]).collect(),
+                restock_days: (0..cat_index.len())
+                    .filter(|&c| cat_index[c] != NO_CATEGORY)
+                    .map(|c| f.restock_days[c])
+                    .collect(),
             }
         }),
     }
