@@ -170,6 +170,21 @@ enum Command {
         #[command(flatten)]
         rows: RowArgs,
     },
+    /// Writes a profile blob (kind 2, FORMAT.md) per family in users.csv:
+    /// `<out>/<user_id>.nrp` (ids outside [A-Za-z0-9_-] are skipped).
+    Profiles {
+        /// Data directory (events.csv, items.csv, users.csv).
+        #[arg(long)]
+        data: PathBuf,
+        /// Use events before this day (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        rows: RowArgs,
+    },
     /// Points --out/manifest.json back to the previous good blob.
     Rollback {
         /// The directory `build --out` publishes into.
@@ -587,6 +602,44 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
+        }
+        Command::Profiles {
+            data,
+            as_of,
+            out,
+            rows,
+        } => {
+            let day = parse_date(&as_of)
+                .with_context(|| format!("--as-of `{as_of}` is not a date YYYY-MM-DD"))?;
+            let ds = Dataset::load(&data, policy(rows))?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let mut users: Vec<u32> = ds.babies.keys().copied().collect();
+            users.sort_unstable();
+            let (mut written, mut skipped, mut bytes) = (0usize, 0usize, 0usize);
+            for u in users {
+                let name = ds.users.name(u);
+                if !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    eprintln!("warning: skipping user `{name}`: not a safe file name");
+                    skipped += 1;
+                    continue;
+                }
+                let blob =
+                    model_builder::stage::profile_of(&ds, u, i64::from(day) * 86_400).to_bytes();
+                bytes += blob.len();
+                model_builder::import::write_atomically(&out.join(format!("{name}.nrp")), |w| {
+                    Ok(w.write_all(&blob)?)
+                })?;
+                written += 1;
+            }
+            println!(
+                "wrote {written} profile blobs into {} ({} bytes on average; {skipped} skipped)",
+                out.display(),
+                bytes.checked_div(written).unwrap_or(0)
+            );
         }
         Command::Rollback { out } => {
             let m = rollback(&out)?;

@@ -355,3 +355,53 @@ fn tianchi_import_and_stage_fit() {
         }
     }
 }
+
+/// Per-family profile blobs from a synthetic shop: a few hundred bytes
+/// each, decodable, with the family's baby and its favourite brand first.
+#[test]
+fn profiles_for_every_family() {
+    let shop = scratch_dir("profiles-shop");
+    let s = shop.to_str().unwrap();
+    ok(&[
+        "synth",
+        "--kind",
+        "mother-baby",
+        "--out",
+        s,
+        "--users",
+        "60",
+        "--days",
+        "10",
+    ]);
+    let out = shop.join("profiles");
+    let msg = ok(&[
+        "profiles",
+        "--data",
+        s,
+        "--as-of",
+        "2026-11-01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(msg.contains("wrote 60 profile blobs"), "{msg}");
+    let users = std::fs::read_to_string(shop.join("users.csv")).unwrap();
+    let (user, birthday) = users
+        .lines()
+        .nth(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].to_string())
+        })
+        .unwrap();
+    let bytes = std::fs::read(out.join(format!("{user}.nrp"))).unwrap();
+    assert!(bytes.len() < 500, "{} bytes", bytes.len());
+    let p = nestrank::profile::Profile::from_bytes(&bytes).unwrap();
+    assert_eq!(p.birth_day, nestrank::util::parse_date(&birthday));
+    let top = p
+        .affinities
+        .brand_weights
+        .iter()
+        .copied()
+        .fold(0f32, f32::max);
+    assert!(p.affinities.brands.is_empty() || top == 1.0);
+}
