@@ -274,66 +274,6 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unseen_item_gets_its_categorys_fit_and_a_range_wins() {
-        let dir = std::env::temp_dir().join(format!("nestrank-stage-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // Newborn families buy n1/n2 (category newborn); toddler families t1.
-        // n3 (newborn, never bought) must get newborn's fit; r1 has a range.
-        std::fs::write(
-            dir.join("items.csv"),
-            "item_id,category,top_category,age_min_months,age_max_months\n\
-             n1,newborn,baby,,\nn2,newborn,baby,,\nn3,newborn,baby,,\nt1,toddler,baby,,\nr1,toddler,baby,0,2\n",
-        )
-        .unwrap();
-        let mut events = String::from("user_id,item_id,event,ts\n");
-        let mut users = String::from("user_id,baby_birthday,baby_gender\n");
-        let day0 = 20_000i64; // 2024-10-04
-        for u in 0..20 {
-            let toddler = u % 2 == 1;
-            let born = if toddler { day0 - 600 } else { day0 - 15 };
-            users.push_str(&format!(
-                "u{u},{},F\n",
-                nestrank::util::format_date(born as i32)
-            ));
-            let item = if toddler {
-                "t1"
-            } else if u % 4 == 0 {
-                "n1"
-            } else {
-                "n2"
-            };
-            events.push_str(&format!("u{u},{item},purchase,{}\n", day0 * 86_400));
-        }
-        std::fs::write(dir.join("events.csv"), events).unwrap();
-        std::fs::write(dir.join("users.csv"), users).unwrap();
-        let ds = Dataset::load(&dir, crate::data::BadRowPolicy { max_bad_rows: 0 }).unwrap();
-        let fit = AgeFit::estimate(&ds, i64::MAX);
-        let idx = |id: &str| ds.items.get(id).unwrap() as usize;
-        let newborn = bucket_of(0.5);
-        let toddler = bucket_of(19.7);
-        let lift = |i: usize, b: usize| fit.item[i][b] / fit.global[b];
-        assert_eq!(fit.purchases, 20);
-        assert!(
-            lift(idx("n3"), newborn) > 1.5,
-            "unseen n3 borrows newborn's fit"
-        );
-        assert_eq!(
-            fit.item[idx("n3")],
-            fit.category[ds.categories.get("newborn").unwrap() as usize]
-        );
-        assert!(lift(idx("n3"), toddler) < 0.7);
-        assert!(lift(idx("t1"), toddler) > 1.5);
-        // r1 sits in the toddler category but its range says 0-2 months.
-        assert!(lift(idx("r1"), newborn) > 1.5 && lift(idx("r1"), toddler) < 0.5);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
 /// The most brands and categories a built profile keeps.
 pub const PROFILE_AFFINITIES: usize = 12;
 
@@ -394,5 +334,65 @@ pub fn profile_of(ds: &Dataset, user: u32, cutoff: i64) -> nestrank::profile::Pr
         gender,
         affinities,
         as_of_day: (cutoff / 86_400) as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unseen_item_gets_its_categorys_fit_and_a_range_wins() {
+        let dir = std::env::temp_dir().join(format!("nestrank-stage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Newborn families buy n1/n2 (category newborn); toddler families t1.
+        // n3 (newborn, never bought) must get newborn's fit; r1 has a range.
+        std::fs::write(
+            dir.join("items.csv"),
+            "item_id,category,top_category,age_min_months,age_max_months\n\
+             n1,newborn,baby,,\nn2,newborn,baby,,\nn3,newborn,baby,,\nt1,toddler,baby,,\nr1,toddler,baby,0,2\n",
+        )
+        .unwrap();
+        let mut events = String::from("user_id,item_id,event,ts\n");
+        let mut users = String::from("user_id,baby_birthday,baby_gender\n");
+        let day0 = 20_000i64; // 2024-10-04
+        for u in 0..20 {
+            let toddler = u % 2 == 1;
+            let born = if toddler { day0 - 600 } else { day0 - 15 };
+            users.push_str(&format!(
+                "u{u},{},F\n",
+                nestrank::util::format_date(born as i32)
+            ));
+            let item = if toddler {
+                "t1"
+            } else if u % 4 == 0 {
+                "n1"
+            } else {
+                "n2"
+            };
+            events.push_str(&format!("u{u},{item},purchase,{}\n", day0 * 86_400));
+        }
+        std::fs::write(dir.join("events.csv"), events).unwrap();
+        std::fs::write(dir.join("users.csv"), users).unwrap();
+        let ds = Dataset::load(&dir, crate::data::BadRowPolicy { max_bad_rows: 0 }).unwrap();
+        let fit = AgeFit::estimate(&ds, i64::MAX);
+        let idx = |id: &str| ds.items.get(id).unwrap() as usize;
+        let newborn = bucket_of(0.5);
+        let toddler = bucket_of(19.7);
+        let lift = |i: usize, b: usize| fit.item[i][b] / fit.global[b];
+        assert_eq!(fit.purchases, 20);
+        assert!(
+            lift(idx("n3"), newborn) > 1.5,
+            "unseen n3 borrows newborn's fit"
+        );
+        assert_eq!(
+            fit.item[idx("n3")],
+            fit.category[ds.categories.get("newborn").unwrap() as usize]
+        );
+        assert!(lift(idx("n3"), toddler) < 0.7);
+        assert!(lift(idx("t1"), toddler) > 1.5);
+        // r1 sits in the toddler category but its range says 0-2 months.
+        assert!(lift(idx("r1"), newborn) > 1.5 && lift(idx("r1"), toddler) < 0.5);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
