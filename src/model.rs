@@ -92,6 +92,21 @@ impl StringTable {
         self.ends.is_empty()
     }
 
+    /// The position of `key` in a table sorted ascending by bytes (item
+    /// ids, profile names), by binary search.
+    pub fn position_sorted(&self, key: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.get(mid).as_bytes().cmp(key.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
     /// String `i`; `i` must be in range (validated tables only).
     pub fn get(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };

@@ -322,16 +322,7 @@ fn day_of(now: f64) -> Result<i32, ProfileError> {
 }
 
 fn lookup(names: &StringTable, weights: &[f32], key: &str) -> f32 {
-    let (mut lo, mut hi) = (0, names.len());
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        match names.get(mid).as_bytes().cmp(key.as_bytes()) {
-            std::cmp::Ordering::Less => lo = mid + 1,
-            std::cmp::Ordering::Greater => hi = mid,
-            std::cmp::Ordering::Equal => return weights[mid],
-        }
-    }
-    0.0
+    names.position_sorted(key).map_or(0.0, |k| weights[k])
 }
 
 fn validate_table(

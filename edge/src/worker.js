@@ -11,6 +11,7 @@
 // publish uploads manifest.json and the blob it names; the blob's sha256 is
 // checked against the manifest), else from the sample bundled with the worker.
 import { initSync, Recommender, decodeSignals } from "../../pkg/nestrank.js";
+import { sha256Hex } from "../../pkg/load.js";
 import wasmModule from "../../pkg/nestrank_bg.wasm";
 import sampleModel from "../sample/model.nrk";
 import sampleSpecials from "../sample/specials.json";
@@ -38,11 +39,6 @@ try {
 // Once per isolate: { rec, id } or { error }. A failure is retried after a minute.
 let loaded = null;
 let loadedAt = 0;
-
-async function sha256Hex(bytes) {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 async function loadModel(env) {
   if (wasmError) return { error: wasmError };

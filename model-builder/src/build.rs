@@ -454,19 +454,7 @@ pub struct Restriction {
 pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts {
     let cutoff = i64::from(parts.as_of_day) * DAY;
     let n = parts.items.ids.len();
-    let index_of = |id: &str| -> Option<usize> {
-        // Item ids are sorted: binary search.
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match parts.items.ids.get(mid).cmp(id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
-            }
-        }
-        None
-    };
+    let index_of = |id: &str| parts.items.ids.position_sorted(id);
     let mut keep = vec![false; n];
     for id in &r.specials {
         if let Some(i) = index_of(id) {

@@ -614,6 +614,7 @@ fn run(cli: Cli) -> Result<()> {
             let ds = Dataset::load(&data, policy(rows))?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
+            let by_user = model_builder::eval::events_by_user(&ds);
             let mut users: Vec<u32> = ds.babies.keys().copied().collect();
             users.sort_unstable();
             let (mut written, mut skipped, mut bytes) = (0usize, 0usize, 0usize);
@@ -627,8 +628,9 @@ fn run(cli: Cli) -> Result<()> {
                     skipped += 1;
                     continue;
                 }
-                let blob =
-                    model_builder::stage::profile_of(&ds, u, i64::from(day) * 86_400).to_bytes();
+                let own = by_user[u as usize].as_slice();
+                let blob = model_builder::stage::profile_of(&ds, u, own, i64::from(day) * 86_400)
+                    .to_bytes();
                 bytes += blob.len();
                 model_builder::import::write_atomically(&out.join(format!("{name}.nrp")), |w| {
                     Ok(w.write_all(&blob)?)

@@ -282,7 +282,15 @@ pub const PROFILE_AFFINITIES: usize = 12;
 /// from the family's own event-weighted signals (30-day half-life), and
 /// the price band (20th to 80th percentile) of what it carted or bought.
 /// The strongest [`PROFILE_AFFINITIES`] brands and categories are kept.
-pub fn profile_of(ds: &Dataset, user: u32, cutoff: i64) -> nestrank::profile::Profile {
+///
+/// `events` are the indices of the user's own events in `ds.events`
+/// ([`crate::eval::events_by_user`]).
+pub fn profile_of(
+    ds: &Dataset,
+    user: u32,
+    events: &[usize],
+    cutoff: i64,
+) -> nestrank::profile::Profile {
     use nestrank::profile::{affinities_from, AffinitiesSection, Gender, Profile};
     let (birth_day, gender) = ds
         .babies
@@ -292,7 +300,11 @@ pub fn profile_of(ds: &Dataset, user: u32, cutoff: i64) -> nestrank::profile::Pr
     let mut brands: HashMap<u32, f32> = HashMap::new();
     let mut cats: HashMap<u32, f32> = HashMap::new();
     let mut prices: Vec<f32> = Vec::new();
-    for e in ds.events.iter().filter(|e| e.user == user && e.ts < cutoff) {
+    for e in events
+        .iter()
+        .map(|&k| &ds.events[k])
+        .filter(|e| e.ts < cutoff)
+    {
         let w = [1.0f32, 2.0, 3.0, 4.0][e.event as usize]
             * 0.5f32.powf((cutoff - e.ts) as f32 / (30.0 * 86_400.0));
         let a = &ds.attrs[e.item as usize];
