@@ -280,6 +280,11 @@ enum ImportSource {
     },
 }
 
+/// A `YYYY-MM-DD` flag as days since 1970, or an error naming the flag.
+fn date_arg(flag: &str, value: &str) -> Result<i32> {
+    parse_date(value).with_context(|| format!("{flag} `{value}` is not a date YYYY-MM-DD"))
+}
+
 /// The one-at-a-time sweep of `eval --sweep`.
 fn run_sweep(ds: &Dataset, days: usize, base: &ModelArgs, train: TrainArgs) -> Result<()> {
     println!(
@@ -414,8 +419,7 @@ fn run(cli: Cli) -> Result<()> {
             train,
             rows,
         } => {
-            let day = parse_date(&as_of)
-                .with_context(|| format!("--as-of `{as_of}` is not a date YYYY-MM-DD"))?;
+            let day = date_arg("--as-of", &as_of)?;
             let t = Instant::now();
             let ds = Dataset::load(&data, policy(rows))?;
             let load_s = t.elapsed().as_secs_f64();
@@ -490,8 +494,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             ..
         } => {
-            let today = parse_date(&end)
-                .with_context(|| format!("--end `{end}` is not a date YYYY-MM-DD"))?;
+            let today = date_arg("--end", &end)?;
             let t = Instant::now();
             let s = shop::generate(
                 &out,
@@ -525,8 +528,7 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let users = users.unwrap_or(100_000);
-            let end_day = parse_date(&end)
-                .with_context(|| format!("--end `{end}` is not a date YYYY-MM-DD"))?;
+            let end_day = date_arg("--end", &end)?;
             let t = Instant::now();
             synth::generate(
                 &out,
@@ -609,8 +611,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             rows,
         } => {
-            let day = parse_date(&as_of)
-                .with_context(|| format!("--as-of `{as_of}` is not a date YYYY-MM-DD"))?;
+            let day = date_arg("--as-of", &as_of)?;
             let ds = Dataset::load(&data, policy(rows))?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
