@@ -6,6 +6,7 @@
 use crate::factors::FactorsSection;
 use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError, Header};
 use crate::rank::{RankerParams, RankerSection};
+use crate::rules::RuleSet;
 use crate::util::fnv1a64;
 use std::sync::OnceLock;
 use wincode::{SchemaRead, SchemaWrite};
@@ -35,6 +36,10 @@ pub mod section {
     pub const FACTORS: u16 = 5;
     /// [`super::FamilySection`] (version 2).
     pub const FAMILY: u16 = 6;
+    /// [`crate::rules::RuleSet`] (version 3, optional).
+    pub const RULES: u16 = 7;
+    /// Bought-together neighbour lists (version 3, optional).
+    pub const COMPLEMENTS: u16 = 8;
 }
 
 /// What the profile features need of each item (format version 2,
@@ -188,6 +193,11 @@ pub struct ModelParts {
     pub factors: Option<FactorsSection>,
     /// Brands, genders and stage fit, if the data had them (version 2).
     pub family: Option<FamilySection>,
+    /// Operations' rules (version 3).
+    pub rules: Option<RuleSet>,
+    /// Bought-together (complementary) neighbour lists (version 3); the
+    /// `neighbours` section is the viewed-together (similar) table.
+    pub complements: Option<NeighboursSection>,
 }
 
 /// A validated model, ready to rank.
@@ -244,6 +254,12 @@ impl ModelParts {
         }
         if let Some(f) = &self.family {
             sections.push((section::FAMILY, encode_section(f)));
+        }
+        if let Some(r) = &self.rules {
+            sections.push((section::RULES, encode_section(r)));
+        }
+        if let Some(c) = &self.complements {
+            sections.push((section::COMPLEMENTS, encode_section(c)));
         }
         sections
     }
@@ -305,46 +321,9 @@ impl ModelParts {
                 what: "items.trend or conversions_7d above its stated maximum",
             });
         }
-        let nb = &self.neighbours;
-        check_len(
-            "neighbours.offsets vs item count + 1",
-            nb.offsets.len(),
-            n + 1,
-        )?;
-        check_len(
-            "neighbours.scores vs neighbours.items",
-            nb.scores.len(),
-            nb.items.len(),
-        )?;
-        if nb.offsets[0] != 0 || *nb.offsets.last().expect("n + 1 >= 1") as usize != nb.items.len()
-        {
-            return Err(DecodeError::OutOfRange {
-                what: "neighbours.offsets",
-            });
-        }
-        for w in nb.offsets.windows(2) {
-            if w[1] < w[0] {
-                return Err(DecodeError::OutOfRange {
-                    what: "neighbours.offsets",
-                });
-            }
-            if (w[1] - w[0]) as usize > MAX_NEIGHBOURS {
-                return Err(DecodeError::TooLarge {
-                    what: "neighbour list length",
-                    got: u64::from(w[1] - w[0]),
-                    limit: MAX_NEIGHBOURS as u64,
-                });
-            }
-        }
-        if nb.items.iter().any(|&j| j as usize >= n) {
-            return Err(DecodeError::OutOfRange {
-                what: "neighbours.items",
-            });
-        }
-        if !nb.scale.is_finite() || nb.scale < 0.0 {
-            return Err(DecodeError::NonFinite {
-                what: "neighbours.scale",
-            });
+        self.neighbours.validate(n, "neighbours")?;
+        if let Some(c) = &self.complements {
+            c.validate(n, "complements")?;
         }
         self.ranker.validate()?;
         if let Some(f) = &self.factors {
@@ -352,6 +331,12 @@ impl ModelParts {
         }
         if let Some(f) = &self.family {
             f.validate(n, self.categories.len())?;
+        }
+        if let Some(r) = &self.rules {
+            r.validate().map_err(|e| DecodeError::Malformed {
+                what: "rules",
+                detail: e.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -374,6 +359,8 @@ impl Model {
         let mut ranker: Option<RankerSection> = None;
         let mut factors = None;
         let mut family = None;
+        let mut rules = None;
+        let mut complements = None;
         fn put<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), DecodeError> {
             if slot.replace(v).is_some() {
                 return Err(DecodeError::DuplicateSection { what });
@@ -398,6 +385,14 @@ impl Model {
                 section::FAMILY if container.header.version >= 2 => {
                     put(&mut family, decode_section(data, "family")?, "family")?
                 }
+                section::RULES if container.header.version >= 3 => {
+                    put(&mut rules, decode_section(data, "rules")?, "rules")?
+                }
+                section::COMPLEMENTS if container.header.version >= 3 => put(
+                    &mut complements,
+                    decode_section(data, "complements")?,
+                    "complements",
+                )?,
                 _ => return Err(DecodeError::OutOfRange { what: "section id" }),
             }
         }
@@ -411,6 +406,8 @@ impl Model {
                 .params()?,
             factors,
             family,
+            rules,
+            complements,
         };
         Self::with_header(container.header, parts)
     }
@@ -508,13 +505,7 @@ impl Model {
 
     /// The neighbours of item `index`: `(neighbour index, similarity)`.
     pub fn neighbours(&self, index: u32) -> impl Iterator<Item = (u32, f32)> + '_ {
-        let nb = &self.parts.neighbours;
-        let i = index as usize;
-        let (a, b) = (nb.offsets[i] as usize, nb.offsets[i + 1] as usize);
-        nb.items[a..b]
-            .iter()
-            .zip(&nb.scores[a..b])
-            .map(move |(&j, &q)| (j, f32::from(q) * nb.scale))
+        self.parts.neighbours.row(index)
     }
 
     /// Raw neighbour arrays for the hot path: `(offsets, items, scores, scale)`.
@@ -546,6 +537,84 @@ impl Model {
     /// Brands, genders and stage fit, if the model has them.
     pub fn family(&self) -> Option<&FamilySection> {
         self.parts.family.as_ref()
+    }
+
+    /// The rules shipped in the blob, if any.
+    pub fn rules(&self) -> Option<&RuleSet> {
+        self.parts.rules.as_ref()
+    }
+
+    /// The bought-together neighbours of item `index`, if the model has the
+    /// table: `(neighbour index, score)`, strongest first.
+    pub fn complements(&self, index: u32) -> impl Iterator<Item = (u32, f32)> + '_ {
+        self.parts
+            .complements
+            .as_ref()
+            .into_iter()
+            .flat_map(move |nb| nb.row(index))
+    }
+}
+
+impl NeighboursSection {
+    /// Row `index` of a validated table: `(neighbour index, score)`.
+    pub fn row(&self, index: u32) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let i = index as usize;
+        let (a, b) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+        let scale = self.scale;
+        self.items[a..b]
+            .iter()
+            .zip(&self.scores[a..b])
+            .map(move |(&j, &q)| (j, f32::from(q) * scale))
+    }
+
+    /// Checks the lists against `n` items; `what` names the table in errors.
+    fn validate(&self, n: usize, what: &'static str) -> Result<(), DecodeError> {
+        let nb = self;
+        // Error names per table, so a bad complements table says so.
+        let names = if what == "complements" {
+            [
+                "complements.offsets vs item count + 1",
+                "complements.scores vs complements.items",
+                "complements.offsets",
+                "complements list length",
+                "complements.items",
+                "complements.scale",
+            ]
+        } else {
+            [
+                "neighbours.offsets vs item count + 1",
+                "neighbours.scores vs neighbours.items",
+                "neighbours.offsets",
+                "neighbour list length",
+                "neighbours.items",
+                "neighbours.scale",
+            ]
+        };
+        check_len(names[0], nb.offsets.len(), n + 1)?;
+        check_len(names[1], nb.scores.len(), nb.items.len())?;
+        if nb.offsets[0] != 0 || *nb.offsets.last().expect("n + 1 >= 1") as usize != nb.items.len()
+        {
+            return Err(DecodeError::OutOfRange { what: names[2] });
+        }
+        for w in nb.offsets.windows(2) {
+            if w[1] < w[0] {
+                return Err(DecodeError::OutOfRange { what: names[2] });
+            }
+            if (w[1] - w[0]) as usize > MAX_NEIGHBOURS {
+                return Err(DecodeError::TooLarge {
+                    what: names[3],
+                    got: u64::from(w[1] - w[0]),
+                    limit: MAX_NEIGHBOURS as u64,
+                });
+            }
+        }
+        if nb.items.iter().any(|&j| j as usize >= n) {
+            return Err(DecodeError::OutOfRange { what: names[4] });
+        }
+        if !nb.scale.is_finite() || nb.scale < 0.0 {
+            return Err(DecodeError::NonFinite { what: names[5] });
+        }
+        Ok(())
     }
 }
 

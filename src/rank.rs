@@ -385,6 +385,9 @@ pub struct Ranking {
     pub scores: Vec<f32>,
     /// The reason of each displayed item, in display order (empty unless asked for).
     pub reasons: Vec<Reason>,
+    /// What the business rules did to each displayed item, in display order
+    /// (empty unless asked for, or when no rules ran).
+    pub rules: Vec<crate::rules::RuleNote>,
 }
 
 /// How far in the future (seconds) a signal may lie, for clock skew
@@ -861,6 +864,7 @@ pub fn rerank_into(
     out.scores
         .extend(out.order.iter().map(|&p| scores[p as usize]));
     out.reasons.clear();
+    out.rules.clear();
     if explain {
         let n = model.item_count();
         for &p in &out.order {

@@ -8,6 +8,7 @@ use crate::format::DecodeError;
 use crate::model::Model;
 use crate::profile::Profile;
 use crate::rank::{rerank_into, RankerParams, Ranking, RerankError, Scratch};
+use crate::rules::{ApplyContext, CompiledRules, RuleSet, RulesError};
 use crate::signals::{Event, Signals};
 use std::collections::HashMap;
 
@@ -21,8 +22,27 @@ pub struct IdRanking {
     pub items: Vec<String>,
     /// Scores, in the same order.
     pub scores: Vec<f32>,
-    /// Reasons, in the same order (empty unless asked for).
+    /// Reasons, in the same order (empty unless asked for), with what the
+    /// business rules did appended ("; pinned to slot 1").
     pub reasons: Vec<String>,
+}
+
+/// Which item-to-item table [`Recommender::similar`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighbourKind {
+    /// Viewed together (the scorer's neighbour table).
+    Similar,
+    /// Bought together (carts and purchases).
+    Complement,
+}
+
+/// One neighbour from [`Recommender::similar`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbour {
+    /// The model index.
+    pub index: u32,
+    /// The neighbour score (the table's dequantized similarity).
+    pub score: f32,
 }
 
 /// A loaded model, ready to rerank.
@@ -33,6 +53,9 @@ pub struct Recommender {
     scratch: Scratch,
     ranking: Ranking,
     profile: Option<Profile>,
+    rules: CompiledRules,
+    user_key: String,
+    sold_out: Vec<String>,
 }
 
 impl Recommender {
@@ -44,13 +67,84 @@ impl Recommender {
     /// Wraps a validated model, ranking with the ranker it ships.
     pub fn new(model: Model) -> Self {
         let ranker = model.ranker().clone();
+        // The blob's rules were validated when it was decoded.
+        let rules = model
+            .rules()
+            .cloned()
+            .and_then(|r| CompiledRules::new(r, &model).ok())
+            .unwrap_or_default();
         Recommender {
             model,
             ranker,
             scratch: Scratch::new(),
             ranking: Ranking::default(),
             profile: None,
+            rules,
+            user_key: String::new(),
+            sold_out: Vec::new(),
         }
+    }
+
+    /// Replaces the blob's rules with `rules` (operations' run-time
+    /// override), or goes back to the blob's with `None`. The sold-out
+    /// list stays.
+    pub fn set_rules(&mut self, rules: Option<RuleSet>) -> Result<(), RulesError> {
+        let rules = rules
+            .or_else(|| self.model.rules().cloned())
+            .unwrap_or_default();
+        let mut compiled = CompiledRules::new(rules, &self.model)?;
+        let ids: Vec<&str> = self.sold_out.iter().map(String::as_str).collect();
+        compiled.set_sold_out(&self.model, &ids)?;
+        self.rules = compiled;
+        Ok(())
+    }
+
+    /// The rules in force (the blob's, or the last [`Recommender::set_rules`]).
+    pub fn rules(&self) -> &RuleSet {
+        self.rules.rules()
+    }
+
+    /// Items sold out right now: filtered from every page and neighbour
+    /// list until the next call (an empty list clears it).
+    pub fn set_sold_out(&mut self, ids: &[&str]) -> Result<(), RulesError> {
+        self.rules.set_sold_out(&self.model, ids)?;
+        self.sold_out = ids.iter().map(|s| s.to_string()).collect();
+        Ok(())
+    }
+
+    /// The key that seeds the exploration draw (an anonymous device or user
+    /// id): the same key sees the same page all day.
+    pub fn set_user_key(&mut self, key: &str) {
+        self.user_key = key.to_string();
+    }
+
+    /// The neighbours of item `id` in the `kind` table, strongest first: at
+    /// most `k`, only those in `within` when given, never a sold-out or
+    /// filtered item. An id the model does not know has none.
+    pub fn similar(
+        &self,
+        id: &str,
+        kind: NeighbourKind,
+        k: usize,
+        within: Option<&[&str]>,
+    ) -> Vec<Neighbour> {
+        let Some(index) = self.model.index_of(id) else {
+            return Vec::new();
+        };
+        let allowed: Option<Vec<u32>> = within.map(|ids| {
+            let mut v: Vec<u32> = ids.iter().filter_map(|s| self.model.index_of(s)).collect();
+            v.sort_unstable();
+            v
+        });
+        let row: Box<dyn Iterator<Item = (u32, f32)>> = match kind {
+            NeighbourKind::Similar => Box::new(self.model.neighbours(index)),
+            NeighbourKind::Complement => Box::new(self.model.complements(index)),
+        };
+        row.filter(|&(j, _)| j != index && !self.rules.is_filtered(j))
+            .filter(|(j, _)| allowed.as_ref().is_none_or(|a| a.binary_search(j).is_ok()))
+            .take(k)
+            .map(|(index, score)| Neighbour { index, score })
+            .collect()
     }
 
     /// The model.
@@ -83,6 +177,21 @@ impl Recommender {
             .collect()
     }
 
+    /// An item's reason with what the rules did appended.
+    pub fn reason_text(
+        &self,
+        reason: &crate::rank::Reason,
+        note: Option<&crate::rules::RuleNote>,
+    ) -> String {
+        let base = reason.text(&self.model);
+        let extra = note.map(|n| n.text(self.rules.rules())).unwrap_or_default();
+        match (base.is_empty(), extra.is_empty()) {
+            (_, true) => base,
+            (true, false) => extra,
+            (false, false) => format!("{base}; {extra}"),
+        }
+    }
+
     /// The ranking of the last rerank call.
     pub fn last_ranking(&self) -> &Ranking {
         &self.ranking
@@ -98,6 +207,17 @@ impl Recommender {
         now: f64,
         explain: bool,
     ) -> Result<&Ranking, RerankError> {
+        self.rerank_with_unknown(candidates, signals, now, explain, &|_| None)
+    }
+
+    fn rerank_with_unknown<'a>(
+        &mut self,
+        candidates: &'a [u32],
+        signals: Signals<'_>,
+        now: f64,
+        explain: bool,
+        unknown_id: &'a dyn Fn(u32) -> Option<&'a str>,
+    ) -> Result<&Ranking, RerankError> {
         let signals = match signals.profile {
             Some(_) => signals,
             None => signals.with_profile(self.profile.as_ref()),
@@ -112,6 +232,15 @@ impl Recommender {
             explain,
             &mut self.ranking,
         )?;
+        let ctx = ApplyContext {
+            model: &self.model,
+            candidates,
+            unknown_id,
+            user_key: &self.user_key,
+            now,
+            explain,
+        };
+        self.rules.apply(&ctx, &mut self.ranking);
         Ok(&self.ranking)
     }
 
@@ -150,7 +279,16 @@ impl Recommender {
         let events: Vec<u8> = signals.iter().map(|s| s.1).collect();
         let ts: Vec<f64> = signals.iter().map(|s| s.2).collect();
         let sig = Signals::new(&items, &events, &ts).expect("equal lengths by construction");
-        self.rerank_indices(&cand, sig, now, explain)
+        // New ids by their index past the table, for rules naming them.
+        let mut new_ids: Vec<&str> = vec![""; unknown.len()];
+        for (&id, &k) in &unknown {
+            new_ids[(k - n) as usize] = id;
+        }
+        let unknown_id = |k: u32| -> Option<&str> {
+            k.checked_sub(n)
+                .and_then(|k| new_ids.get(k as usize).copied())
+        };
+        self.rerank_with_unknown(&cand, sig, now, explain, &unknown_id)
     }
 
     /// [`Recommender::rerank_id_positions`] with ids, scores and reason texts.
@@ -171,7 +309,12 @@ impl Recommender {
                 .map(|&p| candidates[p as usize].to_string())
                 .collect(),
             scores: r.scores.clone(),
-            reasons: r.reasons.iter().map(|x| x.text(&self.model)).collect(),
+            reasons: r
+                .reasons
+                .iter()
+                .enumerate()
+                .map(|(k, x)| self.reason_text(x, r.rules.get(k)))
+                .collect(),
         })
     }
 }

@@ -27,5 +27,7 @@ pub fn tiny_model() -> ModelParts {
         ranker: RankerParams::preset(RankerKind::Hybrid),
         factors: None,
         family: None,
+        rules: None,
+        complements: None,
     }
 }

@@ -34,6 +34,18 @@ export interface RerankResult {
 }
 /** A family's stage on a day. */
 export type ProfileStage = { kind: "pregnancy"; trimester: 1 | 2 | 3; weeksToGo: number } | { kind: "baby"; months: number; days: number };
+/** Operations' rules (README "Business rules"): every field optional. */
+export interface RuleSet {
+  pins?: { item: string; slot: number }[];
+  boosts?: (({ item: string } | { brand: string } | { category: string }) & ({ times: number } | { add: number }))[];
+  filter?: string[];
+  diversity?: { by: "brand" | "category"; max: number; window: number }[];
+  explore?: { slots: number[] };
+}
+/** Options of `similar`: `k` neighbours (default 10), the table (`similar`: viewed together, the default; `complement`: bought together), and a list to stay `within` (today's specials). */
+export interface SimilarOptions { k?: number; kind?: "similar" | "complement"; within?: string[]; }
+/** Neighbours, strongest first, with a score and a reason each. */
+export interface SimilarResult { items: string[]; scores: Float32Array; reasons: string[]; }
 /** A decoded signal: the event by name. */
 export interface DecodedSignal { item: string; event: "view" | "fav" | "cart" | "purchase"; ts: number; }
 "#;
@@ -51,6 +63,55 @@ fn error(name: &str, message: &str) -> JsValue {
 
 fn arg_error(message: &str) -> JsValue {
     error("NestrankArgumentError", message)
+}
+
+fn rules_error(message: &str) -> JsValue {
+    error("NestrankRulesError", message)
+}
+
+/// serde-wasm-bindgen reads only the fields a struct names, so a typo
+/// (`"pin"`) would be silently ignored: check every object's keys here.
+fn check_rule_keys(value: &JsValue) -> Result<(), JsValue> {
+    fn keys(v: &JsValue, at: &str, allowed: &[&str]) -> Result<(), JsValue> {
+        if let Some(o) = v.dyn_ref::<Object>() {
+            for k in Object::keys(o).iter() {
+                let k = k.as_string().unwrap_or_default();
+                if !allowed.contains(&k.as_str()) {
+                    return Err(rules_error(&format!(
+                        "rules: {at}: unknown field `{k}`, expected one of {allowed:?}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+    let list = |name: &str, allowed: &[&str]| -> Result<(), JsValue> {
+        let v = Reflect::get(value, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        if let Some(a) = v.dyn_ref::<Array>() {
+            for (k, x) in a.iter().enumerate() {
+                keys(&x, &format!("{name}[{k}]"), allowed)?;
+            }
+        }
+        Ok(())
+    };
+    keys(
+        value,
+        "top level",
+        &["pins", "boosts", "filter", "diversity", "explore"],
+    )?;
+    list("pins", &["item", "slot"])?;
+    list("boosts", &["item", "brand", "category", "times", "add"])?;
+    list("diversity", &["by", "max", "window"])?;
+    let explore = Reflect::get(value, &"explore".into()).unwrap_or(JsValue::UNDEFINED);
+    keys(&explore, "explore", &["slots"])
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct SimilarOptions {
+    k: Option<u32>,
+    kind: Option<String>,
+    within: Option<Vec<String>>,
 }
 
 /// Signals packed by `packSignals`: joined ids, event codes (255 for an
@@ -305,7 +366,8 @@ impl Recommender {
                 reasons.push(SEP);
             }
             reasons.extend(
-                r.text(model)
+                self.inner
+                    .reason_text(r, ranking.rules.get(k))
                     .chars()
                     .map(|c| if c == SEP { ' ' } else { c }),
             );
@@ -402,6 +464,112 @@ impl Recommender {
     #[wasm_bindgen(js_name = setProfile)]
     pub fn set_profile(&mut self, profile: &JsProfile) {
         self.inner.set_profile(Some(profile.inner.clone()));
+    }
+
+    /// Replaces the blob's business rules (a `RuleSet` object or its JSON
+    /// text) until the next call; `null` goes back to the blob's. A bad rule
+    /// set is a `NestrankRulesError` naming the rule, and the rules in force
+    /// stay as they were.
+    #[wasm_bindgen(js_name = setRules)]
+    pub fn set_rules(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "RuleSet | string | null")] rules: &JsValue,
+    ) -> Result<(), JsValue> {
+        let rules = if rules.is_null() || rules.is_undefined() {
+            None
+        } else {
+            let value = match rules.as_string() {
+                Some(text) => js_sys::JSON::parse(&text)
+                    .map_err(|_| rules_error("rules: the text is not JSON"))?,
+                None => rules.clone(),
+            };
+            check_rule_keys(&value)?;
+            Some(
+                serde_wasm_bindgen::from_value::<crate::rules::RuleSet>(value)
+                    .map_err(|e| rules_error(&format!("rules: not a rule set: {e}")))?,
+            )
+        };
+        self.inner
+            .set_rules(rules)
+            .map_err(|e| rules_error(&e.to_string()))
+    }
+
+    /// The rules in force, as a `RuleSet` object.
+    #[wasm_bindgen(getter, unchecked_return_type = "RuleSet")]
+    pub fn rules(&self) -> Result<JsValue, JsValue> {
+        serde_wasm_bindgen::to_value(self.inner.rules()).map_err(|e| arg_error(&e.to_string()))
+    }
+
+    /// Items sold out right now: they leave every page and neighbour list
+    /// until the next call (`[]` clears).
+    #[wasm_bindgen(js_name = setSoldOut)]
+    pub fn set_sold_out(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string[]")] ids: &JsValue,
+    ) -> Result<(), JsValue> {
+        let (joined, count) = joined_ids(ids, "ids")?;
+        let refs = split_ids(&joined, count);
+        self.inner
+            .set_sold_out(&refs)
+            .map_err(|e| rules_error(&e.to_string()))
+    }
+
+    /// The key that seeds the exploration slots' draw (an anonymous device
+    /// id): the same key sees the same page all day.
+    #[wasm_bindgen(js_name = setUserKey)]
+    pub fn set_user_key(&mut self, key: &str) {
+        self.inner.set_user_key(key);
+    }
+
+    /// Item-to-item: the neighbours of `itemId`, strongest first (`options`:
+    /// `{k, kind, within}`). An unknown id has none; sold-out and filtered
+    /// items never show.
+    #[wasm_bindgen(unchecked_return_type = "SimilarResult")]
+    pub fn similar(
+        &self,
+        #[wasm_bindgen(js_name = itemId, unchecked_param_type = "string")] item_id: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SimilarOptions | undefined")] options: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let id = item_id
+            .as_string()
+            .ok_or_else(|| arg_error("itemId must be a string"))?;
+        let options: SimilarOptions = if options.is_undefined() || options.is_null() {
+            SimilarOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options.clone()).map_err(|e| {
+                arg_error(&format!(
+                    "options must be {{k?: number, kind?: \"similar\" | \"complement\", within?: string[]}}: {e}"
+                ))
+            })?
+        };
+        let (kind, verb) = match options.kind.as_deref() {
+            None | Some("similar") => (crate::recommender::NeighbourKind::Similar, "viewed"),
+            Some("complement") => (crate::recommender::NeighbourKind::Complement, "bought"),
+            Some(other) => {
+                return Err(arg_error(&format!(
+                    "options.kind {other:?} must be \"similar\" or \"complement\""
+                )))
+            }
+        };
+        let within: Option<Vec<&str>> = options
+            .within
+            .as_ref()
+            .map(|v| v.iter().map(String::as_str).collect());
+        let k = options.k.unwrap_or(10) as usize;
+        let found = self.inner.similar(&id, kind, k, within.as_deref());
+        let model = self.inner.model();
+        let items = Array::new();
+        let reasons = Array::new();
+        for n in &found {
+            items.push(&model.id_of(n.index).into());
+            reasons.push(&format!("{verb} together with {id}").into());
+        }
+        let scores: Vec<f32> = found.iter().map(|n| n.score).collect();
+        let result = Object::new();
+        Reflect::set(&result, &"items".into(), &items)?;
+        Reflect::set(&result, &"scores".into(), &Float32Array::from(&scores[..]))?;
+        Reflect::set(&result, &"reasons".into(), &reasons)?;
+        Ok(result.into())
     }
 
     /// Reranks without a profile again.

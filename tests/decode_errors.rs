@@ -154,16 +154,16 @@ fn checksum_mismatch() {
 
 #[test]
 fn version_from_the_future() {
-    let e = decode(&blob_with(3, 1, &valid_sections()));
+    let e = decode(&blob_with(4, 1, &valid_sections()));
     assert_eq!(
         e,
         DecodeError::Version {
-            expected: 2,
-            got: 3
+            expected: 3,
+            got: 4
         }
     );
     assert!(e.to_string().contains("rebuild the model"));
-    assert!(e.to_string().contains("reads versions 1 to 2"));
+    assert!(e.to_string().contains("reads versions 1 to 3"));
     assert!(matches!(
         decode(&blob_with(0, 1, &valid_sections())),
         DecodeError::Version { got: 0, .. }
@@ -206,6 +206,64 @@ fn family_section_is_version_2_and_validated() {
         with_family(2, &extra_item).unwrap_err(),
         DecodeError::LengthMismatch { .. }
     ));
+}
+
+/// Version 3 adds the optional `rules` (7) and `complements` (8)
+/// sections; an older blob may not carry them, and their contents are
+/// checked like every other section's.
+#[test]
+fn rules_and_complements_are_version_3_and_validated() {
+    use nestrank::model::NeighboursSection;
+    use nestrank::rules::{Pin, RuleSet};
+    let with = |version: u16, id: u16, data: Vec<u8>| {
+        let mut sections = valid_sections();
+        sections.push((id, data));
+        Model::from_bytes(&blob_with(version, 1, &sections))
+    };
+    let rules = RuleSet {
+        filter: vec!["x".into()],
+        ..RuleSet::default()
+    };
+    use nestrank::format::encode_section as enc;
+    assert_eq!(with(3, 7, enc(&rules)).unwrap().rules(), Some(&rules));
+    assert_eq!(
+        with(2, 7, enc(&rules)).unwrap_err(),
+        DecodeError::OutOfRange { what: "section id" }
+    );
+    let bad = RuleSet {
+        pins: vec![Pin {
+            item: "x".into(),
+            slot: 0,
+        }],
+        ..RuleSet::default()
+    };
+    assert!(matches!(
+        with(3, 7, enc(&bad)).unwrap_err(),
+        DecodeError::Malformed { what: "rules", detail } if detail.contains("pins[0]")
+    ));
+    let empty = NeighboursSection {
+        offsets: vec![0],
+        items: vec![],
+        scores: vec![],
+        scale: 1.0,
+    };
+    assert!(with(3, 8, enc(&empty)).is_ok());
+    assert_eq!(
+        with(2, 8, enc(&empty)).unwrap_err(),
+        DecodeError::OutOfRange { what: "section id" }
+    );
+    let dangling = NeighboursSection {
+        offsets: vec![0, 0],
+        ..empty
+    };
+    assert_eq!(
+        with(3, 8, enc(&dangling)).unwrap_err(),
+        DecodeError::LengthMismatch {
+            what: "complements.offsets vs item count + 1",
+            left: 2,
+            right: 1
+        }
+    );
 }
 
 #[test]

@@ -178,3 +178,32 @@ fn golden_profile_blob() {
     );
     assert_eq!(nestrank::profile::Profile::from_bytes(&again).unwrap(), p);
 }
+
+/// The committed version 2 model blob (a daily blob of the synthetic shop,
+/// with the `family` section; frozen when version 3 came) keeps loading,
+/// with its family section, and ranks.
+#[test]
+fn golden_v2_blob_loads() {
+    let bytes = include_bytes!("data/golden-v2.nrk");
+    let mut rec = Recommender::from_bytes(bytes).expect("the golden v2 blob must keep loading");
+    assert_eq!(rec.model().header().version, 2);
+    assert_eq!(rec.model().item_count(), 100);
+    let family = rec.model().family().expect("v2 carries the family section");
+    assert!(!family.lifts.is_empty() && family.brands.len() > 3);
+    assert!(rec.model().rules().is_none());
+    let ids: Vec<&str> = (0..100u32)
+        .map(|i| rec.model().id_of(i))
+        .collect::<Vec<_>>();
+    let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let cand: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let viewed = cand[10];
+    let out = rec
+        .rerank_ids(
+            &cand,
+            &[(viewed, Event::Cart, 1_793_000_000.0)],
+            1_793_000_100.0,
+            true,
+        )
+        .unwrap();
+    assert_eq!(out.items[0], viewed, "the carted item comes first");
+}

@@ -85,6 +85,8 @@ fn parts_strategy() -> impl Strategy<Value = ModelParts> {
                 ranker,
                 factors,
                 family: None,
+                rules: None,
+                complements: None,
             }
         })
 }

@@ -227,3 +227,92 @@ fn bad_arguments_throw_and_the_module_keeps_working() {
     assert!(rec.item_count() > 1000);
     assert_eq!(rec.as_of(), "2017-12-03");
 }
+
+#[wasm_bindgen_test]
+fn rules_at_run_time_pin_filter_and_fail_with_a_named_error() {
+    let mut rec = load();
+    let cases = JSON::parse(CASES).unwrap();
+    let candidates: Array = get(&cases, "candidates").dyn_into().unwrap();
+    let last = candidates.get(candidates.length() - 1).as_string().unwrap();
+    let first = candidates.get(0).as_string().unwrap();
+    let top = |rec: &mut Recommender| {
+        let out = rec
+            .rerank(&candidates, &JsValue::UNDEFINED, &JsValue::UNDEFINED)
+            .unwrap();
+        let items: Array = get(&out, "items").dyn_into().unwrap();
+        let reasons: Array = get(&out, "reasons").dyn_into().unwrap();
+        (
+            items
+                .iter()
+                .map(|v| v.as_string().unwrap())
+                .collect::<Vec<_>>(),
+            reasons.get(0).as_string().unwrap(),
+        )
+    };
+    let pin = format!(r#"{{"pins": [{{"item": "{last}", "slot": 1}}]}}"#);
+    rec.set_rules(&pin.into()).unwrap();
+    let (items, reason) = top(&mut rec);
+    assert_eq!(items[0], last);
+    assert!(reason.contains("pinned to slot 1"), "{reason}");
+    assert_eq!(items.len() as u32, candidates.length());
+
+    // A bad rule set is a named error and the rules in force stay.
+    let (name, message) = error_of(
+        rec.set_rules(&r#"{"pins": [{"item": "x", "slot": 0}]}"#.into())
+            .unwrap_err(),
+    );
+    assert_eq!(name, "NestrankRulesError");
+    assert_eq!(message, "rules: pins[0]: slot is 1-based: 1 is the top");
+    let (name, _) = error_of(rec.set_rules(&"{not json".into()).unwrap_err());
+    assert_eq!(name, "NestrankRulesError");
+    let (_, message) = error_of(rec.set_rules(&r#"{"pin": []}"#.into()).unwrap_err());
+    assert!(message.contains("unknown field `pin`"), "{message}");
+    assert_eq!(top(&mut rec).0[0], last);
+
+    // Sold out leaves the page; null goes back to the blob's (no) rules.
+    let sold = Array::of1(&first.clone().into());
+    rec.set_sold_out(&sold.into()).unwrap();
+    let (items, _) = top(&mut rec);
+    assert!(!items.contains(&first));
+    assert_eq!(items.len() as u32, candidates.length() - 1);
+    rec.set_sold_out(&Array::new().into()).unwrap();
+    rec.set_rules(&JsValue::NULL).unwrap();
+    assert_ne!(top(&mut rec).0[0], last);
+}
+
+#[wasm_bindgen_test]
+fn similar_lists_neighbours_and_tolerates_unknown_ids() {
+    let rec = load();
+    let cases = JSON::parse(CASES).unwrap();
+    let candidates: Array = get(&cases, "candidates").dyn_into().unwrap();
+    // The first candidate with neighbours in the golden blob.
+    let (id, out) = candidates
+        .iter()
+        .map(|c| {
+            let out = rec.similar(&c, &JsValue::UNDEFINED).unwrap();
+            (c.as_string().unwrap(), out)
+        })
+        .find(|(_, out)| Array::from(&get(out, "items")).length() > 0)
+        .expect("some golden candidate has neighbours");
+    let reasons: Array = get(&out, "reasons").dyn_into().unwrap();
+    assert_eq!(
+        reasons.get(0).as_string().unwrap(),
+        format!("viewed together with {id}")
+    );
+    let scores: Float32Array = get(&out, "scores").dyn_into().unwrap();
+    assert!(scores.get_index(0) > 0.0);
+    let opts = JSON::parse(r#"{"k": 1}"#).unwrap();
+    let one = rec.similar(&id.clone().into(), &opts).unwrap();
+    assert_eq!(Array::from(&get(&one, "items")).length(), 1);
+    let none = rec
+        .similar(&"no-such-item".into(), &JsValue::UNDEFINED)
+        .unwrap();
+    assert_eq!(Array::from(&get(&none, "items")).length(), 0);
+    let bad = JSON::parse(r#"{"kind": "cheaper"}"#).unwrap();
+    let (name, message) = error_of(rec.similar(&id.into(), &bad).unwrap_err());
+    assert_eq!(name, "NestrankArgumentError");
+    assert!(
+        message.contains("\"similar\" or \"complement\""),
+        "{message}"
+    );
+}

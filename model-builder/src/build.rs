@@ -23,6 +23,10 @@ pub enum Similarity {
 pub struct BuildOptions {
     /// Neighbours kept per item.
     pub k: usize,
+    /// Bought-together neighbours kept per item (0: no complements table).
+    pub complement_k: usize,
+    /// Operations' rules shipped in the blob.
+    pub rules: Option<nestrank::RuleSet>,
     /// The neighbour similarity.
     pub similarity: Similarity,
     /// Half-life, in days, of a user-item affinity in co-occurrence counts.
@@ -43,6 +47,8 @@ impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             k: 50,
+            complement_k: 20,
+            rules: None,
             similarity: Similarity::Jaccard,
             cooc_half_life_days: 30.0,
             trend_half_life_days: 3.0,
@@ -152,7 +158,23 @@ pub fn build_parts_timed(
 
     times.items = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
-    let neighbours = cooccurrence(past, &index, ds.users.len(), cutoff, opts);
+    let neighbours = cooccurrence(past, &index, ds.users.len(), cutoff, opts, opts.k);
+    // Bought together: the same co-occurrence over carts and purchases only.
+    let complements = (opts.complement_k > 0).then(|| {
+        let bought: Vec<crate::data::Ev> = past
+            .iter()
+            .filter(|e| e.event.is_conversion())
+            .copied()
+            .collect();
+        cooccurrence(
+            &bought,
+            &index,
+            ds.users.len(),
+            cutoff,
+            opts,
+            opts.complement_k,
+        )
+    });
     times.neighbours = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let factors = (opts.als.factors > 0).then(|| {
@@ -204,6 +226,8 @@ pub fn build_parts_timed(
         ranker: opts.ranker.clone(),
         factors,
         family,
+        rules: opts.rules.clone(),
+        complements,
     };
     (parts, times)
 }
@@ -335,6 +359,7 @@ fn cooccurrence(
     user_count: usize,
     cutoff: i64,
     opts: &BuildOptions,
+    k: usize,
 ) -> NeighboursSection {
     let n = index.items.len();
     // Per user: (item, affinity), the most recent distinct items first.
@@ -411,7 +436,7 @@ fn cooccurrence(
         }
         touched.clear();
         row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        row.truncate(opts.k.min(nestrank::model::MAX_NEIGHBOURS));
+        row.truncate(k.min(nestrank::model::MAX_NEIGHBOURS));
         rows[i] = row;
     }
     let max = rows
@@ -499,24 +524,28 @@ pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts
             cat_names.push(parts.categories.get(c));
         }
     }
-    let nb = &parts.neighbours;
-    let mut neighbours = NeighboursSection {
-        offsets: vec![0],
-        items: Vec::new(),
-        scores: Vec::new(),
-        scale: nb.scale,
-    };
-    for &i in &kept {
-        let (a, b) = (nb.offsets[i] as usize, nb.offsets[i + 1] as usize);
-        for k in a..b {
-            let j = new_index[nb.items[k] as usize];
-            if j != u32::MAX {
-                neighbours.items.push(j);
-                neighbours.scores.push(nb.scores[k]);
+    let restrict_table = |nb: &NeighboursSection| {
+        let mut out = NeighboursSection {
+            offsets: vec![0],
+            items: Vec::new(),
+            scores: Vec::new(),
+            scale: nb.scale,
+        };
+        for &i in &kept {
+            let (a, b) = (nb.offsets[i] as usize, nb.offsets[i + 1] as usize);
+            for k in a..b {
+                let j = new_index[nb.items[k] as usize];
+                if j != u32::MAX {
+                    out.items.push(j);
+                    out.scores.push(nb.scores[k]);
+                }
             }
+            out.offsets.push(out.items.len() as u32);
         }
-        neighbours.offsets.push(neighbours.items.len() as u32);
-    }
+        out
+    };
+    let neighbours = restrict_table(&parts.neighbours);
+    let complements = parts.complements.as_ref().map(restrict_table);
     let factors = parts.factors.as_ref().map(|f| {
         let dim = f.dim as usize;
         let mut g = f.clone();
@@ -553,6 +582,8 @@ pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts
         },
         categories: StringTable::from_strings(&cat_names),
         neighbours,
+        complements,
+        rules: parts.rules.clone(),
         ranker: parts.ranker.clone(),
         factors,
         family: parts.family.as_ref().map(|f| {

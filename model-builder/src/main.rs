@@ -134,6 +134,10 @@ enum Command {
         /// Blobs kept in --out (the newest publishes; older ones are deleted).
         #[arg(long, default_value_t = KEEP_DEFAULT)]
         keep: usize,
+        /// Operations' rules (JSON: pins, boosts, filter, diversity,
+        /// explore; README "Business rules") shipped in the blob.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -280,6 +284,18 @@ enum ImportSource {
     },
 }
 
+/// Reads and checks a rules file (JSON), naming the file and the rule at fault.
+fn read_rules(path: &std::path::Path) -> Result<nestrank::RuleSet> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let rules: nestrank::RuleSet = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a rule set", path.display()))?;
+    rules
+        .validate()
+        .with_context(|| format!("{}: invalid rule set", path.display()))?;
+    Ok(rules)
+}
+
 /// A `YYYY-MM-DD` flag as days since 1970, or an error naming the flag.
 fn date_arg(flag: &str, value: &str) -> Result<i32> {
     parse_date(value).with_context(|| format!("{flag} `{value}` is not a date YYYY-MM-DD"))
@@ -415,16 +431,21 @@ fn run(cli: Cli) -> Result<()> {
             max_items,
             specials,
             keep,
+            rules,
             model,
             train,
             rows,
         } => {
             let day = date_arg("--as-of", &as_of)?;
+            let rules = rules.as_deref().map(read_rules).transpose()?;
             let t = Instant::now();
             let ds = Dataset::load(&data, policy(rows))?;
             let load_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let build = model.options();
+            let build = BuildOptions {
+                rules,
+                ..model.options()
+            };
             let (mut parts, stages) = build_parts_timed(&ds, day, &build);
             let build_s = t.elapsed().as_secs_f64();
             let t = Instant::now();

@@ -56,7 +56,7 @@ fn build_verify_and_reject_a_flipped_byte() {
     let bytes = std::fs::read(&blob).unwrap();
     assert_eq!(m["bytes"].as_u64().unwrap(), bytes.len() as u64);
     assert_eq!(m["as_of"], "2017-12-03");
-    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["format_version"], nestrank::format::VERSION);
     let summary = ok(&["verify", blob.to_str().unwrap()]);
     assert!(summary.starts_with("ok: "), "{summary}");
     assert!(summary.contains("as of 2017-12-03"), "{summary}");

@@ -1,0 +1,701 @@
+//! The business layer: operations' rules applied after scoring.
+//!
+//! A [`RuleSet`] is authored as JSON (`model-builder build --rules`), stored
+//! in the blob (section `rules`, format version 3) and may be replaced at
+//! run time (`Recommender::set_rules`, JS `setRules`) without retraining.
+//! [`CompiledRules::apply`] runs on the scorer's output, on the phone, at
+//! the edge and in the builder (push, `rerank`) alike, in this order of
+//! precedence:
+//!
+//! 1. **filter**: the rule set's `filter` ids and the run-time sold-out list
+//!    leave the page.
+//! 2. **boosts**: each matching boost changes the score, `times` as
+//!    `s + |s| (times - 1)` (so `times > 1` always raises, whatever the
+//!    sign of `s`) and `add` as `s + add`; bounded by [`MAX_TIMES`] and
+//!    [`MAX_ADD`]. A boost below 1 or below 0 buries.
+//! 3. **pins**: an item pinned to slot `s` (1-based) lands there. A slot
+//!    past the page's end means the last free slot; a slot another pin took
+//!    first means the next free slot below it. A pin on an item that is not
+//!    a candidate (or is filtered) does nothing.
+//! 4. **exploration**: each of `explore.slots` not taken by a pin gets an
+//!    item new to the catalog (no activity in the model, or unknown to it),
+//!    drawn by a hash of the user key, the day and the slot, so that a
+//!    user sees the same page all day and different users see different
+//!    new items.
+//! 5. **diversity**: every other slot, top to bottom, takes the best-scored
+//!    remaining item that keeps each cap (at most `max` items of one brand,
+//!    or one category, in any `window` consecutive slots). When no
+//!    remaining item keeps the caps, the best one goes there anyway: the
+//!    page is never shortened for diversity. Pinned and explored items
+//!    count in the windows but are never moved by a cap.
+//!
+//! The output is always a permutation of the unfiltered candidates, and
+//! equal inputs give equal pages.
+
+use crate::model::Model;
+use crate::rank::Ranking;
+use crate::util::fnv1a64;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use wincode::{SchemaRead, SchemaWrite};
+
+/// The largest `times` of a boost (and 0 the smallest).
+pub const MAX_TIMES: f32 = 10.0;
+/// The largest `|add|` of a boost.
+pub const MAX_ADD: f32 = 10.0;
+/// The widest diversity window.
+pub const MAX_WINDOW: u32 = 50;
+/// The most pins, boosts or diversity caps a rule set may hold, each.
+pub const MAX_RULES: usize = 1_000;
+/// The most filtered ids a rule set (or a sold-out list) may hold.
+pub const MAX_FILTER: usize = 100_000;
+/// The most exploration slots.
+pub const MAX_EXPLORE_SLOTS: usize = 20;
+
+/// Operations' rules. Every field may be left out of the JSON.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, SchemaWrite, SchemaRead)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleSet {
+    /// Items fixed to slots.
+    pub pins: Vec<Pin>,
+    /// Score changes by item, brand or category.
+    pub boosts: Vec<Boost>,
+    /// Item ids never shown (on top of the run-time sold-out list).
+    pub filter: Vec<String>,
+    /// Caps on one brand or category per window of slots.
+    pub diversity: Vec<Diversity>,
+    /// Slots reserved for items new to the catalog.
+    pub explore: Option<Explore>,
+}
+
+/// `{"item": "p1", "slot": 1}`: item `p1` first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, SchemaWrite, SchemaRead)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    /// The item id.
+    pub item: String,
+    /// The 1-based slot.
+    pub slot: u32,
+}
+
+/// `{"brand": "Moonbean", "times": 1.5}` or `{"category": "toys", "add": -0.2}`:
+/// exactly one of `item`, `brand`, `category` and one of `times`, `add`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, SchemaWrite, SchemaRead)]
+#[serde(default, deny_unknown_fields)]
+pub struct Boost {
+    /// An item id.
+    pub item: Option<String>,
+    /// A brand name.
+    pub brand: Option<String>,
+    /// A category name.
+    pub category: Option<String>,
+    /// Multiplies the score's size, in `[0, MAX_TIMES]`.
+    pub times: Option<f32>,
+    /// Adds to the score, in `[-MAX_ADD, MAX_ADD]`.
+    pub add: Option<f32>,
+}
+
+/// `{"by": "brand", "max": 2, "window": 5}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, SchemaWrite, SchemaRead)]
+#[serde(deny_unknown_fields)]
+pub struct Diversity {
+    /// `"brand"` or `"category"`.
+    pub by: String,
+    /// At most this many of one value...
+    pub max: u32,
+    /// ...in any this many consecutive slots.
+    pub window: u32,
+}
+
+/// `{"slots": [4, 12]}`: new items in slots 4 and 12.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, SchemaWrite, SchemaRead)]
+#[serde(deny_unknown_fields)]
+pub struct Explore {
+    /// 1-based slots.
+    pub slots: Vec<u32>,
+}
+
+/// A rule set that cannot be used, naming the rule and the problem.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// One rule is wrong: `rule` is its place (`boosts[2]`).
+    #[error("rules: {rule}: {problem}")]
+    Invalid {
+        /// Where: `pins[0]`, `boosts[3]`, `diversity[1]`, `explore.slots[0]`.
+        rule: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+    /// Too many rules of one kind.
+    #[error("rules: {what} holds {got} entries; the limit is {limit}")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// How many it holds.
+        got: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+fn invalid(rule: String, problem: impl Into<String>) -> RulesError {
+    RulesError::Invalid {
+        rule,
+        problem: problem.into(),
+    }
+}
+
+fn check_count(what: &'static str, got: usize, limit: usize) -> Result<(), RulesError> {
+    if got > limit {
+        return Err(RulesError::TooMany { what, got, limit });
+    }
+    Ok(())
+}
+
+/// What a diversity cap groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupBy {
+    Brand,
+    Category,
+}
+
+impl RuleSet {
+    /// Whether the set changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.pins.is_empty()
+            && self.boosts.is_empty()
+            && self.filter.is_empty()
+            && self.diversity.is_empty()
+            && self.explore.as_ref().is_none_or(|e| e.slots.is_empty())
+    }
+
+    /// Checks every rule; the first problem found is the error.
+    pub fn validate(&self) -> Result<(), RulesError> {
+        check_count("pins", self.pins.len(), MAX_RULES)?;
+        check_count("boosts", self.boosts.len(), MAX_RULES)?;
+        check_count("diversity", self.diversity.len(), MAX_RULES)?;
+        check_count("filter", self.filter.len(), MAX_FILTER)?;
+        for (k, p) in self.pins.iter().enumerate() {
+            if p.slot == 0 {
+                return Err(invalid(
+                    format!("pins[{k}]"),
+                    "slot is 1-based: 1 is the top",
+                ));
+            }
+        }
+        for (k, b) in self.boosts.iter().enumerate() {
+            let at = || format!("boosts[{k}]");
+            let targets = [&b.item, &b.brand, &b.category]
+                .iter()
+                .filter(|t| t.is_some())
+                .count();
+            if targets != 1 {
+                return Err(invalid(
+                    at(),
+                    "give exactly one of \"item\", \"brand\", \"category\"",
+                ));
+            }
+            match (b.times, b.add) {
+                (Some(t), None) if (0.0..=MAX_TIMES).contains(&t) => {}
+                (Some(t), None) => {
+                    return Err(invalid(
+                        at(),
+                        format!("times {t} is outside [0, {MAX_TIMES}]"),
+                    ))
+                }
+                (None, Some(a)) if (-MAX_ADD..=MAX_ADD).contains(&a) => {}
+                (None, Some(a)) => {
+                    return Err(invalid(
+                        at(),
+                        format!("add {a} is outside [-{MAX_ADD}, {MAX_ADD}]"),
+                    ))
+                }
+                _ => return Err(invalid(at(), "give exactly one of \"times\", \"add\"")),
+            }
+        }
+        for (k, d) in self.diversity.iter().enumerate() {
+            let at = || format!("diversity[{k}]");
+            if d.by != "brand" && d.by != "category" {
+                return Err(invalid(
+                    at(),
+                    format!("by {:?} must be \"brand\" or \"category\"", d.by),
+                ));
+            }
+            if d.window < 2 || d.window > MAX_WINDOW {
+                return Err(invalid(
+                    at(),
+                    format!("window {} is outside [2, {MAX_WINDOW}]", d.window),
+                ));
+            }
+            if d.max == 0 || d.max >= d.window {
+                return Err(invalid(
+                    at(),
+                    format!("max {} must be in [1, window - 1]", d.max),
+                ));
+            }
+        }
+        if let Some(e) = &self.explore {
+            check_count("explore.slots", e.slots.len(), MAX_EXPLORE_SLOTS)?;
+            if let Some(k) = e.slots.iter().position(|&s| s == 0) {
+                return Err(invalid(
+                    format!("explore.slots[{k}]"),
+                    "slot is 1-based: 1 is the top",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the rules did to one displayed item (see [`Ranking::rules`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuleNote {
+    /// Bits: [`RuleNote::PINNED`], [`RuleNote::BOOSTED`],
+    /// [`RuleNote::BURIED`], [`RuleNote::EXPLORED`], [`RuleNote::DIVERSIFIED`].
+    pub flags: u8,
+    /// The slot of a pin (1-based).
+    pub slot: u32,
+    /// The first raising boost rule that matched (with [`RuleNote::BOOSTED`]).
+    pub boost: u32,
+    /// The first lowering boost rule that matched (with [`RuleNote::BURIED`]).
+    pub bury: u32,
+}
+
+impl RuleNote {
+    /// Placed by a pin.
+    pub const PINNED: u8 = 1;
+    /// Raised by a boost.
+    pub const BOOSTED: u8 = 2;
+    /// Lowered by a boost.
+    pub const BURIED: u8 = 4;
+    /// Put in an exploration slot.
+    pub const EXPLORED: u8 = 8;
+    /// Moved down by a diversity cap.
+    pub const DIVERSIFIED: u8 = 16;
+
+    /// The note as text to append to an item's reason ("" when no rule applied).
+    pub fn text(&self, rules: &RuleSet) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.flags & Self::PINNED != 0 {
+            parts.push(format!("pinned to slot {}", self.slot));
+        }
+        let what = |rule: u32| {
+            rules
+                .boosts
+                .get(rule as usize)
+                .map(|b| {
+                    if let Some(x) = &b.brand {
+                        format!(" (brand {x})")
+                    } else if let Some(x) = &b.category {
+                        format!(" (category {x})")
+                    } else {
+                        String::new()
+                    }
+                })
+                .unwrap_or_default()
+        };
+        if self.flags & Self::BOOSTED != 0 {
+            parts.push(format!("promoted by the shop{}", what(self.boost)));
+        }
+        if self.flags & Self::BURIED != 0 {
+            parts.push(format!("demoted by the shop{}", what(self.bury)));
+        }
+        if self.flags & Self::EXPLORED != 0 {
+            parts.push("new in the shop".into());
+        }
+        if self.flags & Self::DIVERSIFIED != 0 {
+            parts.push("moved down for variety".into());
+        }
+        parts.join("; ")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct ItemRules {
+    filtered: bool,
+    /// (pin rule index, slot)
+    pins: Vec<(u32, u32)>,
+    boosts: Vec<u32>,
+}
+
+/// A rule set resolved against a model, ready to apply.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledRules {
+    rules: RuleSet,
+    /// Item rules by model index.
+    known: HashMap<u32, ItemRules>,
+    /// Item rules for ids the model does not know (the string path still
+    /// matches them).
+    unknown: HashMap<String, ItemRules>,
+    /// Boost rule indices by brand index and by category index.
+    by_brand: HashMap<u32, Vec<u32>>,
+    by_category: HashMap<u32, Vec<u32>>,
+    caps: Vec<(GroupBy, u32, u32)>,
+    sold_out: usize,
+}
+
+/// Per-call inputs of [`CompiledRules::apply`] beyond the ranking.
+pub struct ApplyContext<'a, 'b> {
+    /// The model.
+    pub model: &'a Model,
+    /// The candidates given to the scorer (model indices).
+    pub candidates: &'a [u32],
+    /// The id of a candidate index past the model's table (the string
+    /// path's new items), if known.
+    pub unknown_id: &'b dyn Fn(u32) -> Option<&'b str>,
+    /// The user key of the exploration draw ("" when anonymous).
+    pub user_key: &'a str,
+    /// The rerank's `now`, Unix seconds (its UTC day seeds the draw).
+    pub now: f64,
+    /// Whether to fill [`Ranking::rules`].
+    pub explain: bool,
+}
+
+fn position_in(table: &crate::model::StringTable, name: &str) -> Option<u32> {
+    (0..table.len())
+        .find(|&i| table.get(i) == name)
+        .map(|i| i as u32)
+}
+
+fn item<'c>(c: &'c mut CompiledRules, model: &Model, id: &str) -> &'c mut ItemRules {
+    match model.index_of(id) {
+        Some(i) => c.known.entry(i).or_default(),
+        None => c.unknown.entry(id.to_string()).or_default(),
+    }
+}
+
+impl CompiledRules {
+    /// Validates `rules` and resolves its names against `model`. A name the
+    /// model does not know (a brand not in today's blob) matches nothing,
+    /// except item ids, which the string path can still match.
+    pub fn new(rules: RuleSet, model: &Model) -> Result<Self, RulesError> {
+        rules.validate()?;
+        let mut c = CompiledRules::default();
+        for id in &rules.filter {
+            item(&mut c, model, id).filtered = true;
+        }
+        for (k, p) in rules.pins.iter().enumerate() {
+            item(&mut c, model, &p.item).pins.push((k as u32, p.slot));
+        }
+        for (k, b) in rules.boosts.iter().enumerate() {
+            let k = k as u32;
+            if let Some(id) = &b.item {
+                item(&mut c, model, id).boosts.push(k);
+            } else if let Some(name) = &b.brand {
+                if let Some(x) = model.family().and_then(|f| position_in(&f.brands, name)) {
+                    c.by_brand.entry(x).or_default().push(k);
+                }
+            } else if let Some(name) = &b.category {
+                if let Some(x) = position_in(&model.parts().categories, name) {
+                    c.by_category.entry(x).or_default().push(k);
+                }
+            }
+        }
+        c.caps = rules
+            .diversity
+            .iter()
+            .map(|d| {
+                let by = if d.by == "brand" {
+                    GroupBy::Brand
+                } else {
+                    GroupBy::Category
+                };
+                (by, d.max, d.window)
+            })
+            .collect();
+        c.rules = rules;
+        Ok(c)
+    }
+
+    /// The rule set.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Adds the run-time sold-out list to the filter (replacing the last
+    /// one set this way).
+    pub fn set_sold_out(&mut self, model: &Model, ids: &[&str]) -> Result<(), RulesError> {
+        check_count("sold-out list", ids.len(), MAX_FILTER)?;
+        // Rebuild the filter marks from the rule set, then add the list.
+        for r in self.known.values_mut() {
+            r.filtered = false;
+        }
+        for r in self.unknown.values_mut() {
+            r.filtered = false;
+        }
+        let ids_in_rules: Vec<String> = self.rules.filter.clone();
+        for id in ids_in_rules
+            .iter()
+            .map(String::as_str)
+            .chain(ids.iter().copied())
+        {
+            item(self, model, id).filtered = true;
+        }
+        self.sold_out = ids.len();
+        Ok(())
+    }
+
+    /// Whether applying changes nothing.
+    pub fn is_noop(&self) -> bool {
+        self.rules.is_empty() && self.sold_out == 0
+    }
+
+    fn item_rules(&self, ctx: &ApplyContext<'_, '_>, index: u32) -> Option<&ItemRules> {
+        if (index as usize) < ctx.model.item_count() {
+            self.known.get(&index)
+        } else if self.unknown.is_empty() {
+            None
+        } else {
+            (ctx.unknown_id)(index).and_then(|id| self.unknown.get(id))
+        }
+    }
+
+    /// Whether model item `index` is filtered (sold out or in `filter`).
+    pub fn is_filtered(&self, index: u32) -> bool {
+        self.known.get(&index).is_some_and(|r| r.filtered)
+    }
+
+    fn group_of(ctx: &ApplyContext<'_, '_>, by: GroupBy, index: u32) -> Option<u32> {
+        if index as usize >= ctx.model.item_count() {
+            return None;
+        }
+        match by {
+            GroupBy::Brand => ctx.model.family().and_then(|f| f.brand_of(index)),
+            GroupBy::Category => {
+                Some(ctx.model.category_of(index)).filter(|&c| c != crate::model::NO_CATEGORY)
+            }
+        }
+    }
+
+    fn is_new(ctx: &ApplyContext<'_, '_>, index: u32) -> bool {
+        let n = ctx.model.item_count();
+        (index as usize) >= n
+            || (ctx.model.trend(index) == 0.0 && ctx.model.popularity(index) == 0.0)
+    }
+
+    /// Applies the rules to `ranking` (the scorer's output for
+    /// `ctx.candidates`), in place: filtered items leave, scores are the
+    /// boosted ones, the order follows pins, exploration and diversity,
+    /// and reasons (if any) move with their items.
+    pub fn apply(&self, ctx: &ApplyContext<'_, '_>, ranking: &mut Ranking) {
+        if self.is_noop() {
+            if ctx.explain {
+                ranking.rules.clear();
+                ranking
+                    .rules
+                    .resize(ranking.order.len(), RuleNote::default());
+            }
+            return;
+        }
+        let cand = ctx.candidates;
+        let has_reasons = ranking.reasons.len() == ranking.order.len();
+        // 1-2. Filter and boost, then sort by the new score (stable).
+        struct Entry {
+            pos: u32,
+            score: f32,
+            reason: Option<crate::rank::Reason>,
+            note: RuleNote,
+        }
+        let mut entries: Vec<Entry> = Vec::with_capacity(ranking.order.len());
+        for (k, &p) in ranking.order.iter().enumerate() {
+            let index = cand[p as usize];
+            let item_rules = self.item_rules(ctx, index);
+            if item_rules.is_some_and(|r| r.filtered) {
+                continue;
+            }
+            let mut score = ranking.scores[k];
+            let mut note = RuleNote::default();
+            let mut boosts: Vec<u32> = Vec::new();
+            if let Some(r) = item_rules {
+                boosts.extend_from_slice(&r.boosts);
+            }
+            if (index as usize) < ctx.model.item_count() {
+                if let Some(b) = Self::group_of(ctx, GroupBy::Brand, index) {
+                    if let Some(list) = self.by_brand.get(&b) {
+                        boosts.extend_from_slice(list);
+                    }
+                }
+                if let Some(c) = Self::group_of(ctx, GroupBy::Category, index) {
+                    if let Some(list) = self.by_category.get(&c) {
+                        boosts.extend_from_slice(list);
+                    }
+                }
+            }
+            boosts.sort_unstable();
+            for &b in &boosts {
+                let rule = &self.rules.boosts[b as usize];
+                // The change, as a sign: +1 raises, -1 lowers.
+                let direction = if let Some(t) = rule.times {
+                    score += score.abs() * (t - 1.0);
+                    t - 1.0
+                } else {
+                    let a = rule.add.unwrap_or(0.0);
+                    score += a;
+                    a
+                };
+                // Noted by the rule's direction, even where it changed
+                // nothing (a zero score times anything).
+                if direction > 0.0 && note.flags & RuleNote::BOOSTED == 0 {
+                    note.flags |= RuleNote::BOOSTED;
+                    note.boost = b;
+                } else if direction < 0.0 && note.flags & RuleNote::BURIED == 0 {
+                    note.flags |= RuleNote::BURIED;
+                    note.bury = b;
+                }
+            }
+            entries.push(Entry {
+                pos: p,
+                score,
+                reason: has_reasons.then(|| ranking.reasons[k]),
+                note,
+            });
+        }
+        entries.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let groups: Vec<[Option<u32>; 2]> = if self.caps.is_empty() {
+            Vec::new()
+        } else {
+            entries
+                .iter()
+                .map(|entry| {
+                    let index = cand[entry.pos as usize];
+                    [
+                        Self::group_of(ctx, GroupBy::Brand, index),
+                        Self::group_of(ctx, GroupBy::Category, index),
+                    ]
+                })
+                .collect()
+        };
+        let len = entries.len();
+        let mut slot_of_entry: Vec<Option<usize>> = vec![None; len];
+        let mut slots: Vec<Option<usize>> = vec![None; len];
+        let free_from = |slots: &[Option<usize>], want: usize| -> Option<usize> {
+            (want..slots.len())
+                .find(|&s| slots[s].is_none())
+                .or_else(|| {
+                    (0..want.min(slots.len()))
+                        .rev()
+                        .find(|&s| slots[s].is_none())
+                })
+        };
+        // 3. Pins, in rule order.
+        if !self.rules.pins.is_empty() {
+            let mut pinned: Vec<(u32, u32, usize)> = Vec::new();
+            for (e, entry) in entries.iter().enumerate() {
+                if let Some(r) = self.item_rules(ctx, cand[entry.pos as usize]) {
+                    if let Some(&(rule, slot)) = r.pins.iter().min() {
+                        pinned.push((rule, slot, e));
+                    }
+                }
+            }
+            pinned.sort_unstable();
+            for (_, slot, e) in pinned {
+                let want = (slot as usize - 1).min(len.saturating_sub(1));
+                if let Some(s) = free_from(&slots, want) {
+                    slots[s] = Some(e);
+                    slot_of_entry[e] = Some(s);
+                    entries[e].note.flags |= RuleNote::PINNED;
+                    entries[e].note.slot = s as u32 + 1;
+                }
+            }
+        }
+        // 4. Exploration.
+        if let Some(explore) = &self.rules.explore {
+            let day = (ctx.now / 86_400.0).floor() as i64;
+            let mut wanted: Vec<u32> = explore.slots.clone();
+            wanted.sort_unstable();
+            wanted.dedup();
+            for slot in wanted {
+                let s = slot as usize - 1;
+                if s >= len || slots[s].is_some() {
+                    continue;
+                }
+                let pick = (0..len)
+                    .filter(|&e| {
+                        slot_of_entry[e].is_none()
+                            && Self::is_new(ctx, cand[entries[e].pos as usize])
+                    })
+                    .min_by_key(|&e| {
+                        let key = format!(
+                            "{}/{day}/{slot}/{}",
+                            ctx.user_key, cand[entries[e].pos as usize]
+                        );
+                        (fnv1a64(key.as_bytes()), e)
+                    });
+                if let Some(e) = pick {
+                    slots[s] = Some(e);
+                    slot_of_entry[e] = Some(s);
+                    entries[e].note.flags |= RuleNote::EXPLORED;
+                }
+            }
+        }
+        // 5. Everything else, best first, under the diversity caps.
+        let mut next = 0usize; // the best entry not yet placed
+        for s in 0..len {
+            if slots[s].is_some() {
+                continue;
+            }
+            while slot_of_entry[next].is_some() {
+                next += 1;
+            }
+            let mut chosen = next;
+            if !self.caps.is_empty() {
+                let keeps = |e: usize| self.keeps_caps(&groups, &slots, s, e);
+                if !keeps(next) {
+                    if let Some(e) =
+                        (next + 1..len).find(|&e| slot_of_entry[e].is_none() && keeps(e))
+                    {
+                        chosen = e;
+                        entries[next].note.flags |= RuleNote::DIVERSIFIED;
+                    }
+                }
+            }
+            slots[s] = Some(chosen);
+            slot_of_entry[chosen] = Some(s);
+        }
+        // Write back in slot order.
+        ranking.order.clear();
+        ranking.scores.clear();
+        ranking.reasons.clear();
+        ranking.rules.clear();
+        for e in slots.into_iter().map(|e| e.expect("every slot is filled")) {
+            let entry = &entries[e];
+            ranking.order.push(entry.pos);
+            ranking.scores.push(entry.score);
+            if let Some(r) = entry.reason {
+                ranking.reasons.push(r);
+            }
+            if ctx.explain {
+                ranking.rules.push(entry.note);
+            }
+        }
+    }
+
+    /// Whether putting entry `e` in slot `s` keeps every cap in every
+    /// window holding `s` (windows are cut at the page's end), given the
+    /// slots filled so far.
+    fn keeps_caps(
+        &self,
+        groups: &[[Option<u32>; 2]],
+        slots: &[Option<usize>],
+        s: usize,
+        e: usize,
+    ) -> bool {
+        self.caps.iter().all(|&(by, max, window)| {
+            let k = usize::from(by == GroupBy::Category);
+            let Some(g) = groups[e][k] else {
+                return true;
+            };
+            let w = window as usize;
+            let lo = s.saturating_sub(w - 1);
+            let hi = (s + w).min(slots.len());
+            let same: Vec<bool> = (lo..hi)
+                .map(|t| t != s && slots[t].is_some_and(|x| groups[x][k] == Some(g)))
+                .collect();
+            (lo..=s).all(|start| {
+                let end = (start + w).min(hi);
+                same[start - lo..end - lo].iter().filter(|&&b| b).count() < max as usize
+            })
+        })
+    }
+}
