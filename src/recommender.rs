@@ -41,8 +41,12 @@ pub enum NeighbourKind {
 pub struct Neighbour {
     /// The model index.
     pub index: u32,
-    /// The neighbour score (the table's dequantized similarity).
+    /// The neighbour score (the table's dequantized similarity; 0 for a
+    /// category fill).
     pub score: f32,
+    /// Whether it fills the list from the query's category (trending
+    /// first) rather than coming from the table.
+    pub same_category: bool,
 }
 
 /// A loaded model, ready to rerank.
@@ -120,13 +124,16 @@ impl Recommender {
 
     /// The neighbours of item `id` in the `kind` table, strongest first: at
     /// most `k`, only those in `within` when given, never a sold-out or
-    /// filtered item. An id the model does not know has none.
+    /// filtered item. With `fill`, a `Similar` list shorter than `k` is
+    /// topped up with the query's category's trending items (marked
+    /// [`Neighbour::same_category`]). An id the model does not know has none.
     pub fn similar(
         &self,
         id: &str,
         kind: NeighbourKind,
         k: usize,
         within: Option<&[&str]>,
+        fill: bool,
     ) -> Vec<Neighbour> {
         let Some(index) = self.model.index_of(id) else {
             return Vec::new();
@@ -140,11 +147,45 @@ impl Recommender {
             NeighbourKind::Similar => Box::new(self.model.neighbours(index)),
             NeighbourKind::Complement => Box::new(self.model.complements(index)),
         };
-        row.filter(|&(j, _)| j != index && !self.rules.is_filtered(j))
-            .filter(|(j, _)| allowed.as_ref().is_none_or(|a| a.binary_search(j).is_ok()))
+        let ok = |j: u32| {
+            j != index
+                && !self.rules.is_filtered(j)
+                && allowed.as_ref().is_none_or(|a| a.binary_search(&j).is_ok())
+        };
+        let mut out: Vec<Neighbour> = row
+            .filter(|&(j, _)| ok(j))
             .take(k)
-            .map(|(index, score)| Neighbour { index, score })
-            .collect()
+            .map(|(index, score)| Neighbour {
+                index,
+                score,
+                same_category: false,
+            })
+            .collect();
+        let category = self.model.category_of(index);
+        if fill
+            && kind == NeighbourKind::Similar
+            && out.len() < k
+            && category != crate::model::NO_CATEGORY
+        {
+            let pool: Box<dyn Iterator<Item = u32>> = match &allowed {
+                Some(a) => Box::new(a.iter().copied()),
+                None => Box::new(0..self.model.item_count() as u32),
+            };
+            let mut more: Vec<u32> = pool
+                .filter(|&j| self.model.category_of(j) == category && ok(j))
+                .filter(|j| !out.iter().any(|n| n.index == *j))
+                .collect();
+            more.sort_by(|&a, &b| {
+                let m = &self.model;
+                m.trend(b).total_cmp(&m.trend(a)).then(a.cmp(&b))
+            });
+            out.extend(more.into_iter().take(k - out.len()).map(|index| Neighbour {
+                index,
+                score: 0.0,
+                same_category: true,
+            }));
+        }
+        out
     }
 
     /// The model.

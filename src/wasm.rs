@@ -42,8 +42,8 @@ export interface RuleSet {
   diversity?: { by: "brand" | "category"; max: number; window: number }[];
   explore?: { slots: number[] };
 }
-/** Options of `similar`: `k` neighbours (default 10), the table (`similar`: viewed together, the default; `complement`: bought together), and a list to stay `within` (today's specials). */
-export interface SimilarOptions { k?: number; kind?: "similar" | "complement"; within?: string[]; }
+/** Options of `similar`: `k` neighbours (default 10), the table (`similar`: viewed together, the default; `complement`: bought together), a list to stay `within` (today's specials), and whether to `fill` a short `similar` list from the item's category (default true). */
+export interface SimilarOptions { k?: number; kind?: "similar" | "complement"; within?: string[]; fill?: boolean; }
 /** Neighbours, strongest first, with a score and a reason each. */
 export interface SimilarResult { items: string[]; scores: Float32Array; reasons: string[]; }
 /** A decoded signal: the event by name. */
@@ -112,6 +112,7 @@ struct SimilarOptions {
     k: Option<u32>,
     kind: Option<String>,
     within: Option<Vec<String>>,
+    fill: Option<bool>,
 }
 
 /// Signals packed by `packSignals`: joined ids, event codes (255 for an
@@ -556,13 +557,22 @@ impl Recommender {
             .as_ref()
             .map(|v| v.iter().map(String::as_str).collect());
         let k = options.k.unwrap_or(10) as usize;
-        let found = self.inner.similar(&id, kind, k, within.as_deref());
+        let fill = options.fill.unwrap_or(true);
+        let found = self.inner.similar(&id, kind, k, within.as_deref(), fill);
         let model = self.inner.model();
         let items = Array::new();
         let reasons = Array::new();
         for n in &found {
             items.push(&model.id_of(n.index).into());
-            reasons.push(&format!("{verb} together with {id}").into());
+            let reason = if n.same_category {
+                format!(
+                    "more from {}",
+                    model.category_name(model.category_of(n.index))
+                )
+            } else {
+                format!("{verb} together with {id}")
+            };
+            reasons.push(&reason.into());
         }
         let scores: Vec<f32> = found.iter().map(|n| n.score).collect();
         let result = Object::new();

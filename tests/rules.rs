@@ -229,7 +229,7 @@ fn sold_out_and_filtered_items_leave_the_page_and_the_neighbours() {
     let (order, _) = page(&mut rec, &cand);
     assert_eq!(order.len(), N - 2);
     assert!(!order.contains(&2) && !order.contains(&4));
-    let sim = rec.similar("i001", NeighbourKind::Similar, 10, None);
+    let sim = rec.similar("i001", NeighbourKind::Similar, 10, None, false);
     assert_eq!(sim.iter().map(|n| n.index).collect::<Vec<_>>(), vec![3]);
     rec.set_sold_out(&[]).unwrap();
     assert_eq!(page(&mut rec, &cand).0.len(), N - 1);
@@ -242,26 +242,32 @@ fn similar_reads_both_tables_and_tolerates_unknown_ids() {
         v.into_iter().map(|n| n.index).collect()
     };
     assert_eq!(
-        ids(rec.similar("i005", NeighbourKind::Similar, 10, None)),
+        ids(rec.similar("i005", NeighbourKind::Similar, 10, None, false)),
         vec![6, 7]
     );
     assert_eq!(
-        ids(rec.similar("i005", NeighbourKind::Similar, 1, None)),
+        ids(rec.similar("i005", NeighbourKind::Similar, 1, None, false)),
         vec![6]
     );
     assert_eq!(
-        ids(rec.similar("i005", NeighbourKind::Similar, 10, Some(&["i007", "zzz"]))),
+        ids(rec.similar(
+            "i005",
+            NeighbourKind::Similar,
+            10,
+            Some(&["i007", "zzz"]),
+            false
+        )),
         vec![7]
     );
     assert_eq!(
-        ids(rec.similar("i005", NeighbourKind::Complement, 10, None)),
+        ids(rec.similar("i005", NeighbourKind::Complement, 10, None, false)),
         vec![15]
     );
     assert!(rec
-        .similar("nope", NeighbourKind::Similar, 10, None)
+        .similar("nope", NeighbourKind::Similar, 10, None, false)
         .is_empty());
     let scores: Vec<f32> = rec
-        .similar("i005", NeighbourKind::Similar, 10, None)
+        .similar("i005", NeighbourKind::Similar, 10, None, false)
         .iter()
         .map(|n| n.score)
         .collect();

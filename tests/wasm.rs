@@ -286,10 +286,11 @@ fn similar_lists_neighbours_and_tolerates_unknown_ids() {
     let cases = JSON::parse(CASES).unwrap();
     let candidates: Array = get(&cases, "candidates").dyn_into().unwrap();
     // The first candidate with neighbours in the golden blob.
+    let table_only = JSON::parse(r#"{"fill": false}"#).unwrap();
     let (id, out) = candidates
         .iter()
         .map(|c| {
-            let out = rec.similar(&c, &JsValue::UNDEFINED).unwrap();
+            let out = rec.similar(&c, &table_only).unwrap();
             (c.as_string().unwrap(), out)
         })
         .find(|(_, out)| Array::from(&get(out, "items")).length() > 0)
@@ -301,6 +302,16 @@ fn similar_lists_neighbours_and_tolerates_unknown_ids() {
     );
     let scores: Float32Array = get(&out, "scores").dyn_into().unwrap();
     assert!(scores.get_index(0) > 0.0);
+    // The default fills a short list up to k from the item's category.
+    let filled = rec
+        .similar(&id.clone().into(), &JsValue::UNDEFINED)
+        .unwrap();
+    let filled: Array = get(&filled, "reasons").dyn_into().unwrap();
+    assert!(filled.length() >= reasons.length());
+    if filled.length() > reasons.length() {
+        let last = filled.get(filled.length() - 1).as_string().unwrap();
+        assert!(last.starts_with("more from "), "{last}");
+    }
     let opts = JSON::parse(r#"{"k": 1}"#).unwrap();
     let one = rec.similar(&id.clone().into(), &opts).unwrap();
     assert_eq!(Array::from(&get(&one, "items")).length(), 1);

@@ -30,7 +30,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn add_rank(&mut self, r: usize) {
+    /// Adds a case whose target ranked `r` (1-based; `usize::MAX`: missed).
+    pub fn add_rank(&mut self, r: usize) {
         self.cases += 1;
         if r <= 10 {
             self.hr10 += 1.0;
@@ -46,7 +47,8 @@ impl Metrics {
         self.mrr += other.mrr;
     }
 
-    fn mean(&self) -> Metrics {
+    /// The means of the sums.
+    pub fn mean(&self) -> Metrics {
         let c = self.cases.max(1) as f64;
         Metrics {
             cases: self.cases,

@@ -9,6 +9,7 @@ pub mod build;
 pub mod data;
 pub mod eval;
 pub mod import;
+pub mod next_item;
 pub mod progress;
 pub mod publish;
 pub mod shop;

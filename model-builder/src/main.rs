@@ -235,6 +235,24 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The item-to-item next-item test (README): for each user's last
+    /// move on an evaluated day, is the next viewed or carted item among
+    /// the 10 neighbours of the item viewed before it?
+    EvalSimilar {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Number of evaluated days.
+        #[arg(long, default_value_t = 2)]
+        days: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        rows: RowArgs,
+    },
     /// Runs the daily-specials replay of EVAL.md.
     Eval {
         /// Data directory.
@@ -568,6 +586,25 @@ fn run(cli: Cli) -> Result<()> {
                 out.display(),
                 t.elapsed().as_secs_f64()
             );
+        }
+        Command::EvalSimilar {
+            data,
+            days,
+            json,
+            model,
+            rows,
+        } => {
+            let ds = Dataset::load(&data, policy(rows))?;
+            let mut opts = model.options();
+            opts.als.factors = 0; // neighbours only
+            let t = Instant::now();
+            let report = model_builder::next_item::evaluate(&ds, days, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.table());
+                println!("({:.1}s)", t.elapsed().as_secs_f64());
+            }
         }
         Command::Rerank {
             model,

@@ -248,6 +248,21 @@ fn replay_on_the_taobao_sample() {
             }
         }
     }
+
+    // Item-to-item, the next-item test (README figures less a margin):
+    // `similar` beats both popularity baselines.
+    let json = ok(&["eval-similar", "--data", data.to_str().unwrap(), "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let get = |ranker: &str| r["rankers"][ranker]["hr10"].as_f64().unwrap();
+    assert_eq!(r["cases"], 1240);
+    assert!(
+        get("similar") >= 0.095,
+        "similar HR@10 fell to {}",
+        get("similar")
+    );
+    assert!(get("similar") > get("category_popular"));
+    assert!(get("similar") > 10.0 * get("popular"));
+    assert!(get("similar") > get("similar_table"));
 }
 
 /// A shop where people buy what they just viewed: the learned hybrid must
