@@ -12,6 +12,7 @@ pub mod import;
 pub mod next_item;
 pub mod progress;
 pub mod publish;
+pub mod push;
 pub mod shop;
 pub mod stage;
 pub mod synth;

@@ -253,6 +253,43 @@ enum Command {
         #[command(flatten)]
         rows: RowArgs,
     },
+    /// Personalized push: for every user with signals in the window, the
+    /// top of the day's specials from the core scorer and the blob's rules,
+    /// without items the user bought, one JSON line a user
+    /// (`{"user", "items": [{"id", "score", "reason"}]}`); users with no
+    /// confident item get no line.
+    Push {
+        /// Data directory (events.csv; users.csv for babies, when present).
+        #[arg(long)]
+        data: PathBuf,
+        /// The blob file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Signals before this day (YYYY-MM-DD, 00:00 UTC), which is also `now`.
+        #[arg(long)]
+        as_of: String,
+        /// The day's specials, one item id a line.
+        #[arg(long)]
+        specials: PathBuf,
+        /// Items per push, at most.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Minimum rise of an item's score over the anonymous one, in
+        /// standard deviations of the anonymous scores.
+        #[arg(long, default_value_t = 1.0)]
+        threshold: f32,
+        /// Days of signals before as-of.
+        #[arg(long, default_value_t = 30)]
+        window_days: u32,
+        /// Rules (JSON) replacing the blob's.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Output JSON-lines file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        rows: RowArgs,
+    },
     /// Runs the daily-specials replay of EVAL.md.
     Eval {
         /// Data directory.
@@ -300,6 +337,26 @@ enum ImportSource {
         #[command(flatten)]
         rows: RowArgs,
     },
+}
+
+/// Item ids, one a line (blank lines skipped).
+fn read_ids(path: &std::path::Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// This process's peak resident set (kB), where /proc says.
+fn peak_rss() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Reads and checks a rules file (JSON), naming the file and the rule at fault.
@@ -476,13 +533,7 @@ fn run(cli: Cli) -> Result<()> {
             let train_s = t.elapsed().as_secs_f64();
             if max_items > 0 || specials.is_some() {
                 let specials = match &specials {
-                    Some(path) => std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(String::from)
-                        .collect(),
+                    Some(path) => read_ids(path)?,
                     None => Vec::new(),
                 };
                 let full = parts.items.ids.len();
@@ -585,6 +636,53 @@ fn run(cli: Cli) -> Result<()> {
                 "wrote {events} events of {users} users on {items} items into {} in {:.1}s",
                 out.display(),
                 t.elapsed().as_secs_f64()
+            );
+        }
+        Command::Push {
+            data,
+            model,
+            as_of,
+            specials,
+            top,
+            threshold,
+            window_days,
+            rules,
+            out,
+            rows,
+        } => {
+            let day = date_arg("--as-of", &as_of)?;
+            let bytes = std::fs::read(&model)
+                .with_context(|| format!("cannot read {}", model.display()))?;
+            let mut rec = nestrank::Recommender::from_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", model.display()))?;
+            if let Some(path) = rules {
+                rec.set_rules(Some(read_rules(&path)?))?;
+            }
+            let specials = read_ids(&specials)?;
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let opts = model_builder::push::PushOptions {
+                as_of_day: day,
+                top,
+                threshold,
+                window_days,
+                ..Default::default()
+            };
+            let r = model_builder::push::push(&data, &rec, &specials, &opts, policy(rows), &mut w)?;
+            println!(
+                "pushed {} of {} users ({} items) into {}: read {} events in {:.2}s, ranked {} specials per user in {:.2}s = {:.0} users/s; {} signals kept; peak RSS {}",
+                r.pushed,
+                r.users,
+                r.items,
+                out.display(),
+                r.events_read,
+                r.read_s,
+                specials.len(),
+                r.rank_s,
+                r.users_per_s,
+                r.signals_kept,
+                peak_rss().map_or("unknown".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0))
             );
         }
         Command::EvalSimilar {

@@ -420,3 +420,137 @@ fn profiles_for_every_family() {
         .fold(0f32, f32::max);
     assert!(p.affinities.brands.is_empty() || top == 1.0);
 }
+
+/// `push`: one line per confident user, only specials, never an item the
+/// user bought, the same file on every run; rules shape it; bad rules are
+/// named.
+#[test]
+fn push_lists_for_every_confident_user() {
+    let data = root().join("tests/data/golden-data");
+    let d = data.to_str().unwrap();
+    let dir = scratch_dir("push");
+    let rules_path = dir.join("rules.json");
+    std::fs::write(&rules_path, r#"{"filter": ["2279117"]}"#).unwrap();
+    ok(&[
+        "build",
+        "--data",
+        d,
+        "--as-of",
+        "2017-12-03",
+        "--out",
+        dir.join("model").to_str().unwrap(),
+        "--train-days",
+        "0",
+        "--rules",
+        rules_path.to_str().unwrap(),
+    ]);
+    let m = manifest(&dir.join("model"));
+    let blob = dir.join("model").join(m["file"].as_str().unwrap());
+    // The specials: items with an event in the two days before as-of.
+    let as_of: i64 = 1_512_259_200; // 2017-12-03
+    let events = std::fs::read_to_string(data.join("events.csv")).unwrap();
+    let rows: Vec<(String, String, String, i64)> = events
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].into(), f[1].into(), f[2].into(), f[3].parse().unwrap())
+        })
+        .collect();
+    let mut specials: Vec<String> = rows
+        .iter()
+        .filter(|r| r.3 >= as_of - 2 * 86_400 && r.3 < as_of)
+        .map(|r| r.1.clone())
+        .collect();
+    specials.sort();
+    specials.dedup();
+    assert!(specials.contains(&"2279117".to_string()));
+    let specials_path = dir.join("specials.txt");
+    std::fs::write(&specials_path, specials.join("\n")).unwrap();
+    let model_path = blob.to_str().unwrap().to_string();
+    let specials_arg = specials_path.to_str().unwrap().to_string();
+    let args_for = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "push",
+            "--data",
+            d,
+            "--model",
+            &model_path,
+            "--as-of",
+            "2017-12-03",
+            "--specials",
+            &specials_arg,
+            "--top",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let push = |out: &str, extra: &[&str]| -> Vec<serde_json::Value> {
+        let out = dir.join(out);
+        let args = args_for(&out, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let summary = ok(&args);
+        assert!(summary.contains("users/s"), "{summary}");
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let lines = push("a.jsonl", &[]);
+    assert!(lines.len() > 50, "only {} pushes", lines.len());
+    let bought: std::collections::HashSet<(String, String)> = rows
+        .iter()
+        .filter(|r| r.2 == "purchase" && r.3 < as_of && r.3 >= as_of - 30 * 86_400)
+        .map(|r| (r.0.clone(), r.1.clone()))
+        .collect();
+    for line in &lines {
+        let user = line["user"].as_str().unwrap();
+        let items = line["items"].as_array().unwrap();
+        assert!((1..=5).contains(&items.len()));
+        let mut last = f64::INFINITY;
+        for it in items {
+            let id = it["id"].as_str().unwrap();
+            assert!(
+                specials.binary_search(&id.to_string()).is_ok(),
+                "{id} is no special"
+            );
+            assert_ne!(id, "2279117", "the blob's rules filter it");
+            assert!(
+                !bought.contains(&(user.to_string(), id.to_string())),
+                "{user} bought {id}"
+            );
+            let score = it["score"].as_f64().unwrap();
+            assert!(score <= last, "scores descend");
+            last = score;
+            assert!(!it["reason"].as_str().unwrap().is_empty());
+        }
+    }
+    // Deterministic, whatever the threads do.
+    assert_eq!(push("b.jsonl", &[]), lines);
+    // A higher bar pushes to fewer users; an impossible one to none.
+    let count = |v: &[serde_json::Value]| -> usize {
+        v.iter().map(|l| l["items"].as_array().unwrap().len()).sum()
+    };
+    let strict = push("c.jsonl", &["--threshold", "30"]);
+    assert!(strict.len() <= lines.len() && count(&strict) < count(&lines));
+    assert!(push("d.jsonl", &["--threshold", "1e9"]).is_empty());
+    // Bad rules are named with the file and the rule.
+    std::fs::write(&rules_path, r#"{"boosts": [{"brand": "x", "times": 99}]}"#).unwrap();
+    let args = args_for(
+        &dir.join("e.jsonl"),
+        &["--rules", rules_path.to_str().unwrap()],
+    );
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("rules.json: invalid rule set"), "{err}");
+    assert!(
+        err.contains("boosts[0]: times 99 is outside [0, 10]"),
+        "{err}"
+    );
+}

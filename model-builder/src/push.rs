@@ -1,0 +1,313 @@
+//! Personalized push lists: for every user with signals, the top of the
+//! day's specials from the core scorer and the blob's rules, one JSON line
+//! a user.
+//!
+//! The log is streamed once: only each user's newest signals inside the
+//! window (as the phone's `SignalStore` keeps them) stay in memory, as 9
+//! bytes a signal, so memory grows with users x window, not with the log.
+//! Users are then ranked in parallel (a `Recommender` per thread) and
+//! written in a fixed order, chunk by chunk.
+//!
+//! Confidence: an item is pushed only when the user's score for it rises
+//! above what anyone would get (the same rerank with no signals) by at
+//! least `threshold` standard deviations of those anonymous scores. A user
+//! with no such item gets no line: no push beats a noisy one.
+
+use crate::build::DAY;
+use crate::data::{csv_bad, parse_id, parse_ts, BadRowPolicy, BadRows, CsvFile};
+use anyhow::{Context, Result};
+use nestrank::profile::{Gender, Profile};
+use nestrank::{Event, Recommender, Signals};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+/// Push settings.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Signals before this day (days since 1970) only; `now` is its 00:00 UTC.
+    pub as_of_day: i32,
+    /// Items a push holds at most.
+    pub top: usize,
+    /// Minimum lift over the anonymous score, in anonymous standard deviations.
+    pub threshold: f32,
+    /// Days of signals kept before as-of.
+    pub window_days: u32,
+    /// Newest signals kept per user.
+    pub max_signals: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            as_of_day: 0,
+            top: 10,
+            threshold: 1.0,
+            window_days: 30,
+            max_signals: 200,
+        }
+    }
+}
+
+/// What a push run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PushReport {
+    /// Users seen in the log window.
+    pub users: u64,
+    /// Users who got a line.
+    pub pushed: u64,
+    /// Items pushed in all.
+    pub items: u64,
+    /// Events read.
+    pub events_read: u64,
+    /// Signals kept in memory at the peak.
+    pub signals_kept: u64,
+    /// Seconds reading the log.
+    pub read_s: f64,
+    /// Seconds ranking and writing.
+    pub rank_s: f64,
+    /// Users ranked per second (ranking and writing only).
+    pub users_per_s: f64,
+    /// Bad rows skipped.
+    pub bad_rows: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Sig {
+    item: u32,
+    event: u8,
+    /// Seconds before as-of.
+    age: u32,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    user: &'a str,
+    items: Vec<PushItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct PushItem<'a> {
+    id: &'a str,
+    score: f32,
+    reason: String,
+}
+
+/// Reads `events.csv` (and `users.csv` for babies, when present) from
+/// `data`, ranks `specials` for every user with signals, and writes JSON
+/// lines to `out`.
+pub fn push(
+    data: &Path,
+    rec: &Recommender,
+    specials: &[String],
+    opts: &PushOptions,
+    policy: BadRowPolicy,
+    out: &mut dyn Write,
+) -> Result<PushReport> {
+    let t = std::time::Instant::now();
+    let model = rec.model();
+    let cutoff = i64::from(opts.as_of_day) * DAY;
+    let window_start = cutoff - i64::from(opts.window_days) * DAY;
+    let mut bad = BadRows::new(policy);
+
+    // 1. Stream the log into per-user newest signals.
+    let mut user_ids: HashMap<String, u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut signals: Vec<Vec<Sig>> = Vec::new();
+    let mut events_read = 0u64;
+    let path = data.join("events.csv");
+    let mut csv = CsvFile::open(&path)?;
+    let (c_user, c_item, c_event, c_ts) = (
+        csv.require("user_id")?,
+        csv.require("item_id")?,
+        csv.require("event")?,
+        csv.require("ts")?,
+    );
+    let cap = opts.max_signals.max(1);
+    csv.for_each_row(&mut bad, |line, f| {
+        events_read += 1;
+        let ts = parse_ts(f[c_ts]).map_err(|p| csv_bad(&path, line, "ts", p))?;
+        let user = parse_id(f[c_user]).map_err(|p| csv_bad(&path, line, "user_id", p))?;
+        let item = parse_id(f[c_item]).map_err(|p| csv_bad(&path, line, "item_id", p))?;
+        let event = Event::from_name(f[c_event].trim()).ok_or_else(|| {
+            csv_bad(
+                &path,
+                line,
+                "event",
+                format!("unknown event `{}`", f[c_event]),
+            )
+        })?;
+        if ts < window_start || ts >= cutoff {
+            return Ok(());
+        }
+        let Some(item) = model.index_of(item) else {
+            return Ok(()); // an item the blob does not know cannot move a special
+        };
+        let u = match user_ids.get(user) {
+            Some(&u) => u,
+            None => {
+                let u = names.len() as u32;
+                user_ids.insert(user.to_string(), u);
+                names.push(user.to_string());
+                signals.push(Vec::new());
+                u
+            }
+        };
+        let list = &mut signals[u as usize];
+        list.push(Sig {
+            item,
+            event: event as u8,
+            age: (cutoff - ts) as u32,
+        });
+        // Keep the newest `cap` (the log is in any order: sort by age when trimming).
+        if list.len() >= 2 * cap {
+            list.sort_by_key(|s| s.age);
+            list.truncate(cap);
+        }
+        Ok(())
+    })?;
+    let mut kept = 0u64;
+    for list in &mut signals {
+        list.sort_by_key(|s| std::cmp::Reverse(s.age)); // oldest first
+        if list.len() > cap {
+            list.drain(..list.len() - cap);
+        }
+        list.shrink_to_fit();
+        kept += list.len() as u64;
+    }
+    drop(user_ids);
+    let babies = read_babies(data, policy)?;
+    let read_s = t.elapsed().as_secs_f64();
+
+    // 2. The anonymous page: the baseline of the confidence test.
+    let t = std::time::Instant::now();
+    let now = cutoff as f64;
+    let cand_ids: Vec<&str> = specials.iter().map(String::as_str).collect();
+    let candidates: Vec<u32> = rec
+        .index_of(&cand_ids)
+        .into_iter()
+        .map(|i| {
+            if i == nestrank::recommender::UNKNOWN {
+                u32::MAX - 1
+            } else {
+                i
+            }
+        })
+        .collect();
+    let mut anon = rec.clone();
+    let r = anon.rerank_indices(&candidates, Signals::EMPTY, now, false)?;
+    let mut base = vec![0f32; candidates.len()];
+    for (k, &p) in r.order.iter().enumerate() {
+        base[p as usize] = r.scores[k];
+    }
+    let mean = base.iter().sum::<f32>() / base.len().max(1) as f32;
+    let sd = (base.iter().map(|b| (b - mean) * (b - mean)).sum::<f32>() / base.len().max(1) as f32)
+        .sqrt()
+        .max(1e-6);
+    let min_lift = opts.threshold * sd;
+
+    // 3. Rank users in parallel, chunk by chunk, and write in user order.
+    let mut report = PushReport {
+        users: names.len() as u64,
+        events_read,
+        signals_kept: kept,
+        read_s,
+        ..PushReport::default()
+    };
+    const CHUNK: usize = 4_096;
+    let order: Vec<usize> = (0..names.len()).collect();
+    for chunk in order.chunks(CHUNK) {
+        let lines: Vec<Option<String>> = chunk
+            .par_iter()
+            .map_init(
+                || (rec.clone(), Vec::new(), Vec::new(), Vec::new()),
+                |(rec, items, events, times), &u| {
+                    let list = &signals[u];
+                    items.clear();
+                    events.clear();
+                    times.clear();
+                    let mut bought: HashSet<u32> = HashSet::new();
+                    for s in list {
+                        items.push(s.item);
+                        events.push(s.event);
+                        times.push(now - f64::from(s.age));
+                        if s.event == Event::Purchase as u8 {
+                            bought.insert(s.item);
+                        }
+                    }
+                    let profile = babies.get(names[u].as_str()).and_then(|&(birth, gender)| {
+                        birth.map(|b| Profile {
+                            birth_day: Some(b),
+                            gender,
+                            affinities: Default::default(),
+                            as_of_day: 0,
+                        })
+                    });
+                    let sig = Signals::new(items, events, times)
+                        .expect("equal lengths")
+                        .with_profile(profile.as_ref());
+                    rec.set_user_key(&names[u]);
+                    rec.rerank_indices(&candidates, sig, now, true).ok()?;
+                    let ranking = rec.last_ranking();
+                    let mut picked = Vec::new();
+                    for (k, &p) in ranking.order.iter().enumerate() {
+                        if picked.len() >= opts.top {
+                            break;
+                        }
+                        let index = candidates[p as usize];
+                        if bought.contains(&index)
+                            || ranking.scores[k] - base[p as usize] < min_lift
+                        {
+                            continue;
+                        }
+                        picked.push(PushItem {
+                            id: cand_ids[p as usize],
+                            score: ranking.scores[k],
+                            reason: rec.reason_text(&ranking.reasons[k], ranking.rules.get(k)),
+                        });
+                    }
+                    if picked.is_empty() {
+                        return None;
+                    }
+                    let line = Line {
+                        user: &names[u],
+                        items: picked,
+                    };
+                    serde_json::to_string(&line).ok()
+                },
+            )
+            .collect();
+        for line in lines.into_iter().flatten() {
+            report.pushed += 1;
+            report.items += line.matches("\"id\":").count() as u64;
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    report.rank_s = t.elapsed().as_secs_f64();
+    report.users_per_s = report.users as f64 / report.rank_s.max(1e-9);
+    report.bad_rows = bad.rows().len();
+    Ok(report)
+}
+
+/// `users.csv`'s babies by user id, when the file is there.
+fn read_babies(
+    data: &Path,
+    policy: BadRowPolicy,
+) -> Result<HashMap<String, (Option<i32>, Gender)>> {
+    let path = data.join("users.csv");
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    let mut ds = crate::data::Dataset::default();
+    ds.read_users(CsvFile::open(&path)?, policy)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(ds
+        .babies
+        .iter()
+        .map(|(&u, &v)| (ds.users.name(u).to_string(), v))
+        .collect())
+}
