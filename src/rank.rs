@@ -858,8 +858,7 @@ pub fn rerank_into(
     let scores = &scratch.scores;
     out.order.clear();
     out.order.extend(0..candidates.len() as u32);
-    out.order
-        .sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+    crate::util::sort_by_score_desc(&mut out.order, scores);
     out.scores.clear();
     out.scores
         .extend(out.order.iter().map(|&p| scores[p as usize]));

@@ -171,16 +171,18 @@ impl Recommender {
                 Some(a) => Box::new(a.iter().copied()),
                 None => Box::new(0..self.model.item_count() as u32),
             };
+            // Ascending indices (the pool's order), then by trend: ties
+            // stay in index order.
             let mut more: Vec<u32> = pool
                 .filter(|&j| self.model.category_of(j) == category && ok(j))
                 .filter(|j| !out.iter().any(|n| n.index == *j))
                 .collect();
-            more.sort_by(|&a, &b| {
-                let m = &self.model;
-                m.trend(b).total_cmp(&m.trend(a)).then(a.cmp(&b))
-            });
-            out.extend(more.into_iter().take(k - out.len()).map(|index| Neighbour {
-                index,
+            more.sort_unstable();
+            let trend: Vec<f32> = more.iter().map(|&j| self.model.trend(j)).collect();
+            let mut order: Vec<u32> = (0..more.len() as u32).collect();
+            crate::util::sort_by_score_desc(&mut order, &trend);
+            out.extend(order.iter().take(k - out.len()).map(|&p| Neighbour {
+                index: more[p as usize],
                 score: 0.0,
                 same_category: true,
             }));

@@ -551,7 +551,14 @@ impl CompiledRules {
                 note,
             });
         }
-        entries.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let scores: Vec<f32> = entries.iter().map(|e| e.score).collect();
+        let mut by_score: Vec<u32> = (0..entries.len() as u32).collect();
+        crate::util::sort_by_score_desc(&mut by_score, &scores);
+        let mut slots_taken: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+        let mut entries: Vec<Entry> = by_score
+            .iter()
+            .map(|&k| slots_taken[k as usize].take().expect("a permutation"))
+            .collect();
         let groups: Vec<[Option<u32>; 2]> = if self.caps.is_empty() {
             Vec::new()
         } else {

@@ -124,6 +124,14 @@ pub fn format_date(day: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Sorts `order` (indices into `scores`) by score, highest first, stably.
+/// The one sort of scored lists in the crate: every caller shares this one
+/// instantiation, which keeps the wasm small.
+#[inline(never)]
+pub fn sort_by_score_desc(order: &mut [u32], scores: &[f32]) {
+    order.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
