@@ -35,11 +35,11 @@ fn spread(c: &Dist) -> Dist {
     out
 }
 
-/// `(counts + PRIOR * parent) / (n + PRIOR)`.
-fn shrink(counts: &Dist, parent: &Dist) -> Dist {
+/// `(counts + prior * parent) / (n + prior)`.
+fn shrink(counts: &Dist, parent: &Dist, prior: f64) -> Dist {
     let c = spread(counts);
     let n: f64 = c.iter().sum();
-    std::array::from_fn(|b| (c[b] + PRIOR * parent[b]) / (n + PRIOR))
+    std::array::from_fn(|b| (c[b] + prior * parent[b]) / (n + prior))
 }
 
 /// A box distribution for an explicit age range (months), with a month of
@@ -76,6 +76,12 @@ impl AgeFit {
     /// Learns from purchases before `cutoff` (Unix seconds) by users whose
     /// baby's birthday `ds.babies` knows.
     pub fn estimate(ds: &Dataset, cutoff: i64) -> AgeFit {
+        Self::estimate_with(ds, cutoff, PRIOR)
+    }
+
+    /// [`AgeFit::estimate`] with `prior` pseudo-counts borrowed from each
+    /// level's parent.
+    pub fn estimate_with(ds: &Dataset, cutoff: i64, prior: f64) -> AgeFit {
         let n_items = ds.items.len();
         let n_cats = ds.categories.len();
         let mut global = [0.0; BUCKETS];
@@ -109,7 +115,7 @@ impl AgeFit {
         let global: Dist = std::array::from_fn(|b| (global[b] + 1.0) / (total + BUCKETS as f64));
         let top: HashMap<u32, Dist> = by_top
             .iter()
-            .map(|(&t, c)| (t, shrink(c, &global)))
+            .map(|(&t, c)| (t, shrink(c, &global, prior)))
             .collect();
         // A category's parent: the top category most of its items name.
         let mut cat_top: Vec<HashMap<u32, u32>> = vec![HashMap::new(); n_cats];
@@ -128,7 +134,7 @@ impl AgeFit {
                 .unwrap_or(global)
         };
         let category: Vec<Dist> = (0..n_cats)
-            .map(|c| shrink(&by_cat[c], &parent_of_cat(c)))
+            .map(|c| shrink(&by_cat[c], &parent_of_cat(c), prior))
             .collect();
         let item = (0..n_items)
             .map(|i| {
@@ -145,7 +151,7 @@ impl AgeFit {
                     global
                 };
                 match by_item.get(&(i as u32)) {
-                    Some(counts) => shrink(counts, &parent),
+                    Some(counts) => shrink(counts, &parent, prior),
                     None => parent,
                 }
             })
@@ -183,6 +189,12 @@ pub struct StageEval {
     pub train_purchases: usize,
     /// Leaf categories ranked.
     pub categories: usize,
+    /// `blend_tuned`'s lift exponent, chosen on the validation days.
+    pub tuned_gamma: f64,
+    /// `blend_tuned`'s prior, chosen on the validation days.
+    pub tuned_prior: f64,
+    /// `blend_tuned`'s popularity half-life in days (infinite: plain counts).
+    pub tuned_half_life_days: f64,
 }
 
 /// The stage-fit evaluation: purchases split by date (the last 20% of
@@ -203,9 +215,66 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
     days.dedup();
     let split = days[(days.len() as f64 * 0.8).floor() as usize];
     let cutoff = split * 86_400;
+    // The validation split: the last 20% of the training days.
+    let train_days = &days[..days.partition_point(|&d| d < split)];
+    let val_cutoff = train_days[(train_days.len() as f64 * 0.8).floor() as usize] * 86_400;
+    let (gamma, prior, half_life) = tune_blend(ds, val_cutoff, cutoff);
+
     let fit = AgeFit::estimate(ds, cutoff);
-    let n_cats = ds.categories.len();
-    let mut count = vec![0f64; n_cats];
+    let tuned_fit = AgeFit::estimate_with(ds, cutoff, prior);
+    let count = category_counts(ds, cutoff);
+    let mut rankers: std::collections::BTreeMap<&'static str, StageScores> = Default::default();
+    let (popular, cases) = rank_cases(ds, cutoff, i64::MAX, |c, _| count[c]);
+    rankers.insert("popular", popular);
+    let lift = |f: &AgeFit, c: usize, b: usize| f.category[c][b] / f.global[b];
+    rankers.insert(
+        "stage",
+        rank_cases(ds, cutoff, i64::MAX, |c, b| lift(&fit, c, b)).0,
+    );
+    rankers.insert(
+        "blend",
+        rank_cases(ds, cutoff, i64::MAX, |c, b| {
+            (count[c] + 0.5) * lift(&fit, c, b)
+        })
+        .0,
+    );
+    let tuned_count = decayed_counts(ds, cutoff, half_life);
+    rankers.insert(
+        "blend_tuned",
+        rank_cases(ds, cutoff, i64::MAX, |c, b| {
+            (tuned_count[c] + 0.5) * lift(&tuned_fit, c, b).powf(gamma)
+        })
+        .0,
+    );
+    // For comparison: the same decayed counts alone (so a gain from the
+    // decay is not credited to the stage fit).
+    if half_life.is_finite() {
+        rankers.insert(
+            "popular_decayed",
+            rank_cases(ds, cutoff, i64::MAX, |c, _| tuned_count[c]).0,
+        );
+    }
+    StageEval {
+        cases,
+        rankers,
+        test_from: nestrank::util::format_date(split as i32),
+        train_purchases: fit.purchases,
+        categories: ds.categories.len(),
+        tuned_gamma: gamma,
+        tuned_prior: prior,
+        tuned_half_life_days: half_life,
+    }
+}
+
+/// Purchases per leaf category before `cutoff`.
+fn category_counts(ds: &Dataset, cutoff: i64) -> Vec<f64> {
+    decayed_counts(ds, cutoff, f64::INFINITY)
+}
+
+/// Purchases per leaf category before `cutoff`, each weighted
+/// `2^(-age / half_life_days)`.
+fn decayed_counts(ds: &Dataset, cutoff: i64, half_life_days: f64) -> Vec<f64> {
+    let mut count = vec![0f64; ds.categories.len()];
     for e in ds
         .events
         .iter()
@@ -213,16 +282,29 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
     {
         let c = ds.item_category[e.item as usize];
         if c != u32::MAX {
-            count[c as usize] += 1.0;
+            let age_days = (cutoff - e.ts) as f64 / 86_400.0;
+            count[c as usize] += (-age_days / half_life_days).exp2();
         }
     }
-    let total: f64 = count.iter().sum::<f64>().max(1.0);
-    let mut sums: std::collections::BTreeMap<&'static str, StageScores> = Default::default();
+    count
+}
+
+/// Ranks every leaf category for each purchase in `[from, to)` by a family
+/// with a known baby, by `score(category, age bucket)`; ties keep the
+/// category's first-seen order. Returns the mean figures and the cases.
+fn rank_cases(
+    ds: &Dataset,
+    from: i64,
+    to: i64,
+    score: impl Fn(usize, usize) -> f64,
+) -> (StageScores, usize) {
+    let n_cats = ds.categories.len();
+    let mut sums = StageScores::default();
     let mut cases = 0usize;
     for e in ds
         .events
         .iter()
-        .filter(|e| e.ts >= cutoff && e.event == Event::Purchase)
+        .filter(|e| e.ts >= from && e.ts < to && e.event == Event::Purchase)
     {
         let Some((Some(born), _)) = ds.babies.get(&e.user) else {
             continue;
@@ -234,44 +316,49 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
         let months = (e.ts as f64 / 86_400.0 - f64::from(*born)) / DAYS_PER_MONTH;
         let b = bucket_of(months);
         cases += 1;
-        let lift = |c: usize| fit.category[c][b] / fit.global[b];
-        let score = |name: &str, c: usize| -> f64 {
-            match name {
-                "popular" => count[c],
-                "stage" => lift(c),
-                _ => (count[c] + 0.5) / total * lift(c),
+        let t = score(target as usize, b);
+        let rank = (0..n_cats)
+            .filter(|&c| {
+                let s = score(c, b);
+                s > t || (s == t && c < target as usize)
+            })
+            .count();
+        if rank < 10 {
+            sums.hr10 += 1.0;
+            sums.ndcg10 += 1.0 / (rank as f64 + 2.0).log2();
+        }
+        sums.mrr += 1.0 / (rank as f64 + 1.0);
+    }
+    let n = cases.max(1) as f64;
+    sums.hr10 /= n;
+    sums.ndcg10 /= n;
+    sums.mrr /= n;
+    (sums, cases)
+}
+
+/// The lift exponent and prior of `blend_tuned`, chosen by NDCG@10 on the
+/// validation purchases in `[val_cutoff, cutoff)` with everything learned
+/// before `val_cutoff`: the test days are never looked at.
+pub fn tune_blend(ds: &Dataset, val_cutoff: i64, cutoff: i64) -> (f64, f64, f64) {
+    let mut best = (f64::MIN, 1.0, PRIOR, f64::INFINITY);
+    let fits: Vec<(f64, AgeFit)> = [1.0, 2.0, 4.0, 8.0, 16.0]
+        .into_iter()
+        .map(|p| (p, AgeFit::estimate_with(ds, val_cutoff, p)))
+        .collect();
+    for half_life in [f64::INFINITY, 365.0, 180.0, 90.0, 45.0] {
+        let count = decayed_counts(ds, val_cutoff, half_life);
+        for (prior, fit) in &fits {
+            for gamma in [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0] {
+                let (m, _) = rank_cases(ds, val_cutoff, cutoff, |c, b| {
+                    (count[c] + 0.5) * (fit.category[c][b] / fit.global[b]).powf(gamma)
+                });
+                if m.ndcg10 > best.0 + 1e-12 {
+                    best = (m.ndcg10, gamma, *prior, half_life);
+                }
             }
-        };
-        for name in ["popular", "stage", "blend"] {
-            let t = score(name, target as usize);
-            // Rank: categories scoring higher, and equal ones seen earlier.
-            let rank = (0..n_cats)
-                .filter(|&c| {
-                    let s = score(name, c);
-                    s > t || (s == t && c < target as usize)
-                })
-                .count();
-            let s = sums.entry(name).or_default();
-            if rank < 10 {
-                s.hr10 += 1.0;
-                s.ndcg10 += 1.0 / (rank as f64 + 2.0).log2();
-            }
-            s.mrr += 1.0 / (rank as f64 + 1.0);
         }
     }
-    for s in sums.values_mut() {
-        let n = cases.max(1) as f64;
-        s.hr10 /= n;
-        s.ndcg10 /= n;
-        s.mrr /= n;
-    }
-    StageEval {
-        cases,
-        rankers: sums,
-        test_from: nestrank::util::format_date(split as i32),
-        train_purchases: fit.purchases,
-        categories: n_cats,
-    }
+    (best.1, best.2, best.3)
 }
 
 /// The most brands and categories a built profile keeps.

@@ -325,7 +325,8 @@ fn hybrid_keeps_what_recent_knows() {
 
 /// The Tianchi "Mum Baby" import and the stage-fit evaluation: the blend of
 /// popularity and the learned age fit must keep its lead over popularity
-/// (measured 1.10x NDCG@10; issue #4's target is 1.15x, not yet reached).
+/// (measured 1.10x NDCG@10, 1.12x tuned on validation days; issue #4's
+/// target is 1.15x, not yet reached).
 #[test]
 fn tianchi_import_and_stage_fit() {
     let out = scratch_dir("tianchi");
@@ -364,7 +365,16 @@ fn tianchi_import_and_stage_fit() {
         ndcg("blend"),
         ndcg("popular")
     );
-    for r in ["popular", "stage", "blend"] {
+    // The blend with its lift exponent, prior and popularity half-life
+    // chosen on the validation days (measured 1.12x).
+    assert!(
+        ndcg("blend_tuned") >= 1.10 * ndcg("popular"),
+        "blend_tuned {} vs popular {}",
+        ndcg("blend_tuned"),
+        ndcg("popular")
+    );
+    assert!(json["tuned"]["gamma"].is_f64() && json["tuned"]["prior"].is_f64());
+    for r in ["popular", "stage", "blend", "blend_tuned"] {
         for k in ["hr10", "ndcg10", "mrr"] {
             assert!(json["rankers"][r][k].is_f64(), "{r}.{k}");
         }
