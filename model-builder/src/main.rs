@@ -268,9 +268,10 @@ enum Command {
         /// Signals before this day (YYYY-MM-DD, 00:00 UTC), which is also `now`.
         #[arg(long)]
         as_of: String,
-        /// The day's specials, one item id a line.
+        /// The day's specials, one item id a line (default: the items on sale
+        /// that day by items.csv's sale_start and sale_end).
         #[arg(long)]
-        specials: PathBuf,
+        specials: Option<PathBuf>,
         /// Items per push, at most.
         #[arg(long, default_value_t = 10)]
         top: usize,
@@ -658,7 +659,11 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = rules {
                 rec.set_rules(Some(read_rules(&path)?))?;
             }
-            let specials = read_ids(&specials)?;
+            let specials = match &specials {
+                Some(path) => read_ids(path)?,
+                None => model_builder::push::specials_on_sale(&data, day, policy(rows))?,
+            };
+            anyhow::ensure!(!specials.is_empty(), "no specials on {as_of}");
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut w = std::io::BufWriter::new(file);

@@ -311,3 +311,42 @@ fn read_babies(
         .map(|(&u, &v)| (ds.users.name(u).to_string(), v))
         .collect())
 }
+
+/// The day's specials from `items.csv`'s `sale_start` and `sale_end`
+/// columns (YYYY-MM-DD, inclusive): every item on sale on `day`. An error
+/// when the file or the columns are missing (then give `--specials`).
+pub fn specials_on_sale(data: &Path, day: i32, policy: BadRowPolicy) -> Result<Vec<String>> {
+    let path = data.join("items.csv");
+    let mut csv = CsvFile::open(&path)
+        .with_context(|| format!("no --specials given, and {} cannot be read", path.display()))?;
+    let (c_item, c_start, c_end) = (
+        csv.require("item_id")?,
+        csv.require("sale_start")
+            .context("no --specials given: items.csv needs sale_start and sale_end")?,
+        csv.require("sale_end")
+            .context("no --specials given: items.csv needs sale_start and sale_end")?,
+    );
+    let mut bad = BadRows::new(policy);
+    let mut out = Vec::new();
+    csv.for_each_row(&mut bad, |line, f| {
+        let date = |c: usize, name: &str| {
+            nestrank::util::parse_date(f[c].trim()).ok_or_else(|| {
+                csv_bad(
+                    &path,
+                    line,
+                    name,
+                    format!("`{}` is not a date YYYY-MM-DD", f[c]),
+                )
+            })
+        };
+        let item = parse_id(f[c_item]).map_err(|p| csv_bad(&path, line, "item_id", p))?;
+        if f[c_start].trim().is_empty() {
+            return Ok(()); // not a special
+        }
+        if date(c_start, "sale_start")? <= day && day <= date(c_end, "sale_end")? {
+            out.push(item.to_string());
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}

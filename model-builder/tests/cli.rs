@@ -429,6 +429,54 @@ fn profiles_for_every_family() {
         .copied()
         .fold(0f32, f32::max);
     assert!(p.affinities.brands.is_empty() || top == 1.0);
+
+    // Push on the shop: the specials come from items.csv's sale dates, and
+    // the families' babies (users.csv) feed the stage features.
+    ok(&[
+        "build",
+        "--data",
+        s,
+        "--as-of",
+        "2026-11-01",
+        "--out",
+        shop.join("model").to_str().unwrap(),
+        "--train-days",
+        "0",
+        "--factors",
+        "0",
+    ]);
+    let m = manifest(&shop.join("model"));
+    let blob = shop.join("model").join(m["file"].as_str().unwrap());
+    let lines = shop.join("push.jsonl");
+    let msg = ok(&[
+        "push",
+        "--data",
+        s,
+        "--model",
+        blob.to_str().unwrap(),
+        "--as-of",
+        "2026-11-01",
+        "--out",
+        lines.to_str().unwrap(),
+    ]);
+    assert!(msg.contains("pushed "), "{msg}");
+    let on_sale: Vec<String> = std::fs::read_to_string(shop.join("specials.txt"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let text = std::fs::read_to_string(&lines).unwrap();
+    assert!(text.lines().count() >= 10, "{msg}");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for it in v["items"].as_array().unwrap() {
+            assert!(on_sale.contains(&it["id"].as_str().unwrap().to_string()));
+        }
+    }
+    assert!(
+        text.contains("right for your baby's age"),
+        "the stage feature shows"
+    );
 }
 
 /// `push`: one line per confident user, only specials, never an item the
