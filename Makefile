@@ -46,7 +46,7 @@ builder:
 shop: builder
 	$(BUILDER) synth --kind mother-baby --out out/shop --end $(SHOP_DAY)
 	$(BUILDER) build --data out/shop --as-of $(SHOP_DAY) --out out/shop-model \
-	  --specials out/shop/specials.txt --max-items 3000 --k 20
+	  --specials out/shop/specials.txt --max-items 3000 --k 20 --complement-k 5
 
 # The edge worker's bundled sample (committed): the shop's specials, the
 # origin page, a small daily blob.

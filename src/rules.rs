@@ -358,6 +358,13 @@ fn position_in(table: &crate::model::StringTable, name: &str) -> Option<u32> {
         .map(|i| i as u32)
 }
 
+/// The splitmix64 finalizer: a cheap, well-spread 64-bit mix.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 fn item<'c>(c: &'c mut CompiledRules, model: &Model, id: &str) -> &'c mut ItemRules {
     match model.index_of(id) {
         Some(i) => c.known.entry(i).or_default(),
@@ -617,18 +624,14 @@ impl CompiledRules {
                 if s >= len || slots[s].is_some() {
                     continue;
                 }
+                // One hash of (user, day, slot), mixed with each item index.
+                let seed = fnv1a64(format!("{}/{day}/{slot}", ctx.user_key).as_bytes());
                 let pick = (0..len)
                     .filter(|&e| {
                         slot_of_entry[e].is_none()
                             && Self::is_new(ctx, cand[entries[e].pos as usize])
                     })
-                    .min_by_key(|&e| {
-                        let key = format!(
-                            "{}/{day}/{slot}/{}",
-                            ctx.user_key, cand[entries[e].pos as usize]
-                        );
-                        (fnv1a64(key.as_bytes()), e)
-                    });
+                    .min_by_key(|&e| (mix64(seed ^ u64::from(cand[entries[e].pos as usize])), e));
                 if let Some(e) = pick {
                     slots[s] = Some(e);
                     slot_of_entry[e] = Some(s);

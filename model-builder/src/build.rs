@@ -47,7 +47,7 @@ impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             k: 50,
-            complement_k: 20,
+            complement_k: 10,
             rules: None,
             similarity: Similarity::Jaccard,
             cooc_half_life_days: 30.0,

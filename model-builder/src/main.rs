@@ -47,6 +47,9 @@ struct ModelArgs {
     /// Neighbours kept per item.
     #[arg(long, default_value_t = 50)]
     k: usize,
+    /// Bought-together neighbours kept per item (0: no complements table).
+    #[arg(long, default_value_t = 10)]
+    complement_k: usize,
     /// Neighbour similarity measure.
     #[arg(long, value_enum, default_value_t = Similarity::Jaccard)]
     similarity: Similarity,
@@ -91,6 +94,7 @@ impl ModelArgs {
     fn options(&self) -> BuildOptions {
         BuildOptions {
             k: self.k,
+            complement_k: self.complement_k,
             similarity: self.similarity,
             cooc_half_life_days: self.cooc_half_life_days,
             als: AlsOptions {
