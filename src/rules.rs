@@ -505,6 +505,7 @@ impl CompiledRules {
             note: RuleNote,
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(ranking.order.len());
+        let mut boosts: Vec<u32> = Vec::new();
         for (k, &p) in ranking.order.iter().enumerate() {
             let index = cand[p as usize];
             let item_rules = self.item_rules(ctx, index);
@@ -513,7 +514,7 @@ impl CompiledRules {
             }
             let mut score = ranking.scores[k];
             let mut note = RuleNote::default();
-            let mut boosts: Vec<u32> = Vec::new();
+            boosts.clear();
             if let Some(r) = item_rules {
                 boosts.extend_from_slice(&r.boosts);
             }
@@ -529,7 +530,9 @@ impl CompiledRules {
                     }
                 }
             }
-            boosts.sort_unstable();
+            if boosts.len() > 1 {
+                boosts.sort_unstable();
+            }
             for &b in &boosts {
                 let rule = &self.rules.boosts[b as usize];
                 // The change, as a sign: +1 raises, -1 lowers.
@@ -639,29 +642,69 @@ impl CompiledRules {
                 }
             }
         }
-        // 5. Everything else, best first, under the diversity caps.
+        // 5. Everything else, best first, under the diversity caps. Slots
+        // fill top down, so for slot `s` the fullest window holding it is
+        // the trailing one, `[s - w + 1, s]`, unless a pinned or explored
+        // slot lies ahead within a window: per cap, a count per group over
+        // the trailing window answers the common case in O(1).
+        let group_counts = [
+            ctx.model.family().map_or(0, |f| f.brands.len()),
+            ctx.model.category_count(),
+        ];
+        let mut trailing: Vec<Vec<u16>> = self
+            .caps
+            .iter()
+            .map(|&(by, _, _)| vec![0u16; group_counts[usize::from(by == GroupBy::Category)]])
+            .collect();
+        let widest = self.caps.iter().map(|c| c.2 as usize).max().unwrap_or(0);
         let mut next = 0usize; // the best entry not yet placed
         for s in 0..len {
-            if slots[s].is_some() {
-                continue;
-            }
-            while slot_of_entry[next].is_some() {
-                next += 1;
-            }
-            let mut chosen = next;
-            if !self.caps.is_empty() {
-                let keeps = |e: usize| self.keeps_caps(&groups, &slots, s, e);
-                if !keeps(next) {
-                    if let Some(e) =
-                        (next + 1..len).find(|&e| slot_of_entry[e].is_none() && keeps(e))
-                    {
-                        chosen = e;
-                        entries[next].note.flags |= RuleNote::DIVERSIFIED;
+            for (ci, &(by, _, window)) in self.caps.iter().enumerate() {
+                let k = usize::from(by == GroupBy::Category);
+                if let Some(&Some(x)) = s.checked_sub(window as usize).map(|t| &slots[t]) {
+                    if let Some(g) = groups[x][k] {
+                        trailing[ci][g as usize] -= 1;
                     }
                 }
             }
-            slots[s] = Some(chosen);
-            slot_of_entry[chosen] = Some(s);
+            if slots[s].is_none() {
+                while slot_of_entry[next].is_some() {
+                    next += 1;
+                }
+                let mut chosen = next;
+                if !self.caps.is_empty() {
+                    let fixed_ahead = (s + 1..(s + widest).min(len)).any(|t| slots[t].is_some());
+                    let keeps = |e: usize| {
+                        if fixed_ahead {
+                            return self.keeps_caps(&groups, &slots, s, e);
+                        }
+                        self.caps.iter().enumerate().all(|(ci, &(by, max, _))| {
+                            let k = usize::from(by == GroupBy::Category);
+                            groups[e][k].is_none_or(|g| u32::from(trailing[ci][g as usize]) < max)
+                        })
+                    };
+                    if !keeps(next) {
+                        if let Some(e) =
+                            (next + 1..len).find(|&e| slot_of_entry[e].is_none() && keeps(e))
+                        {
+                            chosen = e;
+                            entries[next].note.flags |= RuleNote::DIVERSIFIED;
+                        }
+                    }
+                }
+                slots[s] = Some(chosen);
+                slot_of_entry[chosen] = Some(s);
+            }
+            if let Some(x) = slots[s] {
+                for (ci, &(by, _, _)) in self.caps.iter().enumerate() {
+                    if let Some(g) = groups
+                        .get(x)
+                        .and_then(|g| g[usize::from(by == GroupBy::Category)])
+                    {
+                        trailing[ci][g as usize] += 1;
+                    }
+                }
+            }
         }
         // Write back in slot order.
         ranking.order.clear();
@@ -699,12 +742,16 @@ impl CompiledRules {
             let w = window as usize;
             let lo = s.saturating_sub(w - 1);
             let hi = (s + w).min(slots.len());
-            let same: Vec<bool> = (lo..hi)
-                .map(|t| t != s && slots[t].is_some_and(|x| groups[x][k] == Some(g)))
-                .collect();
+            // Prefix counts of same-group filled slots over [lo, hi): at
+            // most 2 * MAX_WINDOW - 1 slots, on the stack.
+            let mut pre = [0u16; 2 * MAX_WINDOW as usize];
+            for t in lo..hi {
+                let same = t != s && slots[t].is_some_and(|x| groups[x][k] == Some(g));
+                pre[t - lo + 1] = pre[t - lo] + u16::from(same);
+            }
             (lo..=s).all(|start| {
                 let end = (start + w).min(hi);
-                same[start - lo..end - lo].iter().filter(|&&b| b).count() < max as usize
+                usize::from(pre[end - lo] - pre[start - lo]) < max as usize
             })
         })
     }

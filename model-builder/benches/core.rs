@@ -99,6 +99,78 @@ fn benches(c: &mut Criterion) {
     c.bench_function("fold-in + features (200 signals)", |b| {
         b.iter(|| compute_features(&f.model, &params, &mut scratch, &f.candidates, sig, *now))
     });
+    // The business rules on the same page, rule kind by rule kind, then
+    // all together.
+    let all = r#"{"pins": [{"item": "1", "slot": 1}],
+        "boosts": [{"category": "1", "times": 1.5}, {"category": "2", "add": -0.1},
+                   {"item": "2", "times": 2}],
+        "filter": ["3", "4", "5"],
+        "diversity": [{"by": "category", "max": 2, "window": 5},
+                      {"by": "category", "max": 4, "window": 20}],
+        "explore": {"slots": [4, 12]}}"#;
+    let mut group = c.benchmark_group("rerank 500 x 200 signals, with reasons");
+    for (name, json) in [
+        ("no rules", "{}"),
+        (
+            "only boosts+filter+pin",
+            r#"{"pins": [{"item": "1", "slot": 1}], "boosts": [{"category": "1", "times": 1.5}], "filter": ["3"]}"#,
+        ),
+        ("only explore", r#"{"explore": {"slots": [4, 12]}}"#),
+        (
+            "only caps",
+            r#"{"diversity": [{"by": "category", "max": 2, "window": 5}, {"by": "category", "max": 4, "window": 20}]}"#,
+        ),
+        ("rules: pin, boosts, filter, 2 caps, 2 explore slots", all),
+    ] {
+        let mut r = nestrank::Recommender::new(f.model.clone());
+        r.set_rules(Some(serde_json::from_str(json).unwrap()))
+            .unwrap();
+        r.set_user_key("bench-user");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                r.rerank_indices(black_box(&f.candidates), sig, *now, true)
+                    .unwrap()
+                    .order
+                    .len()
+            })
+        });
+    }
+    group.finish();
+    let plain = nestrank::Recommender::new(f.model.clone());
+    let ids: Vec<String> = f
+        .candidates
+        .iter()
+        .filter(|&&i| (i as usize) < f.model.item_count())
+        .take(100)
+        .map(|&i| f.model.id_of(i).to_string())
+        .collect();
+    let mut group = c.benchmark_group("similar, 100 items, k = 10");
+    for (name, kind, fill) in [
+        (
+            "viewed together, table only",
+            nestrank::recommender::NeighbourKind::Similar,
+            false,
+        ),
+        (
+            "viewed together + category fill",
+            nestrank::recommender::NeighbourKind::Similar,
+            true,
+        ),
+        (
+            "bought together",
+            nestrank::recommender::NeighbourKind::Complement,
+            false,
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                ids.iter()
+                    .map(|id| plain.similar(black_box(id), kind, 10, None, fill).len())
+                    .sum::<usize>()
+            })
+        });
+    }
+    group.finish();
     c.bench_function("neighbour lists of 500 items (top 10 each)", |b| {
         b.iter(|| {
             f.candidates
