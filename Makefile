@@ -100,7 +100,7 @@ test-edge: pkg builder setup-edge
 # Fuzzing (cargo-fuzz, nightly): every target is built and run for
 # FUZZ_SECONDS each; new inputs go to out/fuzz-corpus, the committed seeds
 # in fuzz/corpus stay as they are. `make fuzz FUZZ_SECONDS=600` for a long run.
-FUZZ_TARGETS := decode_blob decode_profile signals_codec csv_rows rerank
+FUZZ_TARGETS := decode_blob decode_profile signals_codec csv_rows rerank rules
 FUZZ_SECONDS ?= 30
 setup-fuzz:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
