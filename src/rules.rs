@@ -324,13 +324,16 @@ struct ItemRules {
 pub struct CompiledRules {
     rules: RuleSet,
     /// Item rules by model index.
-    known: HashMap<u32, ItemRules>,
+    known: Vec<ItemRules>,
+    /// Model index -> position in `known` (`u32::MAX`: none); empty when no
+    /// rule names a known item.
+    known_slot: Vec<u32>,
     /// Item rules for ids the model does not know (the string path still
     /// matches them).
     unknown: HashMap<String, ItemRules>,
     /// Boost rule indices by brand index and by category index.
-    by_brand: HashMap<u32, Vec<u32>>,
-    by_category: HashMap<u32, Vec<u32>>,
+    by_brand: Vec<Vec<u32>>,
+    by_category: Vec<Vec<u32>>,
     caps: Vec<(GroupBy, u32, u32)>,
     sold_out: usize,
 }
@@ -367,7 +370,17 @@ fn mix64(mut z: u64) -> u64 {
 
 fn item<'c>(c: &'c mut CompiledRules, model: &Model, id: &str) -> &'c mut ItemRules {
     match model.index_of(id) {
-        Some(i) => c.known.entry(i).or_default(),
+        Some(i) => {
+            if c.known_slot.is_empty() {
+                c.known_slot = vec![u32::MAX; model.item_count()];
+            }
+            let slot = &mut c.known_slot[i as usize];
+            if *slot == u32::MAX {
+                *slot = c.known.len() as u32;
+                c.known.push(ItemRules::default());
+            }
+            &mut c.known[*slot as usize]
+        }
         None => c.unknown.entry(id.to_string()).or_default(),
     }
 }
@@ -391,11 +404,17 @@ impl CompiledRules {
                 item(&mut c, model, id).boosts.push(k);
             } else if let Some(name) = &b.brand {
                 if let Some(x) = model.family().and_then(|f| position_in(&f.brands, name)) {
-                    c.by_brand.entry(x).or_default().push(k);
+                    if c.by_brand.is_empty() {
+                        c.by_brand = vec![Vec::new(); model.family().map_or(0, |f| f.brands.len())];
+                    }
+                    c.by_brand[x as usize].push(k);
                 }
             } else if let Some(name) = &b.category {
                 if let Some(x) = position_in(&model.parts().categories, name) {
-                    c.by_category.entry(x).or_default().push(k);
+                    if c.by_category.is_empty() {
+                        c.by_category = vec![Vec::new(); model.category_count()];
+                    }
+                    c.by_category[x as usize].push(k);
                 }
             }
         }
@@ -425,7 +444,7 @@ impl CompiledRules {
     pub fn set_sold_out(&mut self, model: &Model, ids: &[&str]) -> Result<(), RulesError> {
         check_count("sold-out list", ids.len(), MAX_FILTER)?;
         // Rebuild the filter marks from the rule set, then add the list.
-        for r in self.known.values_mut() {
+        for r in self.known.iter_mut() {
             r.filtered = false;
         }
         for r in self.unknown.values_mut() {
@@ -450,7 +469,7 @@ impl CompiledRules {
 
     fn item_rules(&self, ctx: &ApplyContext<'_, '_>, index: u32) -> Option<&ItemRules> {
         if (index as usize) < ctx.model.item_count() {
-            self.known.get(&index)
+            self.known_rules(index)
         } else if self.unknown.is_empty() {
             None
         } else {
@@ -458,9 +477,16 @@ impl CompiledRules {
         }
     }
 
+    fn known_rules(&self, index: u32) -> Option<&ItemRules> {
+        match self.known_slot.get(index as usize) {
+            Some(&k) if k != u32::MAX => Some(&self.known[k as usize]),
+            _ => None,
+        }
+    }
+
     /// Whether model item `index` is filtered (sold out or in `filter`).
     pub fn is_filtered(&self, index: u32) -> bool {
-        self.known.get(&index).is_some_and(|r| r.filtered)
+        self.known_rules(index).is_some_and(|r| r.filtered)
     }
 
     fn group_of(ctx: &ApplyContext<'_, '_>, by: GroupBy, index: u32) -> Option<u32> {
@@ -520,12 +546,12 @@ impl CompiledRules {
             }
             if (index as usize) < ctx.model.item_count() {
                 if let Some(b) = Self::group_of(ctx, GroupBy::Brand, index) {
-                    if let Some(list) = self.by_brand.get(&b) {
+                    if let Some(list) = self.by_brand.get(b as usize) {
                         boosts.extend_from_slice(list);
                     }
                 }
                 if let Some(c) = Self::group_of(ctx, GroupBy::Category, index) {
-                    if let Some(list) = self.by_category.get(&c) {
+                    if let Some(list) = self.by_category.get(c as usize) {
                         boosts.extend_from_slice(list);
                     }
                 }
