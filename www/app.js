@@ -5,7 +5,9 @@
 //
 // DOM contract (tests rely on it): the cards are the children of #specials
 // in display order, each with data-item-id; #rerank-ms holds the rerank time
-// in ms; #model-id the model id; add-to-cart buttons carry data-action="cart".
+// in ms; #model-id the model id; add-to-cart buttons carry data-action="cart";
+// after a tap, #similar-items lists today's specials like the tapped one
+// (item-to-item, from the blob's neighbour tables), each with data-item-id.
 import init, { Profile, SignalStore, loadModel } from "./pkg/index.js";
 
 const HUES = { diapers: 200, formula: 40, feeding: 100, strollers: 260, "car-seats": 0, clothing: 320, toys: 160, maternity: 20 };
@@ -16,6 +18,7 @@ window.nestrank = { timings, ready: false, personalized: false };
 
 const store = new SignalStore();
 let catalog = new Map();
+let loadedModel = null; // { rec, ids } once the model is in
 let profile = readProfile();
 
 function readProfile() {
@@ -132,8 +135,46 @@ $("specials").addEventListener("click", (e) => {
   } else {
     track(li.dataset.itemId, "view");
     li.classList.add("viewed");
+    showSimilar(li.dataset.itemId);
   }
 });
+
+// Item-to-item on the device: today's specials viewed or bought together
+// with the tapped one (a short list is topped up from its category).
+function showSimilar(itemId) {
+  if (!loadedModel) return;
+  try {
+    const { rec, ids } = loadedModel;
+    const like = rec.similar(itemId, { k: 6, within: ids });
+    const goes = rec.similar(itemId, { k: 3, kind: "complement", within: ids });
+    const seen = new Set();
+    const rows = [];
+    for (const r of [goes, like]) {
+      r.items.forEach((id, k) => {
+        if (!seen.has(id)) {
+          seen.add(id);
+          rows.push([id, r.reasons[k]]);
+        }
+      });
+    }
+    const frag = document.createDocumentFragment();
+    for (const [id, reason] of rows) {
+      const s = catalog.get(id);
+      const li = document.createElement("li");
+      li.dataset.itemId = id;
+      li.title = reason;
+      li.innerHTML = `<span class="mini-title"></span><span class="mini-reason"></span>`;
+      li.querySelector(".mini-title").textContent = s?.title ?? id;
+      li.querySelector(".mini-reason").textContent = reason.startsWith("bought together") ? "goes with it" : "similar";
+      frag.append(li);
+    }
+    $("similar-items").replaceChildren(frag);
+    $("similar-of").textContent = catalog.get(itemId)?.title ?? itemId;
+    $("similar").hidden = rows.length === 0;
+  } catch (e) {
+    console.warn(`nestrank: no similar items for ${itemId}: ${e.message}`);
+  }
+}
 
 $("forget").addEventListener("click", () => {
   store.clear();
@@ -218,6 +259,7 @@ async function main() {
     timings.decodeMs = loaded.timings.verifyMs;
     const rec = loaded.recommender;
     $("model-id").textContent = rec.modelId;
+    loadedModel = { rec, ids: specials.items.map((s) => s.id) };
     // The baby's stage today, gender and brands feed the scorer.
     if (coreProfile) rec.setProfile(coreProfile);
     const signals = store.signals();

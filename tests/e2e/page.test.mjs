@@ -69,6 +69,14 @@ test("browsing one brand moves it up after a reload, with reasons, and nothing l
   await page.click(`#specials > [data-item-id="${tapped[0]}"] [data-action="cart"]`);
   const stored = await page.evaluate(() => localStorage.getItem("nestrank:signals"));
   assert.ok(stored && stored.length > 10, "signals are kept in localStorage");
+  // Item-to-item on the device: the last tap shows today's specials like it.
+  const like = await page.$$eval("#similar-items > li", (li) => li.map((x) => [x.dataset.itemId, x.title]));
+  assert.ok(await page.isVisible("#similar"), "the similar strip shows after a tap");
+  assert.ok(like.length >= 3, `similar items: ${JSON.stringify(like)}`);
+  for (const [id, reason] of like) {
+    assert.ok(defaultOrder.includes(id) && id !== tapped[3], `${id} is another of today's specials`);
+    assert.match(reason, /^(viewed|bought) together with |^more from /);
+  }
 
   seen.requests.length = 0;
   const after = await open(page);
