@@ -10,6 +10,10 @@
 // The model comes from the KV namespace MODELS when bound (the nightly
 // publish uploads manifest.json and the blob it names; the blob's sha256 is
 // checked against the manifest), else from the sample bundled with the worker.
+// Operations change the page without a new model through the same KV:
+// `rules.json` (a rule set, README "Business rules") replaces the blob's
+// rules and `sold-out.json` (an array of ids) hides items, on the
+// personalized and the default page alike; both are re-read every minute.
 import { initSync, Recommender, decodeSignals } from "../../pkg/nestrank.js";
 import { sha256Hex } from "../../pkg/load.js";
 import wasmModule from "../../pkg/nestrank_bg.wasm";
@@ -21,6 +25,7 @@ import { COOKIE, MAX_COOKIE_CHARS, readCookie } from "./cookie.js";
 
 const FUTURE_SLACK_S = 600;
 const RETRY_AFTER_MS = 60_000;
+const OPS_TTL_MS = 60_000;
 const NO_INDEX = 0xffffffff;
 
 const specials = JSON.parse(sampleSpecials);
@@ -74,6 +79,28 @@ async function model(env) {
   return loaded;
 }
 
+// Operations' rules and sold-out list from KV, at most once a minute per
+// isolate. A bad file keeps what was in force and reports itself in
+// x-nestrank-error; `hidden` is what the default page must drop too.
+async function refreshOps(m, env) {
+  if (!m.rec || !env.MODELS || Date.now() - (m.opsAt ?? -Infinity) < OPS_TTL_MS) return;
+  m.opsAt = Date.now();
+  m.opsError = null;
+  try {
+    const [rules, soldOut] = await Promise.all([
+      env.MODELS.get("rules.json", "text"),
+      env.MODELS.get("sold-out.json", "text"),
+    ]);
+    m.rec.setRules(rules);
+    const ids = soldOut === null ? [] : JSON.parse(soldOut);
+    if (!Array.isArray(ids) || ids.some((x) => typeof x !== "string")) throw new Error("sold-out.json must be an array of item ids");
+    m.rec.setSoldOut(ids);
+    m.hidden = new Set([...ids, ...(m.rec.rules.filter ?? [])]);
+  } catch (e) {
+    m.opsError = `KV ops: ${e.message}`;
+  }
+}
+
 // The visitor's order, or why there is none.
 function personalize(m, request, now) {
   if (!m.rec) return { why: "no-model" };
@@ -103,7 +130,8 @@ function headers(m, result, type) {
     // Only the non-personalized page may sit in a shared cache.
     "cache-control": result.items ? "private, max-age=0" : "public, max-age=300",
   });
-  if (m.error) h.set("x-nestrank-error", m.error.slice(0, 200).replace(/[^\x20-\x7e]/g, "?"));
+  const error = m.error ?? m.opsError;
+  if (error) h.set("x-nestrank-error", error.slice(0, 200).replace(/[^\x20-\x7e]/g, "?"));
   return h;
 }
 
@@ -118,6 +146,8 @@ export default {
       return new Response("not found", { status: 404 });
     }
     const m = await model(env);
+    await refreshOps(m, env);
+    const hidden = m.hidden ?? new Set();
     // Tests pin the clock; a deployment ignores the header unless told to trust it.
     const pinned = env.NESTRANK_TRUST_NOW === "1" ? Number(request.headers.get("x-nestrank-now")) : NaN;
     const now = Number.isFinite(pinned) ? pinned : Date.now() / 1000;
@@ -138,7 +168,7 @@ export default {
     if (url.pathname === "/specials") {
       const items = result.items
         ? result.items.map((id, k) => ({ ...byId.get(id), reason: result.reasons[k] }))
-        : specials.items;
+        : specials.items.filter((s) => !hidden.has(s.id));
       const body = JSON.stringify({ model: m.id ?? null, personalized: Boolean(result.items), items });
       return new Response(body, { headers: headers(m, result, "application/json") });
     }
@@ -148,6 +178,13 @@ export default {
         e.setInnerContent(m.id ?? "none");
       },
     });
+    if (!result.items && hidden.size > 0) {
+      rewriter = rewriter.on("#specials > li", {
+        element(e) {
+          if (hidden.has(e.getAttribute("data-item-id"))) e.remove();
+        },
+      });
+    }
     if (result.items) {
       // Streaming: the cached cards are dropped as they pass and the
       // reordered ones written before the list's end tag.

@@ -186,3 +186,45 @@ test("a corrupt, mismatched or missing blob: default order, x-nestrank-model non
     });
   }
 });
+
+test("operations' rules and sold-out list in KV shape both pages; a bad file is reported and changes nothing", async () => {
+  const pin = defaultOrder[defaultOrder.length - 1];
+  const gone = nativeOrder(visitorB)[0];
+  const publish = async (kv) => {
+    await kv.put("manifest.json", manifestOf(blob));
+    await kv.put("model-x.nrk", blob);
+  };
+  await withKv(async (kv) => {
+    await publish(kv);
+    await kv.put("rules.json", JSON.stringify({ pins: [{ item: pin, slot: 1 }] }));
+    await kv.put("sold-out.json", JSON.stringify([gone]));
+  }, async (base) => {
+    const { res, body } = await get(base, "/specials", `nr_signals=${visitorB}`);
+    assert.equal(res.headers.get("x-nestrank-error"), null);
+    const personal = JSON.parse(body).items;
+    assert.equal(personal[0].id, pin, "pinned first");
+    assert.match(personal[0].reason, /pinned to slot 1/);
+    assert.ok(!personal.some((i) => i.id === gone), "sold out");
+    assert.equal(personal.length, defaultOrder.length - 1);
+    // The default page keeps the shop's order without the sold-out item.
+    const plain = JSON.parse((await get(base, "/specials")).body).items.map((i) => i.id);
+    assert.deepEqual(plain, defaultOrder.filter((id) => id !== gone));
+    const html = (await get(base, "/")).body;
+    assert.deepEqual([...html.matchAll(/data-item-id="([^"]+)"/g)].map((m) => m[1]), plain);
+  });
+  for (const [file, text, error] of [
+    ["rules.json", JSON.stringify({ pins: [{ item: pin, slot: 0 }] }), /rules: pins\[0\]: slot is 1-based/],
+    ["rules.json", "{not json", /rules: the text is not JSON/],
+    ["sold-out.json", JSON.stringify({ ids: [gone] }), /sold-out\.json must be an array/],
+  ]) {
+    await withKv(async (kv) => {
+      await publish(kv);
+      await kv.put(file, text);
+    }, async (base) => {
+      const { res, body } = await get(base, "/specials", `nr_signals=${visitorB}`);
+      assert.equal(res.status, 200, file);
+      assert.match(res.headers.get("x-nestrank-error"), error, file);
+      assert.deepEqual(JSON.parse(body).items.map((i) => i.id), nativeOrder(visitorB), `${file}: the blob's order`);
+    });
+  }
+});
