@@ -250,17 +250,25 @@ impl Recommender {
         now: f64,
         explain: bool,
     ) -> Result<&Ranking, RerankError> {
-        self.rerank_with_unknown(candidates, signals, now, explain, &|_| None)
+        self.rerank_indices_with_new_ids(candidates, signals, now, explain, &[])
     }
 
-    fn rerank_with_unknown<'a>(
+    /// [`Recommender::rerank_indices`] where candidate index
+    /// `item_count + k` is the new item `new_ids[k]` (one the model does not
+    /// know), so that rules naming it (a pin, a sold-out id) still apply.
+    pub fn rerank_indices_with_new_ids(
         &mut self,
-        candidates: &'a [u32],
+        candidates: &[u32],
         signals: Signals<'_>,
         now: f64,
         explain: bool,
-        unknown_id: &'a dyn Fn(u32) -> Option<&'a str>,
+        new_ids: &[&str],
     ) -> Result<&Ranking, RerankError> {
+        let n = self.model.item_count() as u32;
+        let unknown_id = |k: u32| -> Option<&str> {
+            k.checked_sub(n)
+                .and_then(|k| new_ids.get(k as usize).copied())
+        };
         let signals = match signals.profile {
             Some(_) => signals,
             None => signals.with_profile(self.profile.as_ref()),
@@ -278,7 +286,7 @@ impl Recommender {
         let ctx = ApplyContext {
             model: &self.model,
             candidates,
-            unknown_id,
+            unknown_id: &unknown_id,
             user_key: &self.user_key,
             now,
             explain,
@@ -327,11 +335,7 @@ impl Recommender {
         for (&id, &k) in &unknown {
             new_ids[(k - n) as usize] = id;
         }
-        let unknown_id = |k: u32| -> Option<&str> {
-            k.checked_sub(n)
-                .and_then(|k| new_ids.get(k as usize).copied())
-        };
-        self.rerank_with_unknown(&cand, sig, now, explain, &unknown_id)
+        self.rerank_indices_with_new_ids(&cand, sig, now, explain, &new_ids)
     }
 
     /// [`Recommender::rerank_id_positions`] with ids, scores and reason texts.

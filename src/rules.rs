@@ -153,12 +153,9 @@ fn check_count(what: &'static str, got: usize, limit: usize) -> Result<(), Rules
     Ok(())
 }
 
-/// What a diversity cap groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GroupBy {
-    Brand,
-    Category,
-}
+/// The two groupings an item has, as indices into `[brand, category]`.
+const BRAND: usize = 0;
+const CATEGORY: usize = 1;
 
 impl RuleSet {
     /// Whether the set changes nothing.
@@ -331,10 +328,11 @@ pub struct CompiledRules {
     /// Item rules for ids the model does not know (the string path still
     /// matches them).
     unknown: HashMap<String, ItemRules>,
-    /// Boost rule indices by brand index and by category index.
-    by_brand: Vec<Vec<u32>>,
-    by_category: Vec<Vec<u32>>,
-    caps: Vec<(GroupBy, u32, u32)>,
+    /// Boost rule indices by brand index ([`BRAND`]) and by category
+    /// index ([`CATEGORY`]); empty when no boost names one.
+    by_group: [Vec<Vec<u32>>; 2],
+    /// Diversity caps: (grouping, max, window).
+    caps: Vec<(usize, u32, u32)>,
     sold_out: usize,
 }
 
@@ -366,6 +364,14 @@ fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// How many brands and categories the model has (`[BRAND, CATEGORY]`).
+fn group_counts(model: &Model) -> [usize; 2] {
+    [
+        model.family().map_or(0, |f| f.brands.len()),
+        model.category_count(),
+    ]
 }
 
 fn item<'c>(c: &'c mut CompiledRules, model: &Model, id: &str) -> &'c mut ItemRules {
@@ -404,17 +410,11 @@ impl CompiledRules {
                 item(&mut c, model, id).boosts.push(k);
             } else if let Some(name) = &b.brand {
                 if let Some(x) = model.family().and_then(|f| position_in(&f.brands, name)) {
-                    if c.by_brand.is_empty() {
-                        c.by_brand = vec![Vec::new(); model.family().map_or(0, |f| f.brands.len())];
-                    }
-                    c.by_brand[x as usize].push(k);
+                    c.boost_group(model, BRAND, x, k);
                 }
             } else if let Some(name) = &b.category {
                 if let Some(x) = position_in(&model.parts().categories, name) {
-                    if c.by_category.is_empty() {
-                        c.by_category = vec![Vec::new(); model.category_count()];
-                    }
-                    c.by_category[x as usize].push(k);
+                    c.boost_group(model, CATEGORY, x, k);
                 }
             }
         }
@@ -422,16 +422,20 @@ impl CompiledRules {
             .diversity
             .iter()
             .map(|d| {
-                let by = if d.by == "brand" {
-                    GroupBy::Brand
-                } else {
-                    GroupBy::Category
-                };
+                let by = if d.by == "brand" { BRAND } else { CATEGORY };
                 (by, d.max, d.window)
             })
             .collect();
         c.rules = rules;
         Ok(c)
+    }
+
+    /// Notes boost rule `k` on group `x` of grouping `by`.
+    fn boost_group(&mut self, model: &Model, by: usize, x: u32, k: u32) {
+        if self.by_group[by].is_empty() {
+            self.by_group[by] = vec![Vec::new(); group_counts(model)[by]];
+        }
+        self.by_group[by][x as usize].push(k);
     }
 
     /// The rule set.
@@ -489,16 +493,15 @@ impl CompiledRules {
         self.known_rules(index).is_some_and(|r| r.filtered)
     }
 
-    fn group_of(ctx: &ApplyContext<'_, '_>, by: GroupBy, index: u32) -> Option<u32> {
-        if index as usize >= ctx.model.item_count() {
-            return None;
+    /// Item `index`'s brand and category (`[BRAND, CATEGORY]`), where known.
+    fn groups_of(model: &Model, index: u32) -> [Option<u32>; 2] {
+        if index as usize >= model.item_count() {
+            return [None, None];
         }
-        match by {
-            GroupBy::Brand => ctx.model.family().and_then(|f| f.brand_of(index)),
-            GroupBy::Category => {
-                Some(ctx.model.category_of(index)).filter(|&c| c != crate::model::NO_CATEGORY)
-            }
-        }
+        [
+            model.family().and_then(|f| f.brand_of(index)),
+            Some(model.category_of(index)).filter(|&c| c != crate::model::NO_CATEGORY),
+        ]
     }
 
     fn is_new(ctx: &ApplyContext<'_, '_>, index: u32) -> bool {
@@ -524,13 +527,14 @@ impl CompiledRules {
         let cand = ctx.candidates;
         let has_reasons = ranking.reasons.len() == ranking.order.len();
         // 1-2. Filter and boost, then sort by the new score (stable).
+        #[derive(Clone, Copy)]
         struct Entry {
             pos: u32,
             score: f32,
             reason: Option<crate::rank::Reason>,
             note: RuleNote,
         }
-        let mut entries: Vec<Entry> = Vec::with_capacity(ranking.order.len());
+        let mut unsorted: Vec<(Entry, [Option<u32>; 2])> = Vec::with_capacity(ranking.order.len());
         let mut boosts: Vec<u32> = Vec::new();
         for (k, &p) in ranking.order.iter().enumerate() {
             let index = cand[p as usize];
@@ -544,16 +548,10 @@ impl CompiledRules {
             if let Some(r) = item_rules {
                 boosts.extend_from_slice(&r.boosts);
             }
-            if (index as usize) < ctx.model.item_count() {
-                if let Some(b) = Self::group_of(ctx, GroupBy::Brand, index) {
-                    if let Some(list) = self.by_brand.get(b as usize) {
-                        boosts.extend_from_slice(list);
-                    }
-                }
-                if let Some(c) = Self::group_of(ctx, GroupBy::Category, index) {
-                    if let Some(list) = self.by_category.get(c as usize) {
-                        boosts.extend_from_slice(list);
-                    }
+            let group = Self::groups_of(ctx.model, index);
+            for (by, g) in group.iter().enumerate() {
+                if let Some(list) = g.and_then(|g| self.by_group[by].get(g as usize)) {
+                    boosts.extend_from_slice(list);
                 }
             }
             if boosts.len() > 1 {
@@ -580,35 +578,22 @@ impl CompiledRules {
                     note.bury = b;
                 }
             }
-            entries.push(Entry {
-                pos: p,
-                score,
-                reason: has_reasons.then(|| ranking.reasons[k]),
-                note,
-            });
+            unsorted.push((
+                Entry {
+                    pos: p,
+                    score,
+                    reason: has_reasons.then(|| ranking.reasons[k]),
+                    note,
+                },
+                group,
+            ));
         }
-        let scores: Vec<f32> = entries.iter().map(|e| e.score).collect();
-        let mut by_score: Vec<u32> = (0..entries.len() as u32).collect();
+        let scores: Vec<f32> = unsorted.iter().map(|e| e.0.score).collect();
+        let mut by_score: Vec<u32> = (0..unsorted.len() as u32).collect();
         crate::util::sort_by_score_desc(&mut by_score, &scores);
-        let mut slots_taken: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-        let mut entries: Vec<Entry> = by_score
-            .iter()
-            .map(|&k| slots_taken[k as usize].take().expect("a permutation"))
-            .collect();
-        let groups: Vec<[Option<u32>; 2]> = if self.caps.is_empty() {
-            Vec::new()
-        } else {
-            entries
-                .iter()
-                .map(|entry| {
-                    let index = cand[entry.pos as usize];
-                    [
-                        Self::group_of(ctx, GroupBy::Brand, index),
-                        Self::group_of(ctx, GroupBy::Category, index),
-                    ]
-                })
-                .collect()
-        };
+        let mut entries: Vec<Entry> = by_score.iter().map(|&k| unsorted[k as usize].0).collect();
+        let groups: Vec<[Option<u32>; 2]> =
+            by_score.iter().map(|&k| unsorted[k as usize].1).collect();
         let len = entries.len();
         let mut slot_of_entry: Vec<Option<usize>> = vec![None; len];
         let mut slots: Vec<Option<usize>> = vec![None; len];
@@ -673,22 +658,18 @@ impl CompiledRules {
         // the trailing one, `[s - w + 1, s]`, unless a pinned or explored
         // slot lies ahead within a window: per cap, a count per group over
         // the trailing window answers the common case in O(1).
-        let group_counts = [
-            ctx.model.family().map_or(0, |f| f.brands.len()),
-            ctx.model.category_count(),
-        ];
+        let counts = group_counts(ctx.model);
         let mut trailing: Vec<Vec<u16>> = self
             .caps
             .iter()
-            .map(|&(by, _, _)| vec![0u16; group_counts[usize::from(by == GroupBy::Category)]])
+            .map(|&(by, _, _)| vec![0u16; counts[by]])
             .collect();
         let widest = self.caps.iter().map(|c| c.2 as usize).max().unwrap_or(0);
         let mut next = 0usize; // the best entry not yet placed
         for s in 0..len {
             for (ci, &(by, _, window)) in self.caps.iter().enumerate() {
-                let k = usize::from(by == GroupBy::Category);
                 if let Some(&Some(x)) = s.checked_sub(window as usize).map(|t| &slots[t]) {
-                    if let Some(g) = groups[x][k] {
+                    if let Some(g) = groups[x][by] {
                         trailing[ci][g as usize] -= 1;
                     }
                 }
@@ -705,8 +686,7 @@ impl CompiledRules {
                             return self.keeps_caps(&groups, &slots, s, e);
                         }
                         self.caps.iter().enumerate().all(|(ci, &(by, max, _))| {
-                            let k = usize::from(by == GroupBy::Category);
-                            groups[e][k].is_none_or(|g| u32::from(trailing[ci][g as usize]) < max)
+                            groups[e][by].is_none_or(|g| u32::from(trailing[ci][g as usize]) < max)
                         })
                     };
                     if !keeps(next) {
@@ -723,10 +703,7 @@ impl CompiledRules {
             }
             if let Some(x) = slots[s] {
                 for (ci, &(by, _, _)) in self.caps.iter().enumerate() {
-                    if let Some(g) = groups
-                        .get(x)
-                        .and_then(|g| g[usize::from(by == GroupBy::Category)])
-                    {
+                    if let Some(g) = groups[x][by] {
                         trailing[ci][g as usize] += 1;
                     }
                 }
@@ -760,8 +737,7 @@ impl CompiledRules {
         s: usize,
         e: usize,
     ) -> bool {
-        self.caps.iter().all(|&(by, max, window)| {
-            let k = usize::from(by == GroupBy::Category);
+        self.caps.iter().all(|&(k, max, window)| {
             let Some(g) = groups[e][k] else {
                 return true;
             };

@@ -65,6 +65,19 @@ fn arg_error(message: &str) -> JsValue {
     error("NestrankArgumentError", message)
 }
 
+/// An options object (`undefined`/`null`: the defaults); `shape` is the
+/// TypeScript shape the error message shows.
+fn parse_options<T: serde::de::DeserializeOwned + Default>(
+    value: &JsValue,
+    shape: &str,
+) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value.clone())
+        .map_err(|e| arg_error(&format!("options must be {shape}: {e}")))
+}
+
 fn rules_error(message: &str) -> JsValue {
     error("NestrankRulesError", message)
 }
@@ -329,15 +342,8 @@ impl Recommender {
         let (joined, count) = joined_ids(candidate_ids, "candidateIds")?;
         let cand = split_ids(&joined, count);
         let packed = parse_signals(signals)?;
-        let options: RerankOptions = if options.is_undefined() || options.is_null() {
-            RerankOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options.clone()).map_err(|e| {
-                arg_error(&format!(
-                    "options must be {{now?: number, limit?: number, explain?: boolean}}: {e}"
-                ))
-            })?
-        };
+        let options: RerankOptions =
+            parse_options(options, "{now?: number, limit?: number, explain?: boolean}")?;
         let now = now_or_default(options.now);
         let sig_ids = split_ids(&packed.ids, packed.events.len() as u32);
         let sig: Vec<(&str, u8, f64)> = sig_ids
@@ -534,15 +540,10 @@ impl Recommender {
         let id = item_id
             .as_string()
             .ok_or_else(|| arg_error("itemId must be a string"))?;
-        let options: SimilarOptions = if options.is_undefined() || options.is_null() {
-            SimilarOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options.clone()).map_err(|e| {
-                arg_error(&format!(
-                    "options must be {{k?: number, kind?: \"similar\" | \"complement\", within?: string[]}}: {e}"
-                ))
-            })?
-        };
+        let options: SimilarOptions = parse_options(
+            options,
+            "{k?: number, kind?: \"similar\" | \"complement\", within?: string[], fill?: boolean}",
+        )?;
         let (kind, verb) = match options.kind.as_deref() {
             None | Some("similar") => (crate::recommender::NeighbourKind::Similar, "viewed"),
             Some("complement") => (crate::recommender::NeighbourKind::Complement, "bought"),

@@ -344,6 +344,12 @@ enum ImportSource {
     },
 }
 
+/// Reads and decodes a blob file, naming the file in any error.
+fn read_model(path: &std::path::Path) -> Result<Model> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", path.display()))
+}
+
 /// Item ids, one a line (blank lines skipped).
 fn read_ids(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(std::fs::read_to_string(path)
@@ -656,10 +662,7 @@ fn run(cli: Cli) -> Result<()> {
             rows,
         } => {
             let day = date_arg("--as-of", &as_of)?;
-            let bytes = std::fs::read(&model)
-                .with_context(|| format!("cannot read {}", model.display()))?;
-            let mut rec = nestrank::Recommender::from_bytes(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", model.display()))?;
+            let mut rec = nestrank::Recommender::new(read_model(&model)?);
             if let Some(path) = rules {
                 rec.set_rules(Some(read_rules(&path)?))?;
             }
@@ -719,10 +722,7 @@ fn run(cli: Cli) -> Result<()> {
             signals,
             now,
         } => {
-            let bytes = std::fs::read(&model)
-                .with_context(|| format!("cannot read {}", model.display()))?;
-            let mut rec = nestrank::Recommender::from_bytes(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", model.display()))?;
+            let mut rec = nestrank::Recommender::new(read_model(&model)?);
             let text = std::fs::read_to_string(&candidates)
                 .with_context(|| format!("cannot read {}", candidates.display()))?;
             let cand: Vec<&str> = text
@@ -824,10 +824,8 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Verify { blob } => {
-            let bytes =
-                std::fs::read(&blob).with_context(|| format!("cannot read {}", blob.display()))?;
-            let model = Model::from_bytes(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", blob.display()))?;
+            let model = read_model(&blob)?;
+            let bytes = std::fs::metadata(&blob)?.len();
             let p = model.parts();
             println!(
                 "ok: {} model {} format v{} as of {}: {} items, {} categories, {} neighbour links, {} bytes",
@@ -838,7 +836,7 @@ fn run(cli: Cli) -> Result<()> {
                 model.item_count(),
                 model.category_count(),
                 p.neighbours.items.len(),
-                bytes.len()
+                bytes
             );
             let weights: Vec<String> = nestrank::rank::FEATURE_NAMES
                 .iter()

@@ -185,19 +185,21 @@ pub fn push(
     let t = std::time::Instant::now();
     let now = cutoff as f64;
     let cand_ids: Vec<&str> = specials.iter().map(String::as_str).collect();
-    let candidates: Vec<u32> = rec
-        .index_of(&cand_ids)
-        .into_iter()
-        .map(|i| {
-            if i == nestrank::recommender::UNKNOWN {
-                u32::MAX - 1
-            } else {
-                i
-            }
+    // Specials the model does not know get indices past its table, named
+    // for the rules (a pin or a sold-out id still applies to them).
+    let n = model.item_count() as u32;
+    let mut new_ids: Vec<&str> = Vec::new();
+    let candidates: Vec<u32> = cand_ids
+        .iter()
+        .map(|id| {
+            model.index_of(id).unwrap_or_else(|| {
+                new_ids.push(id);
+                n + new_ids.len() as u32 - 1
+            })
         })
         .collect();
     let mut anon = rec.clone();
-    let r = anon.rerank_indices(&candidates, Signals::EMPTY, now, false)?;
+    let r = anon.rerank_indices_with_new_ids(&candidates, Signals::EMPTY, now, false, &new_ids)?;
     let mut base = vec![0f32; candidates.len()];
     for (k, &p) in r.order.iter().enumerate() {
         base[p as usize] = r.scores[k];
@@ -219,7 +221,7 @@ pub fn push(
     const CHUNK: usize = 4_096;
     let order: Vec<usize> = (0..names.len()).collect();
     for chunk in order.chunks(CHUNK) {
-        let lines: Vec<Option<String>> = chunk
+        let lines: Vec<Option<(String, usize)>> = chunk
             .par_iter()
             .map_init(
                 || (rec.clone(), Vec::new(), Vec::new(), Vec::new()),
@@ -249,7 +251,8 @@ pub fn push(
                         .expect("equal lengths")
                         .with_profile(profile.as_ref());
                     rec.set_user_key(&names[u]);
-                    rec.rerank_indices(&candidates, sig, now, true).ok()?;
+                    rec.rerank_indices_with_new_ids(&candidates, sig, now, true, &new_ids)
+                        .ok()?;
                     let ranking = rec.last_ranking();
                     let mut picked = Vec::new();
                     for (k, &p) in ranking.order.iter().enumerate() {
@@ -271,17 +274,18 @@ pub fn push(
                     if picked.is_empty() {
                         return None;
                     }
+                    let count = picked.len();
                     let line = Line {
                         user: &names[u],
                         items: picked,
                     };
-                    serde_json::to_string(&line).ok()
+                    serde_json::to_string(&line).ok().map(|l| (l, count))
                 },
             )
             .collect();
-        for line in lines.into_iter().flatten() {
+        for (line, count) in lines.into_iter().flatten() {
             report.pushed += 1;
-            report.items += line.matches("\"id\":").count() as u64;
+            report.items += count as u64;
             out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;
         }
