@@ -26,7 +26,7 @@ class Reader {
   f32() { const x = this.v.getFloat32(this.at, true); this.at += 4; return x; }
   len() { const lo = this.u32(), hi = this.u32(); if (hi) throw new Error("length too large"); return lo; }
   vec(kind) {
-    const Type = { u32: Uint32Array, f32: Float32Array, u16: Uint16Array, i8: Int8Array }[kind];
+    const Type = { u32: Uint32Array, f32: Float32Array, u16: Uint16Array, i8: Int8Array, u8: Uint8Array }[kind];
     const n = this.len(), size = Type.BYTES_PER_ELEMENT;
     // A copy (a Node Buffer's slice would be a view), so the typed array
     // starts aligned.
@@ -47,6 +47,24 @@ class Reader {
   }
 }
 
+// Version 4's packed table (FORMAT.md): list lengths, 2- or 3-byte
+// indices, log-scaled one-byte scores; unpacked to the version 3 layout.
+function unpackNeighbours(r, n) {
+  const lengths = r.vec("u16"), packed = r.vec("u8"), codes = r.vec("u8"), scale = r.f32();
+  const offsets = new Uint32Array(n + 1);
+  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + lengths[i];
+  const width = n <= 65536 ? 2 : 3, items = new Uint32Array(codes.length);
+  for (let k = 0; k < items.length; k++) {
+    let v = 0;
+    for (let b = width - 1; b >= 0; b--) v = v * 256 + packed[k * width + b];
+    items[k] = v;
+  }
+  const lnMax = Math.log(65535);
+  const table = Uint16Array.from({ length: 256 }, (_, c) => (c === 0 ? 0 : Math.min(65535, Math.round(Math.exp(((c - 1) / 254) * lnMax)))));
+  const scores = Uint16Array.from(codes, (c) => table[c]);
+  return { offsets, items, scores, scale };
+}
+
 export function parseModel(bytes) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   const count = view.getUint16(20, true);
@@ -64,8 +82,10 @@ export function parseModel(bytes) {
   items.convMax = it.u32();
   items.trendMax = it.f32();
   const categories = sections[SECTION.categories].strings();
+  const version = view.getUint16(4, true);
   const nb = sections[SECTION.neighbours];
-  const neighbours = { offsets: nb.vec("u32"), items: nb.vec("u32"), scores: nb.vec("u16"), scale: nb.f32() };
+  const neighbours = version >= 4 ? unpackNeighbours(nb, items.ids.length)
+    : { offsets: nb.vec("u32"), items: nb.vec("u32"), scores: nb.vec("u16"), scale: nb.f32() };
   const r = sections[SECTION.ranker];
   const ranker = { eventWeights: r.vec("f32"), hlOwn: r.f32(), hlSim: r.f32(), hlCat: r.f32(), session: r.f32() };
   const names = r.strings(), w = r.vec("f32");

@@ -17,14 +17,9 @@ const bytes = readFileSync(join(modelDir, manifest.file));
 const t1 = performance.now();
 const rec = Recommender.fromBytes(bytes);
 const tFirstLoad = performance.now() - t1;
-const loads = [];
-for (let i = 0; i < 30; i++) {
-  const a = performance.now();
-  Recommender.fromBytes(bytes).free();
-  loads.push(performance.now() - a);
-}
-loads.sort((a, b) => a - b);
-const tLoad = loads[15];
+// Like the reranks: median and p99 after warm-up (the engine tiers the
+// decoder up after a few calls; the first call is reported on its own).
+const load = stats(() => Recommender.fromBytes(bytes).free(), { rounds: 3, runs: 100, warm: 20 });
 
 const events = readEvents(join(dataDir, "events.csv"));
 const specials = specialsOf(events, date);
@@ -51,7 +46,7 @@ const same = [...wasmOrder.slice(0, 10)].filter((p, k) => p === jsOrder[k]).leng
 const js = stats(() => jsRank(idx, sigItems, sigEvents, sigTs, start));
 const fmt = (x) => x.toFixed(1);
 console.log(`model: ${manifest.bytes} bytes, ${rec.itemCount} items; ${specials.length} candidates x ${signals.length} signals`);
-console.log(`instantiate (initSync): ${tInit.toFixed(2)} ms; fromBytes: first ${tFirstLoad.toFixed(2)} ms, median of 30 ${tLoad.toFixed(2)} ms`);
+console.log(`instantiate (initSync): ${tInit.toFixed(2)} ms; fromBytes: first ${tFirstLoad.toFixed(2)} ms, median ${(load.median_us / 1000).toFixed(2)} ms, p99 ${(load.p99_us / 1000).toFixed(2)} ms`);
 console.log(`rerankIndices (typed): median ${fmt(typed.median_us)} us, p99 ${fmt(typed.p99_us)} us`);
 console.log(`rerank (string ids, reasons): median ${fmt(strings.median_us)} us, p99 ${fmt(strings.p99_us)} us`);
 console.log(`boundary cost (string API minus typed API): ${fmt(strings.median_us - typed.median_us)} us`);

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod factors;
 pub mod format;
 pub mod model;
+pub mod packed;
 pub mod profile;
 pub mod rank;
 pub mod recommender;

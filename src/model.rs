@@ -5,6 +5,7 @@
 
 use crate::factors::FactorsSection;
 use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError, Header};
+use crate::packed::PackedNeighbours;
 use crate::rank::{RankerParams, RankerSection};
 use crate::rules::RuleSet;
 use crate::util::fnv1a64;
@@ -240,10 +241,14 @@ fn log_normalized<T: Copy + Into<f64>>(values: &[T], max: f64) -> Vec<f32> {
 
 impl ModelParts {
     fn sections(&self) -> Vec<(u16, Vec<u8>)> {
+        let n = self.items.ids.len();
         let mut sections = vec![
             (section::ITEMS, encode_section(&self.items)),
             (section::CATEGORIES, encode_section(&self.categories)),
-            (section::NEIGHBOURS, encode_section(&self.neighbours)),
+            (
+                section::NEIGHBOURS,
+                encode_section(&PackedNeighbours::pack(&self.neighbours, n)),
+            ),
             (
                 section::RANKER,
                 encode_section(&RankerSection::from(&self.ranker)),
@@ -259,7 +264,10 @@ impl ModelParts {
             sections.push((section::RULES, encode_section(r)));
         }
         if let Some(c) = &self.complements {
-            sections.push((section::COMPLEMENTS, encode_section(c)));
+            sections.push((
+                section::COMPLEMENTS,
+                encode_section(&PackedNeighbours::pack(c, n)),
+            ));
         }
         sections
     }
@@ -353,7 +361,8 @@ impl Model {
     /// [`DecodeError`] naming what and where.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let container = Container::parse(bytes, BlobKind::Model)?;
-        let mut items = None;
+        let version = container.header.version;
+        let mut items: Option<ItemsSection> = None;
         let mut categories = None;
         let mut neighbours = None;
         let mut ranker: Option<RankerSection> = None;
@@ -377,37 +386,43 @@ impl Model {
                 )?,
                 section::NEIGHBOURS => put(
                     &mut neighbours,
-                    decode_section(data, "neighbours")?,
+                    WireTable::decode(data, "neighbours", version)?,
                     "neighbours",
                 )?,
                 section::RANKER => put(&mut ranker, decode_section(data, "ranker")?, "ranker")?,
                 section::FACTORS => put(&mut factors, decode_section(data, "factors")?, "factors")?,
-                section::FAMILY if container.header.version >= 2 => {
+                section::FAMILY if version >= 2 => {
                     put(&mut family, decode_section(data, "family")?, "family")?
                 }
-                section::RULES if container.header.version >= 3 => {
+                section::RULES if version >= 3 => {
                     put(&mut rules, decode_section(data, "rules")?, "rules")?
                 }
-                section::COMPLEMENTS if container.header.version >= 3 => put(
+                section::COMPLEMENTS if version >= 3 => put(
                     &mut complements,
-                    decode_section(data, "complements")?,
+                    WireTable::decode(data, "complements", version)?,
                     "complements",
                 )?,
                 _ => return Err(DecodeError::OutOfRange { what: "section id" }),
             }
         }
+        let items = items.ok_or(DecodeError::MissingSection { what: "items" })?;
+        let n = items.ids.len();
         let parts = ModelParts {
             as_of_day: container.header.as_of_day,
-            items: items.ok_or(DecodeError::MissingSection { what: "items" })?,
             categories: categories.ok_or(DecodeError::MissingSection { what: "categories" })?,
-            neighbours: neighbours.ok_or(DecodeError::MissingSection { what: "neighbours" })?,
+            neighbours: neighbours
+                .ok_or(DecodeError::MissingSection { what: "neighbours" })?
+                .into_section(n, "neighbours")?,
             ranker: ranker
                 .ok_or(DecodeError::MissingSection { what: "ranker" })?
                 .params()?,
             factors,
             family,
             rules,
-            complements,
+            complements: complements
+                .map(|c| c.into_section(n, "complements"))
+                .transpose()?,
+            items,
         };
         Self::with_header(container.header, parts)
     }
@@ -552,6 +567,29 @@ impl Model {
             .as_ref()
             .into_iter()
             .flat_map(move |nb| nb.row(index))
+    }
+}
+
+/// A neighbour table as read: plain before version 4, packed from it.
+enum WireTable {
+    Plain(NeighboursSection),
+    Packed(PackedNeighbours),
+}
+
+impl WireTable {
+    fn decode(data: &[u8], what: &'static str, version: u16) -> Result<Self, DecodeError> {
+        Ok(if version >= 4 {
+            WireTable::Packed(decode_section(data, what)?)
+        } else {
+            WireTable::Plain(decode_section(data, what)?)
+        })
+    }
+
+    fn into_section(self, n: usize, what: &'static str) -> Result<NeighboursSection, DecodeError> {
+        match self {
+            WireTable::Plain(t) => Ok(t),
+            WireTable::Packed(p) => p.unpack(n, what),
+        }
     }
 }
 

@@ -154,16 +154,16 @@ fn checksum_mismatch() {
 
 #[test]
 fn version_from_the_future() {
-    let e = decode(&blob_with(4, 1, &valid_sections()));
+    let e = decode(&blob_with(5, 1, &valid_sections()));
     assert_eq!(
         e,
         DecodeError::Version {
-            expected: 3,
-            got: 4
+            expected: 4,
+            got: 5
         }
     );
     assert!(e.to_string().contains("rebuild the model"));
-    assert!(e.to_string().contains("reads versions 1 to 3"));
+    assert!(e.to_string().contains("reads versions 1 to 4"));
     assert!(matches!(
         decode(&blob_with(0, 1, &valid_sections())),
         DecodeError::Version { got: 0, .. }
@@ -704,4 +704,93 @@ fn blob_over_the_size_cap() {
             ..
         }
     ));
+}
+
+/// A version 4 packed table for one item: list lengths (u16), the
+/// neighbour indices in 2 bytes each, one score code each, the scale.
+fn packed_of_one(lengths: &[u16], index_bytes: &[u8], codes: &[u8]) -> Vec<u8> {
+    let mut b = u64le(lengths.len() as u64);
+    for l in lengths {
+        b.extend_from_slice(&l.to_le_bytes());
+    }
+    b.extend(u64le(index_bytes.len() as u64));
+    b.extend_from_slice(index_bytes);
+    b.extend(u64le(codes.len() as u64));
+    b.extend_from_slice(codes);
+    b.extend_from_slice(&0.01f32.to_le_bytes());
+    b
+}
+
+fn one_item_v4(neighbours: Vec<u8>, complements: Option<Vec<u8>>) -> Vec<u8> {
+    let mut sections = vec![
+        (1, one_item(0, 1.0)),
+        (2, one_category()),
+        (3, neighbours),
+        (4, ranker()),
+    ];
+    sections.extend(complements.map(|c| (8, c)));
+    blob_with(4, 1, &sections)
+}
+
+#[test]
+fn version_4_packed_tables() {
+    // Item 0 lists itself once, score code 255 (the top of the range).
+    let m = Model::from_bytes(&one_item_v4(
+        packed_of_one(&[1], &[0, 0], &[255]),
+        Some(packed_of_one(&[0], &[], &[])),
+    ))
+    .unwrap();
+    assert_eq!(m.header().version, 4);
+    let row: Vec<(u32, f32)> = m.neighbours(0).collect();
+    assert_eq!(row.len(), 1);
+    assert_eq!(row[0].0, 0);
+    assert!((row[0].1 - 655.35).abs() < 1e-3, "{row:?}");
+    // A version 3 table in a version 4 blob does not parse as packed.
+    assert!(Model::from_bytes(&one_item_v4(neighbours_of_one(&[0, 0], &[]), None)).is_err());
+    let cases: [(Vec<u8>, Option<Vec<u8>>, DecodeError); 5] = [
+        (
+            packed_of_one(&[1, 0], &[0, 0], &[9]),
+            None,
+            DecodeError::LengthMismatch {
+                what: "neighbours.lengths vs item ids",
+                left: 2,
+                right: 1,
+            },
+        ),
+        (
+            packed_of_one(&[2], &[0, 0, 0, 0], &[9]),
+            None,
+            DecodeError::LengthMismatch {
+                what: "neighbours.scores vs the sum of lengths",
+                left: 1,
+                right: 2,
+            },
+        ),
+        (
+            packed_of_one(&[1], &[0, 0, 0], &[9]),
+            None,
+            DecodeError::LengthMismatch {
+                what: "neighbours.items vs scores x index width",
+                left: 3,
+                right: 2,
+            },
+        ),
+        (
+            packed_of_one(&[1], &[7, 0], &[9]),
+            None,
+            DecodeError::OutOfRange {
+                what: "neighbours.items",
+            },
+        ),
+        (
+            packed_of_one(&[0], &[], &[]),
+            Some(packed_of_one(&[1], &[1, 0], &[9])),
+            DecodeError::OutOfRange {
+                what: "complements.items",
+            },
+        ),
+    ];
+    for (neighbours, complements, want) in cases {
+        assert_eq!(decode(&one_item_v4(neighbours, complements)), want);
+    }
 }

@@ -207,3 +207,39 @@ fn golden_v2_blob_loads() {
         .unwrap();
     assert_eq!(out.items[0], viewed, "the carted item comes first");
 }
+
+/// The committed version 3 model blob (a daily blob of the synthetic shop
+/// with rules and the bought-together table, written by the version 3
+/// builder; frozen when version 4 packed the neighbour tables) keeps
+/// loading, with its plain tables and its rules, and ranks.
+#[test]
+fn golden_v3_blob_loads() {
+    let bytes = include_bytes!("data/golden-v3.nrk");
+    let mut rec = Recommender::from_bytes(bytes).expect("the golden v3 blob must keep loading");
+    let model = rec.model();
+    assert_eq!(model.header().version, 3);
+    assert_eq!(model.item_count(), 100);
+    let rules = model.rules().expect("v3 carries its rules");
+    assert_eq!(rules.pins.len(), 1);
+    let pinned = rules.pins[0].item.clone();
+    let links: usize = (0..100u32).map(|i| model.neighbours(i).count()).sum();
+    let bought: usize = (0..100u32).map(|i| model.complements(i).count()).sum();
+    assert!(links > 50 && bought > 10, "{links} {bought}");
+    let ids: Vec<String> = (0..100u32).map(|i| model.id_of(i).to_string()).collect();
+    let cand: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let carted = cand.iter().copied().find(|&c| c != pinned).unwrap();
+    let out = rec
+        .rerank_ids(
+            &cand,
+            &[(carted, Event::Cart, 1_793_000_000.0)],
+            1_793_000_100.0,
+            true,
+        )
+        .unwrap();
+    assert_eq!(out.items[0], pinned, "the blob's pin holds slot 1");
+    assert_eq!(out.items[1], carted, "the carted item comes next");
+    // The current writer re-encodes it (as version 4) to a blob that loads.
+    let again = Recommender::from_bytes(&rec.model().parts().to_bytes()).unwrap();
+    assert_eq!(again.model().header().version, nestrank::format::VERSION);
+    assert_eq!(again.model().item_count(), 100);
+}

@@ -46,7 +46,7 @@ fn model_parts() -> ModelParts {
         for i in 0..N {
             for (r, j) in targets(i).into_iter().enumerate() {
                 nb.items.push(j as u32);
-                nb.scores.push(60_000 - 1_000 * r as u16);
+                nb.scores.push(60_000 - 10_000 * r as u16);
             }
             nb.offsets.push(nb.items.len() as u32);
         }
@@ -85,7 +85,7 @@ fn page(rec: &mut Recommender, candidates: &[u32]) -> (Vec<u32>, Vec<RuleNote>) 
 }
 
 #[test]
-fn the_blob_carries_its_rules_and_a_v3_reader_reads_them() {
+fn the_blob_carries_its_rules_and_this_reader_reads_them() {
     let rules = RuleSet {
         pins: vec![Pin {
             item: id(3),
@@ -94,7 +94,7 @@ fn the_blob_carries_its_rules_and_a_v3_reader_reads_them() {
         ..RuleSet::default()
     };
     let rec = rec_with(Some(rules.clone()));
-    assert_eq!(rec.model().header().version, 3);
+    assert_eq!(rec.model().header().version, nestrank::format::VERSION);
     assert_eq!(rec.model().rules(), Some(&rules));
     assert_eq!(rec.rules(), &rules);
 }

@@ -3,7 +3,7 @@
 //! Run with `make bench` (or `cargo bench -p model-builder --bench core`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use model_builder::build::{build_parts, BuildOptions};
+use model_builder::build::{build_parts, restrict, BuildOptions, Restriction};
 use model_builder::data::{BadRowPolicy, Dataset};
 use model_builder::eval::{events_by_user, replay_day};
 use nestrank::rank::{compute_features, RankerParams, Ranking, Scratch};
@@ -14,6 +14,9 @@ use std::path::Path;
 
 struct Fixture {
     bytes: Vec<u8>,
+    /// The daily blob: the day's 500 specials and the 5,000 most recently
+    /// active items, as `make demo-data` publishes it.
+    daily: Vec<u8>,
     model: Model,
     candidates: Vec<u32>,
     /// A user's signals, newest last: (items, events, times, now).
@@ -33,7 +36,8 @@ fn fixture() -> Fixture {
     }
     let ds = Dataset::load(&dir, BadRowPolicy { max_bad_rows: 0 }).unwrap();
     let day = parse_date("2017-12-03").unwrap();
-    let bytes = build_parts(&ds, day, &BuildOptions::default()).to_bytes();
+    let parts = build_parts(&ds, day, &BuildOptions::default());
+    let bytes = parts.to_bytes();
     let model = Model::from_bytes(&bytes).unwrap();
     let replay = replay_day(&ds, &events_by_user(&ds), day, &model);
     let case = replay
@@ -42,7 +46,23 @@ fn fixture() -> Fixture {
         .max_by_key(|c| c.items.len())
         .expect("a case");
     let keep = case.items.len().saturating_sub(200);
+    let specials = replay
+        .candidates
+        .iter()
+        .map(|&i| model.id_of(i).to_string())
+        .collect();
+    let daily = restrict(
+        &ds,
+        &parts,
+        &Restriction {
+            specials,
+            max_items: 5_000,
+            full_lists: false,
+        },
+    )
+    .to_bytes();
     Fixture {
+        daily,
         candidates: replay.candidates.clone(),
         signals: (
             case.items[keep..].to_vec(),
@@ -59,6 +79,9 @@ fn benches(c: &mut Criterion) {
     let f = fixture();
     c.bench_function("decode (full-catalog blob)", |b| {
         b.iter(|| Model::from_bytes(black_box(&f.bytes)).unwrap())
+    });
+    c.bench_function("decode (daily blob)", |b| {
+        b.iter(|| Model::from_bytes(black_box(&f.daily)).unwrap())
     });
     let params = f.model.ranker().clone();
     let (items, events, ts, now) = &f.signals;

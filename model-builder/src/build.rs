@@ -470,6 +470,13 @@ pub struct Restriction {
     pub specials: Vec<String>,
     /// How many of the most recently active other items to keep.
     pub max_items: usize,
+    /// Keep every kept item's whole neighbour lists. Without it (the
+    /// default), a daily blob's viewed-together and bought-together lists
+    /// point only into the specials: the device ranks the specials, so a
+    /// link to any other item is never read by the scorer, and `similar()`
+    /// on a daily blob answers within the day's specials (plus the
+    /// category fill). When no specials are named, lists are kept whole.
+    pub full_lists: bool,
 }
 
 /// Shrinks `parts` to the items `keep` selects, for the phone: neighbour
@@ -498,6 +505,14 @@ pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts
                 keep[i] = true;
                 taken += 1;
             }
+        }
+    }
+    // Which kept items a neighbour list may point to.
+    let mut target = keep.clone();
+    if !r.full_lists && !r.specials.is_empty() {
+        target.fill(false);
+        for i in r.specials.iter().filter_map(|id| index_of(id)) {
+            target[i] = true;
         }
     }
     let mut new_index = vec![u32::MAX; n];
@@ -534,8 +549,9 @@ pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts
         for &i in &kept {
             let (a, b) = (nb.offsets[i] as usize, nb.offsets[i + 1] as usize);
             for k in a..b {
-                let j = new_index[nb.items[k] as usize];
-                if j != u32::MAX {
+                let old = nb.items[k] as usize;
+                let j = new_index[old];
+                if j != u32::MAX && target[old] {
                     out.items.push(j);
                     out.scores.push(nb.scores[k]);
                 }

@@ -135,6 +135,11 @@ enum Command {
         /// daily blob whatever their activity).
         #[arg(long)]
         specials: Option<PathBuf>,
+        /// In a daily blob, keep every kept item's whole neighbour lists
+        /// instead of only the links into the specials (the scorer reads
+        /// only those; this makes `similar()` answer over the whole blob).
+        #[arg(long)]
+        full_lists: bool,
         /// Blobs kept in --out (the newest publishes; older ones are deleted).
         #[arg(long, default_value_t = KEEP_DEFAULT)]
         keep: usize,
@@ -516,6 +521,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             max_items,
             specials,
+            full_lists,
             keep,
             rules,
             model,
@@ -554,6 +560,7 @@ fn run(cli: Cli) -> Result<()> {
                     &Restriction {
                         specials,
                         max_items,
+                        full_lists,
                     },
                 );
                 println!(

@@ -1,5 +1,6 @@
 //! A daily blob cut down to the specials and the recently active items
-//! ranks those items exactly as the full model does.
+//! ranks those items exactly as the full model does, whether its neighbour
+//! lists keep every kept target or (the default) only the specials.
 
 use model_builder::als::AlsOptions;
 use model_builder::build::{build_parts, restrict, BuildOptions, Restriction};
@@ -10,6 +11,16 @@ use std::path::Path;
 
 #[test]
 fn restricted_blob_scores_kept_items_like_the_full_one() {
+    let into_specials = check_restricted(false);
+    let whole = check_restricted(true);
+    assert!(
+        into_specials * 2 < whole,
+        "links into the specials only: {into_specials}, whole lists: {whole}"
+    );
+}
+
+/// Checks a restriction and returns its neighbour link count.
+fn check_restricted(full_lists: bool) -> usize {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden-data");
     let ds = Dataset::load(&dir, BadRowPolicy { max_bad_rows: 0 }).unwrap();
     let opts = BuildOptions {
@@ -34,6 +45,7 @@ fn restricted_blob_scores_kept_items_like_the_full_one() {
         &Restriction {
             specials: specials.clone(),
             max_items: 400,
+            full_lists,
         },
     );
     let small_model = Model::from_parts(small.clone()).unwrap();
@@ -48,7 +60,9 @@ fn restricted_blob_scores_kept_items_like_the_full_one() {
             .map(|(j, s)| (full_model.id_of(j).to_string(), s))
             .collect();
         for (j, s) in small_model.neighbours(i) {
-            assert!(full_links.contains(&(small_model.id_of(j).to_string(), s)));
+            let target = small_model.id_of(j).to_string();
+            assert!(full_links.contains(&(target.clone(), s)));
+            assert!(full_lists || specials.contains(&target), "{target}");
         }
     }
     // Signals: the 30 most recent events on kept items.
@@ -75,4 +89,5 @@ fn restricted_blob_scores_kept_items_like_the_full_one() {
     for (x, y) in a.scores.iter().zip(&b.scores) {
         assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
     }
+    small.neighbours.items.len()
 }

@@ -20,7 +20,7 @@ pub const MAGIC: [u8; 4] = *b"NRNK";
 /// know. Rebuild the model with a model-builder of the same release as the
 /// wasm module to fix a mismatch. Every released version keeps a golden blob
 /// under `tests/data/`.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 
 /// The oldest format version this build still reads: version 1 blobs (no
 /// `family` section) load as they always did.
