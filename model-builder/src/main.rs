@@ -78,6 +78,14 @@ struct TrainArgs {
     /// The ranker's training loss.
     #[arg(long, value_enum, default_value_t = RankerLoss::Pairwise)]
     ranker_loss: RankerLoss,
+    /// ALS iterations of the training days' models (the shipped model
+    /// keeps --als-iterations): the replay is the same at 3 as at 15.
+    #[arg(long, default_value_t = TrainOptions::default().als_iterations)]
+    train_als_iterations: usize,
+    /// The most cases (converting user-days) the ranker is fitted on; more
+    /// are thinned evenly, so the fit's time stays bounded on big logs.
+    #[arg(long, default_value_t = TrainOptions::default().max_cases)]
+    train_max_cases: usize,
 }
 
 impl TrainArgs {
@@ -85,6 +93,8 @@ impl TrainArgs {
         TrainOptions {
             days: self.train_days,
             loss: self.ranker_loss,
+            als_iterations: self.train_als_iterations,
+            max_cases: self.train_max_cases,
             ..TrainOptions::default()
         }
     }
@@ -591,6 +601,13 @@ fn run(cli: Cli) -> Result<()> {
                 build.als.iterations,
                 stages.als
             );
+            let t = trainer.stages;
+            if t.cases > 0 {
+                println!(
+                    "ranker training: models {:.2}s, features {:.2}s, fit {:.2}s ({} cases)",
+                    t.models_s, t.features_s, t.fit_s, t.cases
+                );
+            }
         }
         Command::Synth {
             out,

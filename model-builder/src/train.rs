@@ -43,6 +43,13 @@ pub struct TrainOptions {
     pub learning_rate: f32,
     /// L2 penalty on the standardized weights.
     pub l2: f32,
+    /// ALS iterations of each training day's model. The features only need
+    /// factors of the same kind as the shipped model's, not its last digit:
+    /// the Taobao replay's NDCG@10 is .4265 at 3, .4268 at 6 and .4267 at
+    /// 15, and ALS is most of a training day's build.
+    pub als_iterations: usize,
+    /// The most cases fitted; more are thinned evenly (deterministic).
+    pub max_cases: usize,
 }
 
 impl Default for TrainOptions {
@@ -53,6 +60,8 @@ impl Default for TrainOptions {
             epochs: 300,
             learning_rate: 0.1,
             l2: 1e-4,
+            als_iterations: 3,
+            max_cases: 10_000,
         }
     }
 }
@@ -65,8 +74,23 @@ struct CaseRows {
     target: usize,
 }
 
+/// Where a trainer's time went, in seconds, and how many cases it fitted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainStages {
+    /// Building the training days' models.
+    pub models_s: f64,
+    /// Replaying the days and computing every candidate's features.
+    pub features_s: f64,
+    /// The pairwise fit.
+    pub fit_s: f64,
+    /// Cases (converting user-days) fitted.
+    pub cases: usize,
+}
+
 /// Trains rankers, caching each training day's features across calls.
 pub struct Trainer<'a> {
+    /// Time spent so far, by stage.
+    pub stages: TrainStages,
     ds: &'a Dataset,
     build: &'a BuildOptions,
     opts: &'a TrainOptions,
@@ -85,6 +109,7 @@ impl<'a> Trainer<'a> {
             by_user: events_by_user(ds),
             days_with_data: evaluated_days(ds, usize::MAX),
             cache: BTreeMap::new(),
+            stages: TrainStages::default(),
         }
     }
 
@@ -104,9 +129,16 @@ impl<'a> Trainer<'a> {
         if let Some(rows) = self.cache.get(&day) {
             return Ok(rows.clone());
         }
-        let parts = build_parts(self.ds, day, self.build);
+        let t = std::time::Instant::now();
+        let mut build = self.build.clone();
+        build.als.iterations = build.als.iterations.min(self.opts.als_iterations);
+        // The scorer never reads the bought-together table.
+        build.complement_k = 0;
+        let parts = build_parts(self.ds, day, &build);
         let rec = Recommender::from_bytes(&parts.to_bytes())
             .context("a training-day model does not load")?;
+        self.stages.models_s += t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
         let replay = replay_day(self.ds, &self.by_user, day, rec.model());
         let mut params = self.build.ranker.clone();
         params.weights[F_FACTOR] = 1.0; // so that the fold-in runs
@@ -127,6 +159,7 @@ impl<'a> Trainer<'a> {
             });
         }
         let out = Arc::new(out);
+        self.stages.features_s += t.elapsed().as_secs_f64();
         self.cache.insert(day, out.clone());
         Ok(out)
     }
@@ -145,6 +178,9 @@ impl<'a> Trainer<'a> {
         if all.is_empty() {
             return Ok(None);
         }
+        let all = thin(all, self.opts.max_cases);
+        let t = std::time::Instant::now();
+        self.stages.cases = all.len();
         let learned = fit(&all, self.opts);
         // Where people buy what they just viewed, "own items by recency
         // first" is the best answer, and a linear fit only approaches it.
@@ -158,10 +194,33 @@ impl<'a> Trainer<'a> {
         } else {
             learned
         };
+        self.stages.fit_s += t.elapsed().as_secs_f64();
         let mut params = self.build.ranker.clone();
         params.weights = best.to_vec();
         Ok(Some(params))
     }
+}
+
+/// At most `max` of `cases`, evenly spaced (all of them if they fit).
+fn thin<T>(cases: Vec<T>, max: usize) -> Vec<T> {
+    let n = cases.len();
+    if n <= max {
+        return cases;
+    }
+    let step = n as f64 / max.max(1) as f64;
+    let mut next = 0f64;
+    cases
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, _)| {
+            let take = i as f64 >= next;
+            if take {
+                next += step;
+            }
+            take
+        })
+        .map(|(_, c)| c)
+        .collect()
 }
 
 /// Mean NDCG@10 of `w` on the cases (stable ranking: ties keep the
@@ -196,20 +255,29 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 /// The gradient of one case's loss with respect to the standardized weights.
-fn case_gradient(case: &CaseRows, w: &Row, mean: &Row, inv_std: &Row, loss: RankerLoss) -> Row {
-    let z = |r: &Row| -> Row { std::array::from_fn(|k| (r[k] - mean[k]) * inv_std[k]) };
-    let zs: Vec<Row> = case.rows.iter().map(z).collect();
-    let scores: Vec<f32> = zs
-        .iter()
-        .map(|r| r.iter().zip(w).map(|(a, b)| a * b).sum())
-        .collect();
-    let t = case.target;
-    let st = scores[t];
+///
+/// Standardizing is `z = (r - mean) * inv_std`, so a score is `r . w'` with
+/// `w' = w * inv_std` up to a constant that cancels in every pair, and the
+/// gradient is `inv_std * sum_j g_j (r_t - r_j)`: the rows are read once,
+/// raw, with no copy. `scores` is scratch space.
+fn case_gradient(
+    case: &CaseRows,
+    w: &Row,
+    inv_std: &Row,
+    loss: RankerLoss,
+    scores: &mut Vec<f32>,
+) -> Row {
+    let wr: Row = std::array::from_fn(|k| w[k] * inv_std[k]);
+    let dot = |r: &Row| r.iter().zip(&wr).map(|(a, b)| a * b).sum::<f32>();
     let mut grad = [0f32; NUM_FEATURES];
-    let m = zs.len();
+    let m = case.rows.len();
     if m < 2 {
         return grad;
     }
+    scores.clear();
+    scores.extend(case.rows.iter().map(dot));
+    let t = case.target;
+    let st = scores[t];
     // For LambdaRank, the 1-based ranks under the current weights.
     let ranks: Vec<usize> = if loss == RankerLoss::Lambdarank {
         let mut order: Vec<usize> = (0..m).collect();
@@ -223,8 +291,8 @@ fn case_gradient(case: &CaseRows, w: &Row, mean: &Row, inv_std: &Row, loss: Rank
         Vec::new()
     };
     let gain = |r: usize| 1.0 / ((r + 1) as f32).log2();
-    let mut total_weight = 0f32;
-    for j in 0..m {
+    let (mut total_weight, mut g_sum) = (0f32, 0f32);
+    for (j, row) in case.rows.iter().enumerate() {
         if j == t {
             continue;
         }
@@ -234,13 +302,15 @@ fn case_gradient(case: &CaseRows, w: &Row, mean: &Row, inv_std: &Row, loss: Rank
         };
         total_weight += weight;
         let g = weight * sigmoid(-(st - scores[j]));
+        g_sum += g;
         for k in 0..NUM_FEATURES {
-            grad[k] -= g * (zs[t][k] - zs[j][k]);
+            grad[k] += g * row[k];
         }
     }
+    let target = &case.rows[t];
     if total_weight > 0.0 {
-        for g in &mut grad {
-            *g /= total_weight;
+        for k in 0..NUM_FEATURES {
+            grad[k] = (grad[k] - g_sum * target[k]) * inv_std[k] / total_weight;
         }
     }
     grad
@@ -285,8 +355,9 @@ fn fit(cases: &[&CaseRows], opts: &TrainOptions) -> Row {
             .par_chunks(64)
             .map(|chunk| {
                 let mut g = [0f32; NUM_FEATURES];
+                let mut scores = Vec::new();
                 for c in chunk {
-                    let cg = case_gradient(c, &w, &mean, &inv_std, opts.loss);
+                    let cg = case_gradient(c, &w, &inv_std, opts.loss, &mut scores);
                     for k in 0..NUM_FEATURES {
                         g[k] += cg[k];
                     }
@@ -331,6 +402,14 @@ mod tests {
         r[nestrank::rank::F_OWN_RECENCY] = own;
         r[nestrank::rank::F_POPULARITY] = pop;
         r
+    }
+
+    #[test]
+    fn thin_keeps_evenly_spaced_cases() {
+        assert_eq!(thin((0..5).collect(), 10), vec![0, 1, 2, 3, 4]);
+        assert_eq!(thin((0..10).collect(), 5), vec![0, 2, 4, 6, 8]);
+        assert_eq!(thin((0..10).collect(), 3), vec![0, 4, 7]);
+        assert_eq!(thin((0..1000).collect::<Vec<_>>(), 300).len(), 300);
     }
 
     #[test]
