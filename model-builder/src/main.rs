@@ -778,21 +778,21 @@ fn run(cli: Cli) -> Result<()> {
                     serde_json::json!({
                         "cases": r.cases,
                         "rankers": r.rankers,
-                        "tuned": { "gamma": r.tuned_gamma, "prior": r.tuned_prior, "half_life_days": if r.tuned_half_life_days.is_finite() { serde_json::json!(r.tuned_half_life_days) } else { serde_json::Value::Null } },
+                        "tuned": { "gamma": r.tuned_gamma, "prior": r.tuned_prior, "half_life_days": if r.tuned_half_life_days.is_finite() { serde_json::json!(r.tuned_half_life_days) } else { serde_json::Value::Null }, "kappa": r.tuned_kappa },
                     })
                 );
             } else {
                 println!(
-                    "stage fit: {} test purchases by families with a known baby (from {}), {} leaf categories; the age fit learned from {} purchases; blend_tuned: lift^{} with prior {} and popularity half-life {} days (chosen on the last 20% of the training days)",
-                    r.cases, r.test_from, r.categories, r.train_purchases, r.tuned_gamma, r.tuned_prior, r.tuned_half_life_days
+                    "stage fit: {} test purchases by families with a known baby (from {}), {} leaf categories; the age fit learned from {} purchases; chosen on the last 20% of the training days: blend_tuned lift^{} with prior {} and popularity half-life {} days, blend_bayes {} pseudo-purchases",
+                    r.cases, r.test_from, r.categories, r.train_purchases, r.tuned_gamma, r.tuned_prior, r.tuned_half_life_days, r.tuned_kappa
                 );
                 println!(
-                    "{:<12} {:>8} {:>8} {:>8}",
+                    "{:<16} {:>8} {:>8} {:>8}",
                     "ranker", "HR@10", "NDCG@10", "MRR"
                 );
                 for (name, s) in &r.rankers {
                     println!(
-                        "{name:<12} {:>8.4} {:>8.4} {:>8.4}",
+                        "{name:<16} {:>8.4} {:>8.4} {:>8.4}",
                         s.hr10, s.ndcg10, s.mrr
                     );
                 }

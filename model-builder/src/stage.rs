@@ -89,16 +89,7 @@ impl AgeFit {
         let mut by_cat = vec![[0.0; BUCKETS]; n_cats];
         let mut by_top: HashMap<u32, Dist> = HashMap::new();
         let mut purchases = 0;
-        for e in ds
-            .events
-            .iter()
-            .filter(|e| e.ts < cutoff && e.event == Event::Purchase)
-        {
-            let Some((Some(born), _)) = ds.babies.get(&e.user) else {
-                continue;
-            };
-            let months = (e.ts as f64 / 86_400.0 - f64::from(*born)) / DAYS_PER_MONTH;
-            let b = bucket_of(months);
+        for (e, b) in labeled_purchases(ds, cutoff) {
             purchases += 1;
             global[b] += 1.0;
             by_item.entry(e.item).or_insert([0.0; BUCKETS])[b] += 1.0;
@@ -195,6 +186,8 @@ pub struct StageEval {
     pub tuned_prior: f64,
     /// `blend_tuned`'s popularity half-life in days (infinite: plain counts).
     pub tuned_half_life_days: f64,
+    /// `blend_bayes`'s prior strength, chosen on the validation days.
+    pub tuned_kappa: f64,
 }
 
 /// The stage-fit evaluation: purchases split by date (the last 20% of
@@ -202,7 +195,11 @@ pub struct StageEval {
 /// every leaf category is ranked for the baby's age on that day by
 /// `popular` (category purchase counts before the test), `stage` (the
 /// learned lift of the category at that age) and `blend` (their product:
-/// `P(category) * P(age | category) / P(age)`, i.e. `P(category | age)`).
+/// `P(category) * P(age | category) / P(age)`, i.e. `P(category | age)`),
+/// `blend_tuned` (the blend's knobs chosen on a validation split) and
+/// `blend_bayes` (`P(category | age)` counted directly from what families
+/// at that age bought, under the blend as a prior; see [`tune_bayes`]),
+/// with `families_popular` (the same counts without the age) beside it.
 /// Ties keep the category's first-seen order.
 pub fn eval_stage(ds: &Dataset) -> StageEval {
     let mut days: Vec<i64> = ds
@@ -246,6 +243,28 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
         })
         .0,
     );
+    let kappa = tune_bayes(ds, val_cutoff, cutoff);
+    let labeled = labeled_counts(ds, cutoff);
+    rankers.insert(
+        "blend_bayes",
+        rank_cases(
+            ds,
+            cutoff,
+            i64::MAX,
+            bayes_score(&labeled, &count, &fit, kappa),
+        )
+        .0,
+    );
+    // The same estimate without the age: what families with a baby buy,
+    // whatever its age (so the age's share of the gain shows).
+    rankers.insert(
+        "families_popular",
+        rank_cases(ds, cutoff, i64::MAX, |c, _| {
+            let n: f64 = labeled[c].iter().sum();
+            n + kappa * (count[c] + 0.5) / count.iter().sum::<f64>().max(1.0)
+        })
+        .0,
+    );
     // For comparison: the same decayed counts alone (so a gain from the
     // decay is not credited to the stage fit).
     if half_life.is_finite() {
@@ -263,8 +282,81 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
         tuned_gamma: gamma,
         tuned_prior: prior,
         tuned_half_life_days: half_life,
+        tuned_kappa: kappa,
     }
 }
+
+/// Purchases per leaf category and age bucket before `cutoff` by families
+/// with a known baby, each spread to the neighbouring buckets like the fit.
+fn labeled_counts(ds: &Dataset, cutoff: i64) -> Vec<Dist> {
+    let mut out = vec![[0.0; BUCKETS]; ds.categories.len()];
+    for (e, b) in labeled_purchases(ds, cutoff) {
+        let c = ds.item_category[e.item as usize];
+        if c != u32::MAX {
+            out[c as usize][b] += 1.0;
+        }
+    }
+    out.iter().map(spread).collect()
+}
+
+/// Purchases before `cutoff` by families whose baby's birthday is known,
+/// each with the baby's age bucket on the day.
+fn labeled_purchases(
+    ds: &Dataset,
+    cutoff: i64,
+) -> impl Iterator<Item = (&crate::data::Ev, usize)> + '_ {
+    ds.events
+        .iter()
+        .filter(move |e| e.ts < cutoff && e.event == Event::Purchase)
+        .filter_map(|e| {
+            let (Some(born), _) = ds.babies.get(&e.user)? else {
+                return None;
+            };
+            let months = (e.ts as f64 / 86_400.0 - f64::from(*born)) / DAYS_PER_MONTH;
+            Some((e, bucket_of(months)))
+        })
+}
+
+/// `blend_bayes`'s score: `P(category | age bucket)` estimated directly
+/// from what families at that age bought (`labeled`), under a prior of
+/// `kappa` pseudo-purchases whose mean is the blend (`count` x the fit's
+/// smoothed `P(age | category)`, i.e. `P(category) P(age | category)`).
+/// A category families of that age bought often rises above its overall
+/// popularity; one they never bought keeps the blend's estimate.
+fn bayes_score<'a>(
+    labeled: &'a [Dist],
+    count: &'a [f64],
+    fit: &'a AgeFit,
+    kappa: f64,
+) -> impl Fn(usize, usize) -> f64 + 'a {
+    let total: f64 = count.iter().sum::<f64>().max(1.0);
+    move |c, b| labeled[c][b] + kappa * (count[c] + 0.5) / total * fit.category[c][b]
+}
+
+/// The prior strength of `blend_bayes`, chosen by NDCG@10 on the
+/// validation purchases in `[val_cutoff, cutoff)` with everything learned
+/// before `val_cutoff` (the test days are never looked at).
+pub fn tune_bayes(ds: &Dataset, val_cutoff: i64, cutoff: i64) -> f64 {
+    let fit = AgeFit::estimate(ds, val_cutoff);
+    let count = category_counts(ds, val_cutoff);
+    let labeled = labeled_counts(ds, val_cutoff);
+    let mut best = (f64::MIN, KAPPAS[0]);
+    for kappa in KAPPAS {
+        let (m, _) = rank_cases(
+            ds,
+            val_cutoff,
+            cutoff,
+            bayes_score(&labeled, &count, &fit, kappa),
+        );
+        if m.ndcg10 > best.0 + 1e-12 {
+            best = (m.ndcg10, kappa);
+        }
+    }
+    best.1
+}
+
+/// The prior strengths `tune_bayes` tries (pseudo-purchases).
+const KAPPAS: [f64; 7] = [3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0];
 
 /// Purchases per leaf category before `cutoff`.
 fn category_counts(ds: &Dataset, cutoff: i64) -> Vec<f64> {
