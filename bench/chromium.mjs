@@ -45,7 +45,7 @@ try {
   const v = await browser.version();
   const f = (x) => x.toFixed(1);
   console.log(`Chromium ${v}: ${r.candidates} candidates x ${r.signals} signals, blob ${r.blob_bytes} bytes`);
-  console.log(`instantiate (init): ${f(r.instantiate_ms)} ms; fromBytes: first ${r.first_load_ms.toFixed(2)} ms, median of 30 ${r.load_ms.toFixed(2)} ms`);
+  console.log(`instantiate (init): ${f(r.instantiate_ms)} ms; fromBytes: first ${r.first_load_ms.toFixed(2)} ms, median after warm-up ${r.load_ms.toFixed(2)} ms`);
   console.log(`rerankIndices (typed): median ${f(r.typed.median_us)} us, p99 of 20-call batch means ${f(r.typed.p99_us)} us`);
   console.log(`rerank (string ids, reasons): median ${f(r.strings.median_us)} us, p99 of 20-call batch means ${f(r.strings.p99_us)} us`);
   // The demo page's own instrumentation (window.nestrank.timings): a cold
