@@ -64,7 +64,17 @@ impl PackedNeighbours {
     /// Packs a table of a model of `n` items. Total on any input: a table
     /// that breaks FORMAT.md's invariants packs to one the reader rejects.
     pub fn pack(nb: &NeighboursSection, n: usize) -> Self {
-        let width = index_width(n);
+        // An index too wide for the model's width widens the whole table,
+        // so the reader rejects it instead of reading a truncated index.
+        let widest = nb.items.iter().copied().max().unwrap_or(0);
+        let needed = if widest >= 1 << 24 {
+            4
+        } else if widest >= 1 << 16 {
+            3
+        } else {
+            2
+        };
+        let width = index_width(n).max(needed);
         let lengths = nb
             .offsets
             .windows(2)
@@ -190,6 +200,27 @@ mod tests {
             assert_eq!(back.scores[2], 1);
             assert!((f32::from(back.scores[1]) / 300.0 - 1.0).abs() < 0.025);
         }
+    }
+
+    #[test]
+    fn an_index_too_wide_for_the_model_is_rejected_not_truncated() {
+        let nb = NeighboursSection {
+            offsets: vec![0, 1, 1],
+            items: vec![65_537],
+            scores: vec![9],
+            scale: 1.0,
+        };
+        let err = PackedNeighbours::pack(&nb, 2)
+            .unpack(2, "neighbours")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::LengthMismatch {
+                what: "neighbours.items vs scores x index width",
+                left: 3,
+                right: 2
+            }
+        );
     }
 
     #[test]

@@ -83,7 +83,8 @@ struct TrainArgs {
     #[arg(long, default_value_t = TrainOptions::default().als_iterations)]
     train_als_iterations: usize,
     /// The most cases (converting user-days) the ranker is fitted on; more
-    /// are thinned evenly, so the fit's time stays bounded on big logs.
+    /// are thinned evenly, so the fit's time stays bounded on big logs
+    /// (0: no limit).
     #[arg(long, default_value_t = TrainOptions::default().max_cases)]
     train_max_cases: usize,
 }

@@ -49,6 +49,7 @@ pub struct TrainOptions {
     /// 15, and ALS is most of a training day's build.
     pub als_iterations: usize,
     /// The most cases fitted; more are thinned evenly (deterministic).
+    /// 0: no limit.
     pub max_cases: usize,
 }
 
@@ -201,10 +202,11 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// At most `max` of `cases`, evenly spaced (all of them if they fit).
+/// At most `max` of `cases`, evenly spaced (all of them if they fit, or
+/// if `max` is 0).
 fn thin<T>(cases: Vec<T>, max: usize) -> Vec<T> {
     let n = cases.len();
-    if n <= max {
+    if n <= max || max == 0 {
         return cases;
     }
     let step = n as f64 / max.max(1) as f64;
@@ -407,6 +409,7 @@ mod tests {
     #[test]
     fn thin_keeps_evenly_spaced_cases() {
         assert_eq!(thin((0..5).collect(), 10), vec![0, 1, 2, 3, 4]);
+        assert_eq!(thin((0..5).collect(), 0), vec![0, 1, 2, 3, 4]);
         assert_eq!(thin((0..10).collect(), 5), vec![0, 2, 4, 6, 8]);
         assert_eq!(thin((0..10).collect(), 3), vec![0, 4, 7]);
         assert_eq!(thin((0..1000).collect::<Vec<_>>(), 300).len(), 300);
