@@ -42,6 +42,20 @@ struct RowArgs {
     max_bad_rows: u64,
 }
 
+/// The data and days a replay-style evaluation (`eval`, `eval-similar`) reads.
+#[derive(clap::Args, Clone)]
+struct ReplayArgs {
+    /// Data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// Number of evaluated days.
+    #[arg(long, default_value_t = 2)]
+    days: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
     /// Neighbours kept per item.
@@ -259,15 +273,8 @@ enum Command {
     /// move on an evaluated day, is the next viewed or carted item among
     /// the 10 neighbours of the item viewed before it?
     EvalSimilar {
-        /// Data directory.
-        #[arg(long)]
-        data: PathBuf,
-        /// Number of evaluated days.
-        #[arg(long, default_value_t = 2)]
-        days: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        replay: ReplayArgs,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -313,15 +320,8 @@ enum Command {
     },
     /// Runs the daily-specials replay of EVAL.md.
     Eval {
-        /// Data directory.
-        #[arg(long)]
-        data: PathBuf,
-        /// Number of evaluated days.
-        #[arg(long, default_value_t = 2)]
-        days: usize,
-        /// Print one JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        replay: ReplayArgs,
         /// Sweep the builder's hyperparameters one at a time around the
         /// given values; the figures are tuned on the evaluated days.
         #[arg(long)]
@@ -723,9 +723,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::EvalSimilar {
-            data,
-            days,
-            json,
+            replay: ReplayArgs { data, days, json },
             model,
             rows,
         } => {
@@ -878,9 +876,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Eval {
-            data,
-            days,
-            json,
+            replay: ReplayArgs { data, days, json },
             sweep,
             model,
             train,

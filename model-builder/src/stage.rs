@@ -257,13 +257,13 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
     );
     // The same estimate without the age: what families with a baby buy,
     // whatever its age (so the age's share of the gain shows).
+    let total = count.iter().sum::<f64>().max(1.0);
+    let families: Vec<f64> = (0..count.len())
+        .map(|c| labeled[c].iter().sum::<f64>() + kappa * (count[c] + 0.5) / total)
+        .collect();
     rankers.insert(
         "families_popular",
-        rank_cases(ds, cutoff, i64::MAX, |c, _| {
-            let n: f64 = labeled[c].iter().sum();
-            n + kappa * (count[c] + 0.5) / count.iter().sum::<f64>().max(1.0)
-        })
-        .0,
+        rank_cases(ds, cutoff, i64::MAX, |c, _| families[c]).0,
     );
     // For comparison: the same decayed counts alone (so a gain from the
     // decay is not credited to the stage fit).
