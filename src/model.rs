@@ -668,6 +668,22 @@ impl FamilySection {
         self.restock_days.get(c as usize).copied().unwrap_or(0.0)
     }
 
+    /// Whether a family that last bought in category `c` `since_days` ago
+    /// is stocked (-1: a durable, or a consumable bought within 60% of its
+    /// interval), due to re-buy (+1: at or past 80% of the interval) or
+    /// neither (0, also for a category whose interval is unknown). The
+    /// scorer's `restock` feature and push's re-buy exception both read it.
+    pub fn restock(&self, c: u32, since_days: f64) -> i8 {
+        let days = self.restock_days_of(c);
+        if days == DURABLE || (days > 0.0 && since_days < 0.6 * f64::from(days)) {
+            -1
+        } else if days > 0.0 && since_days >= 0.8 * f64::from(days) {
+            1
+        } else {
+            0
+        }
+    }
+
     /// The log2 stage lift of item `i` at age bucket `b` (0 without lifts).
     pub fn log2_lift(&self, i: u32, b: usize) -> f32 {
         if self.lifts.is_empty() {

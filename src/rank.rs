@@ -281,6 +281,16 @@ impl RankerParams {
         p
     }
 
+    /// These parameters with the user's own items put first, most recent
+    /// first (the `recent` rule), and the rest in this ranker's order: where
+    /// people buy what they just viewed, no blend beats that rule.
+    pub fn recency_first(&self) -> Self {
+        let mut p = self.clone();
+        // As for the `recent` preset: 1e5 lifts any own item above the rest.
+        p.weights[F_OWN_RECENCY] += 1e5;
+        p
+    }
+
     /// Checks lengths and that every number is finite and in range.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.event_weights.len() != Event::ALL.len() {
@@ -755,17 +765,8 @@ pub fn compute_features(
             }
             let cat = model.category_of(item);
             if cat != NO_CATEGORY && s.cat_bought[cat as usize].is_finite() {
-                let days = fam.restock_days_of(cat);
                 let since = (now - s.cat_bought[cat as usize]) / 86_400.0;
-                let durable = days == crate::model::DURABLE;
-                let stocked = days > 0.0 && since < 0.6 * f64::from(days);
-                f[F_RESTOCK] = if durable || stocked {
-                    -1.0
-                } else if days > 0.0 && since >= 0.8 * f64::from(days) {
-                    1.0
-                } else {
-                    0.0
-                };
+                f[F_RESTOCK] = f32::from(fam.restock(cat, since));
             }
         }
         if folded {

@@ -5,7 +5,7 @@
 
 use crate::build::{build_parts, BuildOptions, DAY};
 use crate::data::Dataset;
-use crate::train::{TrainOptions, Trainer};
+use crate::train::{Shipped, TrainOptions, Trainer};
 use anyhow::{Context, Result};
 use nestrank::rank::{RankerKind, RankerParams};
 use nestrank::util::{fnv1a64, format_date};
@@ -68,6 +68,10 @@ pub struct DayReport {
     pub cases: u64,
     /// Candidates (specials) that day.
     pub candidates: usize,
+    /// How the day's model got its ranker.
+    pub shipped: Shipped,
+    /// The cases its ranker was fitted on (0 for the fallback).
+    pub train_cases: usize,
     /// Mean metrics per ranker.
     pub rankers: BTreeMap<String, Metrics>,
 }
@@ -266,9 +270,8 @@ pub fn replay(
     let bar = crate::progress::bar(eval_days.len() as u64, "replay days");
     for &day in &eval_days {
         let mut parts = build_parts(ds, day, build);
-        if let Some(ranker) = trainer.ranker_for(day)? {
-            parts.ranker = ranker;
-        }
+        let ranker = trainer.ranker_for(day)?;
+        parts.ranker = ranker.params;
         let mut rec = Recommender::from_bytes(&parts.to_bytes())
             .context("the model built for the replay does not load")?;
         let shipped = rec.model().ranker().clone();
@@ -288,6 +291,8 @@ pub fn replay(
             date: format_date(day),
             cases: replay.cases.len() as u64,
             candidates: replay.candidates.len(),
+            shipped: ranker.shipped,
+            train_cases: ranker.train_cases,
             rankers: day_metrics,
         });
         bar.inc(1);
@@ -319,8 +324,12 @@ impl EvalReport {
         }
         for d in &self.days {
             s += &format!(
-                "\n{} ({} cases, {} specials): ",
-                d.date, d.cases, d.candidates
+                "\n{} ({} cases, {} specials; ranker {} on {} training cases): ",
+                d.date,
+                d.cases,
+                d.candidates,
+                d.shipped.name(),
+                d.train_cases
             );
             let parts: Vec<String> = self
                 .order

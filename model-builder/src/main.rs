@@ -8,7 +8,7 @@ use model_builder::data::{BadRowPolicy, Dataset};
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
 use model_builder::publish::{publish, rollback, KEEP_DEFAULT};
-use model_builder::train::{RankerLoss, TrainOptions, Trainer};
+use model_builder::train::{Fallback, RankerLoss, TrainOptions, Trainer};
 use model_builder::{shop, synth};
 use nestrank::util::{format_date, parse_date};
 use nestrank::Model;
@@ -86,9 +86,16 @@ struct ModelArgs {
 
 #[derive(clap::Args, Clone, Copy)]
 struct TrainArgs {
-    /// Replay days before as-of that the shipped ranker learns from (0: the hand-set blend).
-    #[arg(long, default_value_t = 3)]
+    /// Days with conversions before as-of that the shipped ranker learns
+    /// from (0: ship the fallback).
+    #[arg(long, default_value_t = TrainOptions::default().days)]
     train_days: usize,
+    /// The most calendar days before as-of that a training day may lie.
+    #[arg(long, default_value_t = TrainOptions::default().lookback_days)]
+    train_lookback_days: u32,
+    /// What ships when no training day holds a case.
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().fallback)]
+    fallback: Fallback,
     /// The ranker's training loss.
     #[arg(long, value_enum, default_value_t = RankerLoss::Pairwise)]
     ranker_loss: RankerLoss,
@@ -107,6 +114,8 @@ impl TrainArgs {
     fn options(&self) -> TrainOptions {
         TrainOptions {
             days: self.train_days,
+            lookback_days: self.train_lookback_days,
+            fallback: self.fallback,
             loss: self.ranker_loss,
             als_iterations: self.train_als_iterations,
             max_cases: self.train_max_cases,
@@ -309,6 +318,11 @@ enum Command {
         /// Days of signals before as-of.
         #[arg(long, default_value_t = 30)]
         window_days: u32,
+        /// Newest signals per user that the scorer sees, as the phone's
+        /// SignalStore keeps them (items bought earlier in the window are
+        /// still never pushed, unless a re-buy is due).
+        #[arg(long, default_value_t = 200)]
+        max_signals: usize,
         /// Rules (JSON) replacing the blob's.
         #[arg(long)]
         rules: Option<PathBuf>,
@@ -554,10 +568,8 @@ fn run(cli: Cli) -> Result<()> {
             let t = Instant::now();
             let train = train.options();
             let mut trainer = Trainer::new(&ds, &build, &train);
-            let days = trainer.training_days(day);
-            if let Some(ranker) = trainer.ranker_for(day)? {
-                parts.ranker = ranker;
-            }
+            let ranker = trainer.ranker_for(day)?;
+            parts.ranker = ranker.params;
             let train_s = t.elapsed().as_secs_f64();
             if max_items > 0 || specials.is_some() {
                 let specials = match &specials {
@@ -592,7 +604,18 @@ fn run(cli: Cli) -> Result<()> {
                 load_s,
                 build_s,
                 train_s,
-                days.len()
+                ranker.train_days.len()
+            );
+            println!(
+                "ranker: {} ({} training cases on {})",
+                ranker.shipped.name(),
+                ranker.train_cases,
+                ranker
+                    .train_days
+                    .iter()
+                    .map(|&d| format_date(d))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             println!(
                 "stages: items {:.2}s, neighbours {:.2}s, ALS ({} factors, {} iterations) {:.2}s",
@@ -682,6 +705,7 @@ fn run(cli: Cli) -> Result<()> {
             top,
             threshold,
             window_days,
+            max_signals,
             rules,
             out,
             rows,
@@ -704,7 +728,7 @@ fn run(cli: Cli) -> Result<()> {
                 top,
                 threshold,
                 window_days,
-                ..Default::default()
+                max_signals,
             };
             let r = model_builder::push::push(&data, &rec, &specials, &opts, policy(rows), &mut w)?;
             println!(

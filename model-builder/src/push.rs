@@ -20,7 +20,7 @@ use nestrank::profile::{Gender, Profile};
 use nestrank::{Event, Recommender, Signals};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -116,6 +116,10 @@ pub fn push(
     let mut user_ids: HashMap<String, u32> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
     let mut signals: Vec<Vec<Sig>> = Vec::new();
+    // Every item each user bought in the window, with the age of the newest
+    // purchase: a push skips them all, not only those among the newest
+    // `max_signals` signals, unless the model says a re-buy is due.
+    let mut bought: Vec<HashMap<u32, u32>> = Vec::new();
     let mut events_read = 0u64;
     let path = data.join("events.csv");
     let mut csv = CsvFile::open(&path)?;
@@ -152,14 +156,20 @@ pub fn push(
                 user_ids.insert(user.to_string(), u);
                 names.push(user.to_string());
                 signals.push(Vec::new());
+                bought.push(HashMap::new());
                 u
             }
         };
+        let age = (cutoff - ts) as u32;
+        if event == Event::Purchase {
+            let newest = bought[u as usize].entry(item).or_insert(age);
+            *newest = (*newest).min(age);
+        }
         let list = &mut signals[u as usize];
         list.push(Sig {
             item,
             event: event as u8,
-            age: (cutoff - ts) as u32,
+            age,
         });
         // Keep the newest `cap` (the log is in any order: sort by age when trimming).
         if list.len() >= 2 * cap {
@@ -230,14 +240,10 @@ pub fn push(
                     items.clear();
                     events.clear();
                     times.clear();
-                    let mut bought: HashSet<u32> = HashSet::new();
                     for s in list {
                         items.push(s.item);
                         events.push(s.event);
                         times.push(now - f64::from(s.age));
-                        if s.event == Event::Purchase as u8 {
-                            bought.insert(s.item);
-                        }
                     }
                     let profile = babies.get(names[u].as_str()).and_then(|&(birth, gender)| {
                         birth.map(|b| Profile {
@@ -260,7 +266,7 @@ pub fn push(
                             break;
                         }
                         let index = candidates[p as usize];
-                        if bought.contains(&index)
+                        if !rebuy_allowed(model, &bought[u], index)
                             || ranking.scores[k] - base[p as usize] < min_lift
                         {
                             continue;
@@ -295,6 +301,19 @@ pub fn push(
     report.users_per_s = report.users as f64 / report.rank_s.max(1e-9);
     report.bad_rows = bad.rows().len();
     Ok(report)
+}
+
+/// Whether `item` may be pushed to a user who bought `bought` (item ->
+/// seconds since the newest purchase): never bought in the window, or a
+/// re-buy that the model's replenishment says is due.
+fn rebuy_allowed(model: &nestrank::Model, bought: &HashMap<u32, u32>, item: u32) -> bool {
+    let Some(&age) = bought.get(&item) else {
+        return true;
+    };
+    let cat = model.category_of(item);
+    model.family().is_some_and(|fam| {
+        cat != nestrank::model::NO_CATEGORY && fam.restock(cat, f64::from(age) / DAY as f64) > 0
+    })
 }
 
 /// `users.csv`'s babies by user id, when the file is there.
@@ -353,4 +372,40 @@ pub fn specials_on_sale(data: &Path, day: i32, policy: BadRowPolicy) -> Result<V
         Ok(())
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nestrank::model::{FamilySection, DURABLE};
+
+    /// `tiny_model`'s category 0 restocks every 10 days, category 1 is durable.
+    fn model() -> nestrank::Model {
+        let mut parts = nestrank::testing::tiny_model();
+        let n = parts.items.ids.len();
+        parts.family = Some(FamilySection {
+            brand: vec![nestrank::model::NO_CATEGORY; n],
+            gender: vec![0; n],
+            edges: nestrank::stage::EDGES.to_vec(),
+            price: vec![0.0; n],
+            restock_days: vec![10.0, DURABLE],
+            ..FamilySection::default()
+        });
+        nestrank::Model::from_bytes(&parts.to_bytes()).expect("the test model loads")
+    }
+
+    #[test]
+    fn bought_items_wait_until_a_rebuy_is_due() {
+        let model = model();
+        let day = DAY as u32;
+        let bought: HashMap<u32, u32> = [(0, 3 * day), (1, 9 * day), (2, 30 * day)].into();
+        // Item 0 (restocks every 10 days) bought 3 days ago: stocked.
+        assert!(!rebuy_allowed(&model, &bought, 0));
+        // Item 1, same category, bought 9 days ago: due.
+        assert!(rebuy_allowed(&model, &bought, 1));
+        // Item 2 is durable: never again, however long ago.
+        assert!(!rebuy_allowed(&model, &bought, 2));
+        // Item 3 was not bought.
+        assert!(rebuy_allowed(&model, &bought, 3));
+    }
 }

@@ -9,15 +9,15 @@
 //! with per-chunk gradients summed in a fixed order, so the result does not
 //! depend on the number of threads.
 
+use crate::build::DAY;
 use crate::build::{build_parts, BuildOptions};
 use crate::data::Dataset;
-use crate::eval::{evaluated_days, events_by_user, replay_day};
+use crate::eval::{events_by_user, replay_day};
 use anyhow::{Context, Result};
-use nestrank::rank::{
-    compute_features, RankerKind, RankerParams, Scratch, F_FACTOR, F_OWN_RECENCY, NUM_FEATURES,
-};
+use nestrank::rank::{compute_features, RankerKind, RankerParams, Scratch, F_FACTOR, NUM_FEATURES};
 use nestrank::Recommender;
 use rayon::prelude::*;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -30,11 +30,64 @@ pub enum RankerLoss {
     Lambdarank,
 }
 
+/// What a model ships when it has no training case to learn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fallback {
+    /// The user's own items first, most recent first, then the hand-set
+    /// blend: never below `recent`, which the blend alone can be.
+    RecencyFirst,
+    /// The hand-set blend.
+    Blend,
+}
+
+/// How a model's ranker came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shipped {
+    /// Weights fitted on the training days.
+    Learned,
+    /// The recency-first rule over the fitted weights, which ranked the
+    /// training days better than the fit alone.
+    Rule,
+    /// No training case (or training off): [`TrainOptions::fallback`].
+    Fallback,
+}
+
+impl Shipped {
+    /// The lowercase name, as `eval --json` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shipped::Learned => "learned",
+            Shipped::Rule => "rule",
+            Shipped::Fallback => "fallback",
+        }
+    }
+}
+
+/// The ranker a model ships, and what it learned from.
+#[derive(Debug, Clone)]
+pub struct ShippedRanker {
+    /// The parameters.
+    pub params: RankerParams,
+    /// How they came about.
+    pub shipped: Shipped,
+    /// The training days used (days since 1970-01-01).
+    pub train_days: Vec<i32>,
+    /// Cases fitted (after thinning).
+    pub train_cases: usize,
+}
+
 /// How the shipped ranker is learned.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrainOptions {
-    /// Replay days before as-of to train on (0: ship the hand-set preset).
+    /// Days with conversions before as-of to train on (0: ship the fallback).
     pub days: usize,
+    /// How far back a training day may lie, in calendar days before as-of:
+    /// a log with gaps still trains on its latest days with conversions,
+    /// but never on behaviour older than this.
+    pub lookback_days: u32,
+    /// What ships when there is no training case.
+    pub fallback: Fallback,
     /// The loss.
     pub loss: RankerLoss,
     /// Full-batch Adam steps.
@@ -57,6 +110,8 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             days: 3,
+            lookback_days: 28,
+            fallback: Fallback::RecencyFirst,
             loss: RankerLoss::Pairwise,
             epochs: 300,
             learning_rate: 0.1,
@@ -96,7 +151,7 @@ pub struct Trainer<'a> {
     build: &'a BuildOptions,
     opts: &'a TrainOptions,
     by_user: Vec<Vec<usize>>,
-    days_with_data: Vec<i32>,
+    conversion_days: Vec<i32>,
     cache: BTreeMap<i32, Arc<Vec<CaseRows>>>,
 }
 
@@ -108,20 +163,22 @@ impl<'a> Trainer<'a> {
             build,
             opts,
             by_user: events_by_user(ds),
-            days_with_data: evaluated_days(ds, usize::MAX),
+            conversion_days: conversion_days(ds),
             cache: BTreeMap::new(),
             stages: TrainStages::default(),
         }
     }
 
     /// The training days for a model as of `as_of`: the last `days` days
-    /// before it that EVAL.md could evaluate.
+    /// before it that hold a conversion (so a replay day has test cases)
+    /// and could be evaluated, within `lookback_days` calendar days.
     pub fn training_days(&self, as_of: i32) -> Vec<i32> {
+        let earliest = as_of - self.opts.lookback_days as i32;
         let before: Vec<i32> = self
-            .days_with_data
+            .conversion_days
             .iter()
             .copied()
-            .filter(|&d| d < as_of)
+            .filter(|&d| d < as_of && d >= earliest)
             .collect();
         before[before.len().saturating_sub(self.opts.days)..].to_vec()
     }
@@ -165,19 +222,34 @@ impl<'a> Trainer<'a> {
         Ok(out)
     }
 
-    /// The ranker for a model as of `as_of`, or `None` when training is off
-    /// or no earlier day has test cases.
-    pub fn ranker_for(&mut self, as_of: i32) -> Result<Option<RankerParams>> {
-        if self.opts.days == 0 {
-            return Ok(None);
+    /// What a model with no training case ships.
+    pub fn fallback(&self) -> RankerParams {
+        match self.opts.fallback {
+            Fallback::RecencyFirst => self.build.ranker.recency_first(),
+            Fallback::Blend => self.build.ranker.clone(),
         }
+    }
+
+    /// The ranker for a model as of `as_of`: learned on the training days,
+    /// or the fallback when training is off or they hold no test case.
+    pub fn ranker_for(&mut self, as_of: i32) -> Result<ShippedRanker> {
+        let train_days = if self.opts.days == 0 {
+            Vec::new()
+        } else {
+            self.training_days(as_of)
+        };
         let mut cases: Vec<Arc<Vec<CaseRows>>> = Vec::new();
-        for day in self.training_days(as_of) {
+        for &day in &train_days {
             cases.push(self.day_rows(day)?);
         }
         let all: Vec<&CaseRows> = cases.iter().flat_map(|d| d.iter()).collect();
         if all.is_empty() {
-            return Ok(None);
+            return Ok(ShippedRanker {
+                params: self.fallback(),
+                shipped: Shipped::Fallback,
+                train_days,
+                train_cases: 0,
+            });
         }
         let all = thin(all, self.opts.max_cases);
         let t = std::time::Instant::now();
@@ -188,18 +260,39 @@ impl<'a> Trainer<'a> {
         // Offer that composition too and keep whichever ranks the training
         // days better (a tie goes to the simpler rule), so the hybrid never
         // gives up what `recent` knows.
-        let mut recency_first = learned;
-        recency_first[F_OWN_RECENCY] += 1e5;
-        let best = if ndcg10(&all, &recency_first) >= ndcg10(&all, &learned) {
-            recency_first
+        let mut params = self.build.ranker.clone();
+        params.weights = learned.to_vec();
+        let rule = params.recency_first();
+        let rule_weights: Row = std::array::from_fn(|k| rule.weights[k]);
+        let shipped = if ndcg10(&all, &rule_weights) >= ndcg10(&all, &learned) {
+            params = rule;
+            Shipped::Rule
         } else {
-            learned
+            Shipped::Learned
         };
         self.stages.fit_s += t.elapsed().as_secs_f64();
-        let mut params = self.build.ranker.clone();
-        params.weights = best.to_vec();
-        Ok(Some(params))
+        Ok(ShippedRanker {
+            params,
+            shipped,
+            train_days,
+            train_cases: all.len(),
+        })
     }
+}
+
+/// The days (since 1970-01-01) with at least one conversion, except the
+/// log's first day, whose model would be built from nothing.
+pub fn conversion_days(ds: &Dataset) -> Vec<i32> {
+    let first = ds.events.first().map(|e| e.ts.div_euclid(DAY) as i32);
+    let mut days: Vec<i32> = ds
+        .events
+        .iter()
+        .filter(|e| e.event.is_conversion())
+        .map(|e| e.ts.div_euclid(DAY) as i32)
+        .filter(|&d| Some(d) != first)
+        .collect();
+    days.dedup(); // events are sorted by time
+    days
 }
 
 /// At most `max` of `cases`, evenly spaced (all of them if they fit, or

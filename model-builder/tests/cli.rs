@@ -265,11 +265,10 @@ fn replay_on_the_taobao_sample() {
     assert!(get("similar") > get("similar_table"));
 }
 
-/// A shop where people buy what they just viewed: the learned hybrid must
-/// keep what `recent` knows and not fall below it.
-#[test]
-fn hybrid_keeps_what_recent_knows() {
-    let dir = scratch_dir("buy-what-you-viewed");
+/// Writes a shop where people buy what they just viewed into `dir`: on each
+/// of `days` (days after 2020-09-13), two thirds of 150 users view 2 to 7
+/// of 400 items and, where `buys`, purchase the last one viewed.
+fn buy_what_you_viewed(dir: &Path, days: &[(u64, bool)]) {
     let mut s: u64 = 7;
     let mut rand = |n: u64| {
         s = s
@@ -283,7 +282,7 @@ fn hybrid_keeps_what_recent_knows() {
         items += &format!("i{i},c{}\n", i % 12);
     }
     let day0 = 1_600_000_000 - 1_600_000_000 % 86_400;
-    for day in 0..8u64 {
+    for &(day, buys) in days {
         for u in 0..150u64 {
             if rand(3) == 0 {
                 continue;
@@ -295,32 +294,137 @@ fn hybrid_keeps_what_recent_knows() {
                 events += &format!("u{u},i{last},view,{t}\n");
                 t += 30 + rand(600);
             }
-            events += &format!("u{u},i{last},purchase,{t}\n");
+            if buys {
+                events += &format!("u{u},i{last},purchase,{t}\n");
+            }
         }
     }
     std::fs::write(dir.join("events.csv"), events).unwrap();
     std::fs::write(dir.join("items.csv"), items).unwrap();
-    let json = ok(&[
-        "eval",
-        "--data",
-        dir.to_str().unwrap(),
-        "--json",
-        "--days",
-        "3",
-    ]);
-    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+}
+
+/// `eval --json` over `days` evaluated days of `dir`, with `extra` flags.
+fn eval_json(dir: &Path, days: &str, extra: &[&str]) -> serde_json::Value {
+    let d = dir.to_str().unwrap();
+    let args = [&["eval", "--data", d, "--json", "--days", days][..], extra].concat();
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+/// The hybrid is at or above `recent` in NDCG@10 on every evaluated day.
+fn assert_hybrid_keeps_recent(r: &serde_json::Value) {
+    for day in r["days"].as_array().unwrap() {
+        let ndcg = |name: &str| day["rankers"][name]["ndcg10"].as_f64().unwrap();
+        assert!(
+            ndcg("hybrid") >= ndcg("recent") - 1e-9,
+            "{}: hybrid {} below recent {} (shipped {})",
+            day["date"],
+            ndcg("hybrid"),
+            ndcg("recent"),
+            day["shipped"]
+        );
+    }
+}
+
+/// A shop where people buy what they just viewed: the learned hybrid must
+/// keep what `recent` knows and not fall below it, and so must the
+/// fallback that ships when there is nothing to learn from.
+#[test]
+fn hybrid_keeps_what_recent_knows() {
+    let dir = scratch_dir("buy-what-you-viewed");
+    buy_what_you_viewed(&dir, &(0..8).map(|d| (d, true)).collect::<Vec<_>>());
+    let r = eval_json(&dir, "3", &[]);
     let ndcg = |name: &str| r["rankers"][name]["ndcg10"].as_f64().unwrap();
     assert!(
         ndcg("recent") > 0.5,
         "the data is as designed: {}",
         ndcg("recent")
     );
+    assert_hybrid_keeps_recent(&r);
+    for day in r["days"].as_array().unwrap() {
+        assert_ne!(day["shipped"], "fallback", "{day}");
+        assert!(day["train_cases"].as_u64().unwrap() > 50, "{day}");
+    }
+    // Training off: the fallback ships, and keeps what `recent` knows,
+    // where the hand-set blend alone falls below it.
+    let r = eval_json(&dir, "3", &["--train-days", "0"]);
+    for day in r["days"].as_array().unwrap() {
+        assert_eq!(day["shipped"], "fallback");
+        assert_eq!(day["train_cases"], 0);
+    }
+    assert_hybrid_keeps_recent(&r);
+    let blend = eval_json(&dir, "3", &["--train-days", "0", "--fallback", "blend"]);
+    let ndcg = |r: &serde_json::Value, name: &str| r["rankers"][name]["ndcg10"].as_f64().unwrap();
     assert!(
-        ndcg("hybrid") >= ndcg("recent") - 1e-9,
-        "hybrid {} below recent {}",
-        ndcg("hybrid"),
-        ndcg("recent")
+        ndcg(&blend, "hybrid") < ndcg(&blend, "recent"),
+        "the blend alone is below recent here: {} vs {}",
+        ndcg(&blend, "hybrid"),
+        ndcg(&blend, "recent")
     );
+}
+
+/// A log with gaps: training days are the latest days with conversions
+/// within the look-back, not the calendar days before as-of, and a day with
+/// nothing to learn from within the look-back ships the fallback.
+#[test]
+fn training_days_skip_gaps_and_view_only_days() {
+    let dir = scratch_dir("gaps");
+    // Day 0 starts the log; days 3 and 4 convert; days 6 to 8 hold views
+    // only (no test case); days 9 and 10 are evaluated. Then a gap of more
+    // than the 28-day look-back, and days 60 and 61.
+    let mut days = vec![(0, true), (3, true), (4, true)];
+    days.extend((6..=8).map(|d| (d, false)));
+    days.extend([(9, true), (10, true), (60, true), (61, true)]);
+    buy_what_you_viewed(&dir, &days);
+    let r = eval_json(&dir, "4", &[]);
+    let days = r["days"].as_array().unwrap();
+    let dates: Vec<&str> = days.iter().map(|d| d["date"].as_str().unwrap()).collect();
+    assert_eq!(
+        dates,
+        ["2020-09-22", "2020-09-23", "2020-11-12", "2020-11-13"]
+    );
+    let shipped: Vec<&str> = days
+        .iter()
+        .map(|d| d["shipped"].as_str().unwrap())
+        .collect();
+    let cases: Vec<u64> = days
+        .iter()
+        .map(|d| d["train_cases"].as_u64().unwrap())
+        .collect();
+    // Day 9 learns from days 3 and 4 across the view-only days; day 10
+    // from 3, 4 and 9.
+    assert_ne!(shipped[0], "fallback");
+    assert!(cases[0] > 100 && cases[1] > cases[0], "{cases:?}");
+    // Day 60: nothing converted within 28 days before it.
+    assert_eq!((shipped[2], cases[2]), ("fallback", 0));
+    // Day 61 learns from day 60 alone.
+    assert_ne!(shipped[3], "fallback");
+    assert!(cases[3] > 50 && cases[3] < cases[1], "{cases:?}");
+    assert_hybrid_keeps_recent(&r);
+    // A longer look-back reaches across the gap.
+    let r = eval_json(&dir, "4", &["--train-lookback-days", "60"]);
+    assert_ne!(r["days"][2]["shipped"], "fallback");
+}
+
+/// A log of one day: nothing to evaluate, and a model built after it ships
+/// the fallback, saying so.
+#[test]
+fn a_one_day_log_builds_with_the_fallback() {
+    let dir = scratch_dir("one-day");
+    buy_what_you_viewed(&dir, &[(0, true)]);
+    let d = dir.to_str().unwrap();
+    let err = fails(&["eval", "--data", d]);
+    assert!(err.contains("no day to evaluate"), "{err}");
+    let out = dir.join("model");
+    let msg = ok(&[
+        "build",
+        "--data",
+        d,
+        "--as-of",
+        "2020-09-14",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(msg.contains("ranker: fallback (0 training cases"), "{msg}");
 }
 
 /// The Tianchi "Mum Baby" import and the stage-fit evaluation: the blend of
@@ -612,6 +716,20 @@ fn push_lists_for_every_confident_user() {
             assert!(score <= last, "scores descend");
             last = score;
             assert!(!it["reason"].as_str().unwrap().is_empty());
+        }
+    }
+    // With a signal cap smaller than the users' histories, purchases drop
+    // out of the signals, and must still never be pushed.
+    let capped = push("capped.jsonl", &["--max-signals", "2"]);
+    assert!(capped.len() > 20, "only {} pushes", capped.len());
+    for line in &capped {
+        let user = line["user"].as_str().unwrap();
+        for it in line["items"].as_array().unwrap() {
+            let id = it["id"].as_str().unwrap();
+            assert!(
+                !bought.contains(&(user.to_string(), id.to_string())),
+                "{user} bought {id} (signal cap 2)"
+            );
         }
     }
     // Deterministic, whatever the threads do.
