@@ -7,12 +7,14 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3; exit }' Cargo.lock)
 WASM_OPT := tools/node_modules/.bin/wasm-opt
 WASM_RAW := target/wasm32-unknown-unknown/release/nestrank.wasm
-BUILDER := target/release/model-builder
+# The demo's builder: without the query engine (its logs fit in memory),
+# so `make demo` does not compile DataFusion and Ballista.
+BUILDER := target/demo/builder/model-builder
 SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
 SHOP_DAY := 2026-11-01
 
-.PHONY: setup setup-fuzz fuzz setup-browser pkg builder shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
+.PHONY: setup setup-fuzz fuzz setup-browser pkg builder builder-demo shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -38,12 +40,19 @@ pkg: setup
 	cp pkg-template/package.json pkg-template/README.md pkg-template/*.js pkg-template/index.d.ts pkg/
 	@echo "pkg/nestrank_bg.wasm: $$(stat -c %s pkg/nestrank_bg.wasm) bytes, $$(gzip -9c pkg/nestrank_bg.wasm | wc -c) gzipped"
 
+# The native builder has its own profile (Cargo.toml: no fat LTO over
+# DataFusion and Ballista). It builds every target of the workspace, as
+# `cargo test --workspace` does, so that both resolve the same features and
+# share one compile of DataFusion and Ballista instead of two.
 builder:
-	cargo build --release -p model-builder
+	cargo build --workspace --all-targets --profile builder
+
+builder-demo:
+	cargo build -p model-builder --no-default-features --profile builder --target-dir target/demo
 
 # The synthetic mother-and-baby shop (deterministic) and its daily blob:
 # what the demo page and the e2e tests load.
-shop: builder
+shop: builder-demo
 	$(BUILDER) synth --kind mother-baby --out out/shop --end $(SHOP_DAY)
 	$(BUILDER) build --data out/shop --as-of $(SHOP_DAY) --out out/shop-model \
 	  --specials out/shop/specials.txt --max-items 3000 --k 20 --complement-k 5
@@ -58,7 +67,7 @@ edge-sample: shop
 # Everything the demo shows: the package, the shop's model, and the bundled
 # Taobao sample's daily blob (its last day's specials + the 5,000 most
 # recently active items) reranked for three users through wasm under Node.
-demo-data: pkg builder shop
+demo-data: pkg builder-demo shop
 	$(BUILDER) import taobao $(SAMPLE) --out out/taobao
 	node scripts/specials.mjs out/taobao/events.csv $(DEMO_DAY) > out/specials.txt
 	$(BUILDER) build --data out/taobao --as-of $(DEMO_DAY) --out out/model \
@@ -77,7 +86,7 @@ lint:
 	cargo clippy --target wasm32-unknown-unknown --lib --test wasm -- -D warnings
 
 test-native:
-	cargo test --workspace --release
+	cargo test --workspace --profile builder
 
 test-wasm: setup setup-browser
 	cargo test --target wasm32-unknown-unknown --test wasm
@@ -94,7 +103,7 @@ setup-edge:
 	  npm ci --prefix edge --no-audit --no-fund; \
 	fi
 
-test-edge: pkg builder setup-edge
+test-edge: pkg builder-demo setup-edge
 	npm --prefix edge test
 
 # Fuzzing (cargo-fuzz, nightly): every target is built and run for
@@ -127,7 +136,7 @@ test: setup lint test-native test-wasm test-node test-e2e test-edge fuzz
 
 # Rewrites tests/data/golden-expected.json from the native core (review the diff!).
 golden:
-	UPDATE_GOLDEN=1 cargo test --release --test golden
+	UPDATE_GOLDEN=1 cargo test --profile builder --test golden
 
 clean:
 	rm -rf pkg out test-artifacts target/wasm32-unknown-unknown
@@ -138,8 +147,8 @@ bench-quick: demo-data
 
 # Benchmarks: the native core (criterion), the wasm package under Node
 # (beside a plain-JS reference of the same scoring), and in headless Chromium.
-bench: demo-data setup-browser
-	cargo bench -p model-builder --bench core
+bench: demo-data builder setup-browser
+	cargo bench -p model-builder --bench core --profile builder
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 	node bench/chromium.mjs out/taobao out/model $(DEMO_DAY)
 	bench/als-vs-implicit.sh out/taobao

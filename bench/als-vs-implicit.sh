@@ -16,7 +16,7 @@ fi
 cutoff=$(( $(date -u -d 2017-12-03 +%s) ))
 for spec in "32 10" "64 40"; do
   set -- $spec
-  target/release/model-builder build --data "$data" --as-of 2017-12-03 --out target/bench-als \
+  target/builder/model-builder build --data "$data" --as-of 2017-12-03 --out target/bench-als \
     --factors "$1" --alpha "$2" --train-days 0 | grep '^stages' | sed "s/^/nestrank: /"
 done
 OPENBLAS_NUM_THREADS=1 "$venv/bin/python" bench/als_vs_implicit.py "$data/events.csv" "$cutoff"

@@ -286,7 +286,10 @@ impl ModelParts {
         items.ids.validate("item ids")?;
         for i in 1..n {
             if items.ids.get(i - 1).as_bytes() >= items.ids.get(i).as_bytes() {
-                return Err(DecodeError::UnsortedIds { index: i as u32 });
+                return Err(DecodeError::UnsortedIds {
+                    what: "item ids",
+                    index: i as u32,
+                });
             }
         }
         check_len("items.category vs item ids", items.category.len(), n)?;

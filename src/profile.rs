@@ -347,7 +347,10 @@ fn validate_table(
     }
     for i in 1..names.len() {
         if names.get(i - 1).as_bytes() >= names.get(i).as_bytes() {
-            return Err(DecodeError::UnsortedIds { index: i as u32 });
+            return Err(DecodeError::UnsortedIds {
+                what,
+                index: i as u32,
+            });
         }
     }
     if weights.iter().any(|w| !w.is_finite()) {
@@ -652,7 +655,7 @@ mod tests {
         ));
         assert!(matches!(
             aff(&|a| a.brands = StringTable::from_strings(&["b", "a"])),
-            Err(DecodeError::UnsortedIds { index: 1 })
+            Err(DecodeError::UnsortedIds { index: 1, .. })
         ));
         assert!(matches!(
             aff(&|a| a.price_low = 50.0),

@@ -675,7 +675,13 @@ fn unsorted_ids() {
             (4, ranker()),
         ],
     ));
-    assert_eq!(e, DecodeError::UnsortedIds { index: 1 });
+    assert_eq!(
+        e,
+        DecodeError::UnsortedIds {
+            what: "item ids",
+            index: 1
+        }
+    );
 }
 
 #[test]

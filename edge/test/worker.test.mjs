@@ -20,7 +20,7 @@ const specials = JSON.parse(readFileSync(new URL("specials.json", sample), "utf8
 const defaultOrder = specials.items.map((s) => s.id);
 const brandItems = (brand) => specials.items.filter((s) => s.brand === brand).map((s) => s.id);
 const NOW = Date.parse(specials.date + "T18:00:00Z") / 1000;
-const builder = join(repoRoot, "target/release/model-builder");
+const builder = join(repoRoot, "target/demo/builder/model-builder");
 const workDir = mkdtempSync(join(tmpdir(), "nestrank-edge-"));
 const candidatesFile = join(workDir, "candidates.txt");
 writeFileSync(candidatesFile, defaultOrder.join("\n") + "\n");

@@ -3,7 +3,8 @@
 //! is either an event or a reported bad row.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use model_builder::data::{BadRowPolicy, CsvFile, Dataset};
+use model_builder::data::Dataset;
+use model_builder::rows::{BadRowPolicy, CsvFile};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

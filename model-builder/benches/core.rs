@@ -3,9 +3,11 @@
 //! Run with `make bench` (or `cargo bench -p model-builder --bench core`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use model_builder::build::{build_parts, restrict, BuildOptions, Restriction};
-use model_builder::data::{BadRowPolicy, Dataset};
-use model_builder::eval::{events_by_user, replay_day};
+use model_builder::build::{build_parts, restrict, Restriction};
+use model_builder::data::Dataset;
+use model_builder::options::BuildOptions;
+use model_builder::replay::{events_by_user, replay_day};
+use model_builder::rows::BadRowPolicy;
 use nestrank::rank::{compute_features, RankerParams, Ranking, Scratch};
 use nestrank::util::parse_date;
 use nestrank::{Model, Signals};

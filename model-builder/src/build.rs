@@ -1,70 +1,33 @@
 //! From a dataset and an as-of date to model parts (published by
 //! [`crate::publish`]).
 
-use crate::als::{self, AlsOptions, Csr};
+use crate::als::{self, Csr};
 use crate::data::Dataset;
+use crate::options::{BuildOptions, Similarity, DAY};
+#[cfg(feature = "engine")]
+use anyhow::Context;
 use nestrank::factors::FactorsSection;
 use nestrank::model::{ItemsSection, ModelParts, NeighboursSection, StringTable, NO_CATEGORY};
-use nestrank::rank::{RankerKind, RankerParams};
 
-/// The similarity measure of co-occurrence neighbours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Similarity {
-    /// `C(i,j) / (C(i) + C(j) - C(i,j))`.
-    Jaccard,
-    /// `C(i,j) / sqrt(C(i) C(j))`.
-    Cosine,
-    /// `C(i,j) / (C(i) C(j))`.
-    Lift,
-}
-
-/// Everything a build can be tuned by.
-#[derive(Debug, Clone)]
-pub struct BuildOptions {
-    /// Neighbours kept per item.
-    pub k: usize,
-    /// Bought-together neighbours kept per item (0: no complements table).
-    pub complement_k: usize,
-    /// Operations' rules shipped in the blob.
-    pub rules: Option<nestrank::RuleSet>,
-    /// The neighbour similarity.
-    pub similarity: Similarity,
-    /// Half-life, in days, of a user-item affinity in co-occurrence counts.
-    pub cooc_half_life_days: f64,
-    /// Half-life, in days, of the trend prior.
-    pub trend_half_life_days: f64,
-    /// Most recent distinct items per user used for co-occurrence (bounds the pairs).
-    pub max_items_per_user: usize,
-    /// Event weights of co-occurrence and trend (view, fav, cart, purchase).
-    pub event_weights: [f32; 4],
-    /// The ranker to ship.
-    pub ranker: RankerParams,
-    /// Implicit-ALS settings (`factors: 0` trains none).
-    pub als: AlsOptions,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        BuildOptions {
-            k: 50,
-            complement_k: 10,
-            rules: None,
-            similarity: Similarity::Jaccard,
-            cooc_half_life_days: 30.0,
-            trend_half_life_days: 3.0,
-            max_items_per_user: 500,
-            event_weights: [1.0, 2.0, 3.0, 4.0],
-            ranker: RankerParams::preset(RankerKind::Hybrid),
-            als: AlsOptions::default(),
-        }
-    }
-}
-
-/// Seconds in a UTC day.
-pub const DAY: i64 = 86_400;
-
+/// `2^(-age / half-life)`, computed as the engine's SQL `power(2.0, x)`
+/// computes it (`powf`), so that both give the same bits.
 fn decay(age_s: i64, half_life_days: f64) -> f64 {
-    (-(age_s as f64) / (half_life_days * DAY as f64)).exp2()
+    2f64.powf(-(age_s as f64) / (half_life_days * DAY as f64))
+}
+
+/// Where a build's data-parallel stages (per-item statistics and the
+/// co-occurrence neighbours) run.
+#[derive(Clone, Copy)]
+pub enum Stages<'a> {
+    /// Over the loaded [`Dataset`], in this process.
+    InMemory,
+    /// As plans on the query engine, over the data directory's files.
+    #[cfg(feature = "engine")]
+    Engine(&'a crate::engine::plans::Session),
+    /// Without the engine, nothing borrows.
+    #[cfg(not(feature = "engine"))]
+    #[doc(hidden)]
+    Never(std::marker::PhantomData<&'a ()>, std::convert::Infallible),
 }
 
 /// The model's item table, in id order, and the map from interned item to model index.
@@ -116,6 +79,18 @@ pub fn build_parts_timed(
     as_of_day: i32,
     opts: &BuildOptions,
 ) -> (ModelParts, StageTimes) {
+    build_parts_on(ds, as_of_day, opts, Stages::InMemory).expect("the in-memory stages do not fail")
+}
+
+/// [`build_parts_timed`], with the data-parallel stages run by `stages`.
+/// The engine's plans compute what the in-memory stages compute, to the
+/// bit (see [`crate::engine::plans`]).
+pub fn build_parts_on(
+    ds: &Dataset,
+    as_of_day: i32,
+    opts: &BuildOptions,
+    stages: Stages,
+) -> anyhow::Result<(ModelParts, StageTimes)> {
     let mut times = StageTimes::default();
     let clock = std::time::Instant::now();
     let cutoff = i64::from(as_of_day) * DAY;
@@ -147,34 +122,72 @@ pub fn build_parts_timed(
 
     let mut conversions_7d = vec![0u32; n];
     let mut trend = vec![0f64; n];
-    for e in past {
-        let m = index.model_index[e.item as usize] as usize;
-        if e.event.is_conversion() && e.ts >= cutoff - 7 * DAY {
-            conversions_7d[m] += 1;
+    match stages {
+        Stages::InMemory => {
+            for e in past {
+                let m = index.model_index[e.item as usize] as usize;
+                if e.event.is_conversion() && e.ts >= cutoff - 7 * DAY {
+                    conversions_7d[m] += 1;
+                }
+                trend[m] += f64::from(opts.event_weights[e.event as usize])
+                    * decay(cutoff - e.ts, opts.trend_half_life_days);
+            }
         }
-        trend[m] += f64::from(opts.event_weights[e.event as usize])
-            * decay(cutoff - e.ts, opts.trend_half_life_days);
+        #[cfg(feature = "engine")]
+        Stages::Engine(session) => {
+            for (item, (conversions, t)) in session.item_stats(cutoff, opts)? {
+                let m = model_index_of(ds, &index, &item)?;
+                conversions_7d[m as usize] = conversions;
+                trend[m as usize] = t;
+            }
+        }
+        #[cfg(not(feature = "engine"))]
+        Stages::Never(_, never) => match never {},
     }
 
     times.items = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
-    let neighbours = cooccurrence(past, &index, ds.users.len(), cutoff, opts, opts.k);
-    // Bought together: the same co-occurrence over carts and purchases only.
-    let complements = (opts.complement_k > 0).then(|| {
-        let bought: Vec<crate::data::Ev> = past
-            .iter()
-            .filter(|e| e.event.is_conversion())
-            .copied()
-            .collect();
-        cooccurrence(
-            &bought,
-            &index,
-            ds.users.len(),
-            cutoff,
-            opts,
-            opts.complement_k,
-        )
-    });
+    // Viewed together, and bought together: the same co-occurrence over
+    // carts and purchases only.
+    let table = |k: usize, conversions_only: bool| -> anyhow::Result<NeighboursSection> {
+        let rows = match stages {
+            Stages::InMemory => {
+                let bought: Vec<crate::data::Ev>;
+                let events = if conversions_only {
+                    bought = past
+                        .iter()
+                        .filter(|e| e.event.is_conversion())
+                        .copied()
+                        .collect();
+                    &bought[..]
+                } else {
+                    past
+                };
+                cooccurrence(events, &index, ds.users.len(), cutoff, opts, k)
+            }
+            #[cfg(feature = "engine")]
+            Stages::Engine(session) => {
+                let mut rows = vec![Vec::new(); n];
+                for (item, list) in session.neighbours(cutoff, opts, k, conversions_only)? {
+                    let i = model_index_of(ds, &index, &item)?;
+                    rows[i as usize] = list
+                        .iter()
+                        .map(|(j, s)| Ok((model_index_of(ds, &index, j)?, *s)))
+                        .collect::<anyhow::Result<_>>()?;
+                }
+                rows
+            }
+            #[cfg(not(feature = "engine"))]
+            Stages::Never(_, never) => match never {},
+        };
+        Ok(pack_neighbours(rows))
+    };
+    let neighbours = table(opts.k, false)?;
+    let complements = if opts.complement_k > 0 {
+        Some(table(opts.complement_k, true)?)
+    } else {
+        None
+    };
     times.neighbours = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let factors = (opts.als.factors > 0).then(|| {
@@ -229,7 +242,19 @@ pub fn build_parts_timed(
         rules: opts.rules.clone(),
         complements,
     };
-    (parts, times)
+    Ok((parts, times))
+}
+
+/// The model index of item `name`, which the engine found in the events.
+#[cfg(feature = "engine")]
+fn model_index_of(ds: &Dataset, index: &ItemIndex, name: &str) -> anyhow::Result<u32> {
+    ds.items
+        .get(name)
+        .map(|i| index.model_index[i as usize])
+        .filter(|&m| m != u32::MAX)
+        .with_context(|| {
+            format!("the engine read item `{name}`, which the loaded data has no event before as-of for: did the files change during the build?")
+        })
 }
 
 /// The `family` section for the model's items (`items`: dataset item ids
@@ -351,8 +376,10 @@ pub fn restock_days(ds: &Dataset, cutoff: i64, categories: &[u32]) -> Vec<f32> {
 
 /// Top-K neighbours from time-decayed, event-weighted co-occurrence in user
 /// histories: a user's affinity to an item is the strongest
-/// `event weight * decay(age)` of their events on it; two items co-occur by
-/// the smaller of the two affinities, summed over users.
+/// `event weight * decay(age)` of their events on it (rounded to `f32`);
+/// two items co-occur by the smaller of the two affinities, summed over
+/// users (in `f64`). Per item, its neighbours and similarities (rounded to
+/// `f32`), best first, ties to the smaller index.
 fn cooccurrence(
     past: &[crate::data::Ev],
     index: &ItemIndex,
@@ -360,7 +387,7 @@ fn cooccurrence(
     cutoff: i64,
     opts: &BuildOptions,
     k: usize,
-) -> NeighboursSection {
+) -> Vec<Vec<(u32, f32)>> {
     let n = index.items.len();
     // Per user: (item, affinity), the most recent distinct items first.
     let mut per_user: Vec<Vec<(u32, f32)>> = vec![Vec::new(); user_count];
@@ -393,16 +420,16 @@ fn cooccurrence(
             fill[i as usize] += 1;
         }
     }
-    let diag: Vec<f32> = (0..n)
+    let diag: Vec<f64> = (0..n)
         .map(|i| {
             users_of[counts[i] as usize..counts[i + 1] as usize]
                 .iter()
-                .map(|x| x.1)
+                .map(|x| f64::from(x.1))
                 .sum()
         })
         .collect();
 
-    let mut acc = vec![0f32; n];
+    let mut acc = vec![0f64; n];
     let mut touched: Vec<u32> = Vec::new();
     let mut rows: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
     for i in 0..n {
@@ -414,7 +441,7 @@ fn cooccurrence(
                 if acc[j as usize] == 0.0 {
                     touched.push(j);
                 }
-                acc[j as usize] += a_ui.min(a_uj);
+                acc[j as usize] += f64::from(a_ui.min(a_uj));
             }
         }
         let mut row: Vec<(u32, f32)> = touched
@@ -423,11 +450,11 @@ fn cooccurrence(
                 let c = acc[j as usize];
                 let (di, dj) = (diag[i], diag[j as usize]);
                 let s = match opts.similarity {
-                    Similarity::Jaccard => c / (di + dj - c).max(f32::MIN_POSITIVE),
-                    Similarity::Cosine => c / (di * dj).sqrt().max(f32::MIN_POSITIVE),
-                    Similarity::Lift => c / (di * dj).max(f32::MIN_POSITIVE),
+                    Similarity::Jaccard => c / (di + dj - c).max(f64::MIN_POSITIVE),
+                    Similarity::Cosine => c / (di * dj).sqrt().max(f64::MIN_POSITIVE),
+                    Similarity::Lift => c / (di * dj).max(f64::MIN_POSITIVE),
                 };
-                (j, s)
+                (j, s as f32)
             })
             .filter(|&(_, s)| s.is_finite() && s > 0.0)
             .collect();
@@ -439,6 +466,12 @@ fn cooccurrence(
         row.truncate(k.min(nestrank::model::MAX_NEIGHBOURS));
         rows[i] = row;
     }
+    rows
+}
+
+/// Quantizes neighbour lists (best first) into the blob's table.
+fn pack_neighbours(rows: Vec<Vec<(u32, f32)>>) -> NeighboursSection {
+    let n = rows.len();
     let max = rows
         .iter()
         .flat_map(|r| r.iter().map(|x| x.1))

@@ -1,12 +1,17 @@
-//! The canonical data directory of EVAL.md: `events.csv`, optional
-//! `items.csv` and `users.csv`, read with every bad row reported by file,
-//! line and column.
+//! The canonical data directory of EVAL.md: `events`, optional `items`
+//! and `users`, each as CSV or Parquet ([`crate::rows`]), read with every
+//! bad row reported by file, line (or row) and column.
+//!
+//! A loaded [`Dataset`] does not depend on how the rows were laid out:
+//! users and items are numbered in the order of their ids, and events are
+//! sorted by time, then user, item and event. So the same rows give the same
+//! model whether they come as one CSV file or as day partitions of Parquet.
 
-use anyhow::{bail, Context, Result};
+use crate::rows::{parse_id, parse_ts, BadRow, BadRowPolicy, BadRows, CsvFile, Table};
+use anyhow::Result;
 use nestrank::Event;
 use std::collections::HashMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Strings to dense ids, in first-seen order.
 #[derive(Debug, Default, Clone)]
@@ -37,6 +42,26 @@ impl Interner {
         &self.names[id as usize]
     }
 
+    /// Renumbers the names in byte order of the names; returns the new id
+    /// of every old one.
+    pub fn sort(&mut self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        order.sort_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut new_id = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_id[old as usize] = new as u32;
+        }
+        let mut names = std::mem::take(&mut self.names);
+        self.names = order
+            .iter()
+            .map(|&old| std::mem::take(&mut names[old as usize]))
+            .collect();
+        for id in self.map.values_mut() {
+            *id = new_id[*id as usize];
+        }
+        new_id
+    }
+
     /// The number of names.
     pub fn len(&self) -> usize {
         self.names.len()
@@ -59,211 +84,6 @@ pub struct Ev {
     pub event: Event,
     /// Unix seconds.
     pub ts: i64,
-}
-
-/// A row that could not be read, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRow {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line number.
-    pub line: u64,
-    /// The column name, where one column is at fault.
-    pub column: Option<String>,
-    /// What is wrong.
-    pub problem: String,
-}
-
-impl fmt::Display for BadRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)?;
-        if let Some(c) = &self.column {
-            write!(f, ": column `{c}`")?;
-        }
-        write!(f, ": {}", self.problem)
-    }
-}
-
-/// How many bad rows a run tolerates before it fails.
-#[derive(Debug, Clone, Copy)]
-pub struct BadRowPolicy {
-    /// The most bad rows accepted (each is still reported).
-    pub max_bad_rows: u64,
-}
-
-/// Collects bad rows, prints each to stderr, and fails past the policy's limit.
-#[derive(Debug)]
-pub struct BadRows {
-    policy: BadRowPolicy,
-    rows: Vec<BadRow>,
-}
-
-impl BadRows {
-    /// An empty collector.
-    pub fn new(policy: BadRowPolicy) -> Self {
-        BadRows {
-            policy,
-            rows: Vec::new(),
-        }
-    }
-
-    /// Records one bad row; an error once the limit is passed.
-    pub fn push(&mut self, row: BadRow) -> Result<()> {
-        eprintln!("warning: skipped bad row: {row}");
-        self.rows.push(row);
-        if self.rows.len() as u64 > self.policy.max_bad_rows {
-            bail!(
-                "{} bad row(s), more than --max-bad-rows {} allows; the first: {}",
-                self.rows.len(),
-                self.policy.max_bad_rows,
-                self.rows[0]
-            );
-        }
-        Ok(())
-    }
-
-    /// The rows recorded.
-    pub fn rows(&self) -> &[BadRow] {
-        &self.rows
-    }
-}
-
-/// A CSV file with a header, read row by row with its columns found by name.
-pub struct CsvFile {
-    path: PathBuf,
-    reader: csv::Reader<Box<dyn std::io::Read>>,
-    header: Vec<String>,
-}
-
-impl CsvFile {
-    /// Opens `path` and reads its header (which must be present and have no
-    /// duplicate names).
-    pub fn open(path: &Path) -> Result<Self> {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        Self::from_reader(path, Box::new(std::io::BufReader::new(file)))
-    }
-
-    /// Reads CSV from `source`, named `path` in every message.
-    pub fn from_reader(path: &Path, source: Box<dyn std::io::Read>) -> Result<Self> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(source);
-        let mut record = csv::ByteRecord::new();
-        if !reader
-            .read_byte_record(&mut record)
-            .with_context(|| format!("{}:1: cannot read the header", path.display()))?
-        {
-            bail!("{}: empty file, a header line is required", path.display());
-        }
-        let mut header = Vec::new();
-        for field in record.iter() {
-            let name = std::str::from_utf8(field)
-                .with_context(|| format!("{}:1: header is not UTF-8", path.display()))?
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_string();
-            if header.contains(&name) {
-                bail!("{}:1: duplicate column `{name}` in header", path.display());
-            }
-            header.push(name);
-        }
-        Ok(CsvFile {
-            path: path.to_path_buf(),
-            reader,
-            header,
-        })
-    }
-
-    /// The index of column `name`.
-    pub fn column(&self, name: &str) -> Option<usize> {
-        self.header.iter().position(|h| h == name)
-    }
-
-    /// The index of required column `name`, or an error naming the file.
-    pub fn require(&self, name: &str) -> Result<usize> {
-        self.column(name).with_context(|| {
-            format!(
-                "{}:1: required column `{name}` is missing (header: {})",
-                self.path.display(),
-                self.header.join(",")
-            )
-        })
-    }
-
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Calls `f(line, fields)` for each data row; rows that are not UTF-8
-    /// or have too few fields go to `bad`. `f` returns `Err(BadRow)` to
-    /// reject a row.
-    pub fn for_each_row(
-        &mut self,
-        bad: &mut BadRows,
-        mut f: impl FnMut(u64, &[&str]) -> std::result::Result<(), BadRow>,
-    ) -> Result<()> {
-        let mut record = csv::ByteRecord::new();
-        let path = self.path.clone();
-        loop {
-            let line = self.reader.position().line();
-            match self.reader.read_byte_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    bad.push(BadRow {
-                        file: path.clone(),
-                        line,
-                        column: None,
-                        problem: format!("unreadable CSV: {e}"),
-                    })?;
-                    continue;
-                }
-            }
-            let line = record.position().map_or(line, |p| p.line());
-            if record.len() == 1 && record.get(0) == Some(b"") {
-                continue; // a blank line
-            }
-            let mut fields: Vec<&str> = Vec::with_capacity(self.header.len());
-            let mut problem = None;
-            for (k, field) in record.iter().enumerate() {
-                match std::str::from_utf8(field) {
-                    Ok(s) => fields.push(s),
-                    Err(_) => {
-                        problem = Some(BadRow {
-                            file: path.clone(),
-                            line,
-                            column: self.header.get(k).cloned(),
-                            problem: "not valid UTF-8".into(),
-                        });
-                        break;
-                    }
-                }
-            }
-            if problem.is_none() && fields.len() < self.header.len() {
-                problem = Some(BadRow {
-                    file: path.clone(),
-                    line,
-                    column: self.header.get(fields.len()).cloned(),
-                    problem: format!(
-                        "{} field(s) where the header has {}",
-                        fields.len(),
-                        self.header.len()
-                    ),
-                });
-            }
-            let result = match problem {
-                Some(p) => Err(p),
-                None => f(line, &fields),
-            };
-            if let Err(row) = result {
-                bad.push(row)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A data directory, loaded.
@@ -321,62 +141,50 @@ impl Default for ItemAttrs {
     }
 }
 
-/// Parses an item or user id field: non-empty, at most 256 bytes, trimmed.
-pub fn parse_id(raw: &str) -> std::result::Result<&str, String> {
-    let id = raw.trim();
-    if id.is_empty() {
-        return Err("empty id".into());
-    }
-    if id.len() > nestrank::model::MAX_ID_BYTES {
-        return Err(format!(
-            "id of {} bytes, over the {}-byte limit",
-            id.len(),
-            nestrank::model::MAX_ID_BYTES
-        ));
-    }
-    Ok(id)
-}
-
-/// Parses Unix seconds: an integer in 1970..=2100.
-pub fn parse_ts(raw: &str) -> std::result::Result<i64, String> {
-    let ts: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| format!("timestamp `{raw}` is not an integer number of Unix seconds"))?;
-    if !(0..=4_102_444_800).contains(&ts) {
-        return Err(format!("timestamp {ts} is outside 1970..2100"));
-    }
-    Ok(ts)
-}
-
 impl Dataset {
-    /// Loads `dir/events.csv` and, where present, `dir/items.csv`.
+    /// Loads `dir`'s `events` and, where present, `items` and `users`.
     pub fn load(dir: &Path, policy: BadRowPolicy) -> Result<Self> {
-        let items_path = dir.join("items.csv");
-        let items = if items_path.exists() {
-            Some(CsvFile::open(&items_path)?)
-        } else {
-            None
-        };
-        let mut ds = Self::from_csv(items, CsvFile::open(&dir.join("events.csv"))?, policy)?;
-        let users_path = dir.join("users.csv");
-        if users_path.exists() {
-            ds.read_users(CsvFile::open(&users_path)?, policy)?;
+        let items = Table::find(dir, "items")?;
+        let mut ds = Self::from_tables(items, Table::open(dir, "events")?, policy)?;
+        if let Some(users) = Table::find(dir, "users")? {
+            ds.read_users(users, policy)?;
         }
+        ds.canonicalize();
         Ok(ds)
+    }
+
+    /// Numbers users and items in the order of their ids, and sorts events
+    /// by (time, user, item, event): the same rows in any file order load
+    /// alike.
+    pub fn canonicalize(&mut self) {
+        let users = self.users.sort();
+        let items = self.items.sort();
+        for e in &mut self.events {
+            e.user = users[e.user as usize];
+            e.item = items[e.item as usize];
+        }
+        self.events
+            .sort_unstable_by_key(|e| (e.ts, e.user, e.item, e.event as u8));
+        permute(&mut self.item_category, &items);
+        permute(&mut self.in_catalog, &items);
+        permute(&mut self.attrs, &items);
+        self.babies = self
+            .babies
+            .drain()
+            .map(|(u, v)| (users[u as usize], v))
+            .collect();
     }
 
     /// Reads `users.csv`: `user_id`, `baby_birthday` (YYYY-MM-DD, a future
     /// day for a due date; empty when unknown), `baby_gender` (F/M/girl/boy,
     /// empty when unknown).
-    pub fn read_users(&mut self, mut csv: CsvFile, policy: BadRowPolicy) -> Result<()> {
+    pub fn read_users(&mut self, mut csv: Table, policy: BadRowPolicy) -> Result<()> {
         let mut bad = BadRows::new(policy);
-        let path = csv.path().to_path_buf();
         let c_user = csv.require("user_id")?;
         let (c_birth, c_gender) = (csv.column("baby_birthday"), csv.column("baby_gender"));
         let mut rows = Vec::new();
-        csv.for_each_row(&mut bad, |line, f| {
-            let at = |column: &str, p: String| csv_bad(&path, line, column, p);
+        csv.for_each_row(&mut bad, |row, f| {
+            let at = |column: &str, p: String| row.bad(column, p);
             let user = parse_id(f[c_user]).map_err(|p| at("user_id", p))?;
             let birth = match c_birth.map(|c| f[c].trim()) {
                 Some(v) if !v.is_empty() => {
@@ -408,10 +216,14 @@ impl Dataset {
 
     /// Loads from an open `items.csv` (optional) and `events.csv`.
     pub fn from_csv(items: Option<CsvFile>, events: CsvFile, policy: BadRowPolicy) -> Result<Self> {
+        Self::from_tables(items.map(Table::Csv), Table::Csv(events), policy)
+    }
+
+    /// Loads from an open `items` table (optional) and `events` table.
+    pub fn from_tables(items: Option<Table>, events: Table, policy: BadRowPolicy) -> Result<Self> {
         let mut ds = Dataset::default();
         let mut bad = BadRows::new(policy);
         if let Some(mut csv) = items {
-            let items_path = csv.path().to_path_buf();
             let c_item = csv.require("item_id")?;
             let col = |name: &str| csv.column(name);
             let (c_cat, c_top, c_brand, c_price, c_min, c_max, c_gender) = (
@@ -433,8 +245,8 @@ impl Dataset {
                 u8,
             );
             let mut rows: Vec<Row> = Vec::new();
-            csv.for_each_row(&mut bad, |line, f| {
-                let at = |column: &str, p: String| csv_bad(&items_path, line, column, p);
+            csv.for_each_row(&mut bad, |row, f| {
+                let at = |column: &str, p: String| row.bad(column, p);
                 let item = parse_id(f[c_item]).map_err(|p| at("item_id", p))?;
                 let text =
                     |c: Option<usize>, name: &str| -> std::result::Result<Option<String>, BadRow> {
@@ -527,60 +339,66 @@ impl Dataset {
                 };
             }
         }
-        let mut csv = events;
-        let events_path = csv.path().to_path_buf();
-        let (c_user, c_item, c_event, c_ts) = (
-            csv.require("user_id")?,
-            csv.require("item_id")?,
-            csv.require("event")?,
-            csv.require("ts")?,
-        );
         let Dataset {
             users,
             items,
-            events,
+            events: evs,
             ..
         } = &mut ds;
-        csv.for_each_row(&mut bad, |line, f| {
-            let user =
-                parse_id(f[c_user]).map_err(|p| csv_bad(&events_path, line, "user_id", p))?;
-            let item =
-                parse_id(f[c_item]).map_err(|p| csv_bad(&events_path, line, "item_id", p))?;
-            let event = Event::from_name(f[c_event].trim()).ok_or_else(|| {
-                csv_bad(
-                    &events_path,
-                    line,
-                    "event",
-                    format!(
-                        "unknown event `{}` (expected view, fav, cart or purchase)",
-                        f[c_event]
-                    ),
-                )
-            })?;
-            let ts = parse_ts(f[c_ts]).map_err(|p| csv_bad(&events_path, line, "ts", p))?;
-            events.push(Ev {
+        for_each_event(events, &mut bad, |user, item, event, ts| {
+            evs.push(Ev {
                 user: users.intern(user),
                 item: items.intern(item),
                 event,
                 ts,
             });
-            Ok(())
         })?;
         ds.item_category.resize(ds.items.len(), u32::MAX);
         ds.in_catalog.resize(ds.items.len(), false);
         ds.attrs.resize(ds.items.len(), ItemAttrs::default());
-        ds.events.sort_by_key(|e| e.ts);
         ds.bad_rows = bad.rows().len();
+        ds.canonicalize();
         Ok(ds)
     }
 }
 
-/// A bad row of `path` at `line`, in `column`.
-pub fn csv_bad(path: &Path, line: u64, column: &str, problem: String) -> BadRow {
-    BadRow {
-        file: path.to_path_buf(),
-        line,
-        column: Some(column.to_string()),
-        problem,
+/// Moves `v[old]` to `v[new_id[old]]`.
+fn permute<T: Copy>(v: &mut Vec<T>, new_id: &[u32]) {
+    let mut out = v.clone();
+    for (old, &new) in new_id.iter().enumerate() {
+        out[new as usize] = v[old];
     }
+    *v = out;
+}
+
+/// Calls `f(user, item, event, ts)` for every valid row of an `events`
+/// table; bad rows go to `bad`. The one reader of events, for loading and
+/// for push.
+pub fn for_each_event(
+    mut table: Table,
+    bad: &mut BadRows,
+    mut f: impl FnMut(&str, &str, Event, i64),
+) -> Result<()> {
+    let (c_user, c_item, c_event, c_ts) = (
+        table.require("user_id")?,
+        table.require("item_id")?,
+        table.require("event")?,
+        table.require("ts")?,
+    );
+    table.for_each_row(bad, |row, fields| {
+        let user = parse_id(fields[c_user]).map_err(|p| row.bad("user_id", p))?;
+        let item = parse_id(fields[c_item]).map_err(|p| row.bad("item_id", p))?;
+        let event = Event::from_name(fields[c_event].trim()).ok_or_else(|| {
+            row.bad(
+                "event",
+                format!(
+                    "unknown event `{}` (expected view, fav, cart or purchase)",
+                    fields[c_event]
+                ),
+            )
+        })?;
+        let ts = parse_ts(fields[c_ts]).map_err(|p| row.bad("ts", p))?;
+        f(user, item, event, ts);
+        Ok(())
+    })
 }

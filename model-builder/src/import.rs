@@ -1,6 +1,6 @@
 //! Converters from public datasets to the canonical schema of EVAL.md.
 
-use crate::data::{csv_bad, parse_id, parse_ts, BadRowPolicy, BadRows, CsvFile};
+use crate::rows::{csv_bad, parse_id, parse_ts, BadRowPolicy, BadRows, CsvFile};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -3,11 +3,13 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use model_builder::als::AlsOptions;
-use model_builder::build::{build_parts_timed, restrict, BuildOptions, Restriction, Similarity};
-use model_builder::data::{BadRowPolicy, Dataset};
+use model_builder::build::{build_parts_on, restrict, Restriction, Stages};
+use model_builder::data::Dataset;
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
+use model_builder::options::{BuildOptions, Similarity};
 use model_builder::publish::{publish, rollback, KEEP_DEFAULT};
+use model_builder::rows::BadRowPolicy;
 use model_builder::train::{Fallback, RankerLoss, TrainOptions, Trainer};
 use model_builder::{shop, synth};
 use nestrank::util::{format_date, parse_date};
@@ -35,9 +37,90 @@ enum SynthKind {
     MotherBaby,
 }
 
+/// The formats `synth` writes.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// events.csv, items.csv, users.csv.
+    Csv,
+    /// events/dt=YYYY-MM-DD/*.parquet, items.parquet, users.parquet.
+    Parquet,
+}
+
+/// Where the build's data-parallel stages run.
+#[derive(clap::Args, Clone)]
+struct EngineArgs {
+    /// `memory` (the loaded data, in this process), `embedded` (Apache
+    /// DataFusion in this process) or `df://HOST:PORT` (an Apache Ballista
+    /// scheduler; see `model-builder cluster`).
+    #[arg(long, default_value = "memory")]
+    engine: String,
+    /// With `--engine embedded`: what the engine's operators may hold in
+    /// memory before they spill to disk (e.g. 4GB).
+    #[arg(long)]
+    memory_limit: Option<String>,
+    /// With `--engine embedded`: where spills go (default: the OS's
+    /// temporary folder).
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+    /// A plan that runs longer fails the build, which leaves the published
+    /// model as it was (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    query_timeout_seconds: u64,
+}
+
+/// The engine a command's stages run on, open for as long as they run.
+struct EngineRun {
+    #[cfg(feature = "engine")]
+    session: Option<model_builder::engine::plans::Session>,
+}
+
+impl EngineArgs {
+    /// Opens the engine over `data` (nothing to open for `memory`).
+    fn open(&self, data: &std::path::Path) -> Result<EngineRun> {
+        if self.engine == "memory" {
+            anyhow::ensure!(
+                self.memory_limit.is_none() && self.spill_dir.is_none(),
+                "--memory-limit and --spill-dir go with --engine embedded"
+            );
+            return Ok(EngineRun {
+                #[cfg(feature = "engine")]
+                session: None,
+            });
+        }
+        #[cfg(feature = "engine")]
+        {
+            use model_builder::engine::{parse_bytes, plans::Session, Engine};
+            let limit = self.memory_limit.as_deref().map(parse_bytes).transpose()?;
+            let engine = Engine::parse(&self.engine, limit, self.spill_dir.clone())?;
+            eprintln!("engine: {}", engine.describe());
+            let timeout = (self.query_timeout_seconds > 0)
+                .then(|| std::time::Duration::from_secs(self.query_timeout_seconds));
+            Ok(EngineRun {
+                session: Some(Session::new(&engine, data, timeout)?),
+            })
+        }
+        #[cfg(not(feature = "engine"))]
+        anyhow::bail!(
+            "--engine {} ({}): this model-builder was built without its `engine` feature",
+            self.engine,
+            data.display()
+        )
+    }
+}
+
+impl EngineRun {
+    fn stages(&self) -> Stages<'_> {
+        #[cfg(feature = "engine")]
+        if let Some(s) = &self.session {
+            return Stages::Engine(s);
+        }
+        Stages::InMemory
+    }
+}
+
 #[derive(clap::Args, Clone, Copy)]
 struct RowArgs {
-    /// Bad CSV rows tolerated (each is still reported); past this the run fails.
+    /// Bad rows tolerated (each is still reported); past this the run fails.
     #[arg(long, default_value_t = 0)]
     max_bad_rows: u64,
 }
@@ -152,7 +235,8 @@ enum Command {
     },
     /// Builds a model as of a date and publishes blob + manifest.json.
     Build {
-        /// Data directory (events.csv, optional items.csv).
+        /// Data directory: events, optional items and users, each as
+        /// NAME.csv, NAME.parquet or a folder NAME/ of Parquet files.
         #[arg(long)]
         data: PathBuf,
         /// Use events before this day (YYYY-MM-DD, 00:00 UTC) only.
@@ -186,7 +270,16 @@ enum Command {
         #[command(flatten)]
         train: TrainArgs,
         #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
         rows: RowArgs,
+    },
+    /// Runs an Apache Ballista scheduler or executor with this binary's
+    /// functions, for `--engine df://HOST:PORT`.
+    #[cfg(feature = "engine")]
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
     },
     /// Reranks candidates for one user's signals with the native core and
     /// prints `{"items": [...], "scores": [...], "reasons": [...]}`: the
@@ -277,6 +370,9 @@ enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The files' format.
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
     },
     /// The item-to-item next-item test (README): for each user's last
     /// move on an evaluated day, is the next viewed or carted item among
@@ -345,7 +441,49 @@ enum Command {
         #[command(flatten)]
         train: TrainArgs,
         #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
         rows: RowArgs,
+    },
+}
+
+#[cfg(feature = "engine")]
+#[derive(Subcommand)]
+enum ClusterRole {
+    /// The scheduler: plans jobs into stages and hands tasks to executors.
+    Scheduler {
+        /// Address to listen on (gRPC), e.g. 0.0.0.0:50050.
+        #[arg(long)]
+        bind: std::net::SocketAddr,
+        /// The host name executors and builds reach it by (default: the
+        /// bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Seconds without a heartbeat after which an executor is taken
+        /// for dead and its tasks run elsewhere.
+        #[arg(long, default_value_t = 20)]
+        executor_timeout_seconds: u64,
+    },
+    /// An executor: runs tasks and serves their shuffle output.
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// Address to serve shuffle data on (Arrow Flight), e.g. 0.0.0.0:50051.
+        #[arg(long)]
+        bind: std::net::SocketAddr,
+        /// The executor's gRPC port (default: the --bind port + 1).
+        #[arg(long)]
+        grpc_port: Option<u16>,
+        /// The host name the scheduler and other executors reach it by.
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Tasks at once (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        cores: usize,
+        /// Where shuffle files go (default: a temporary folder).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
     },
 }
 
@@ -418,7 +556,13 @@ fn date_arg(flag: &str, value: &str) -> Result<i32> {
 }
 
 /// The one-at-a-time sweep of `eval --sweep`.
-fn run_sweep(ds: &Dataset, days: usize, base: &ModelArgs, train: TrainArgs) -> Result<()> {
+fn run_sweep(
+    ds: &Dataset,
+    days: usize,
+    base: &ModelArgs,
+    train: TrainArgs,
+    stages: Stages,
+) -> Result<()> {
     println!(
         "SWEEP: every figure below is tuned on the evaluated days themselves, so the best\n\
          row is an optimistic figure, not a held-out one. Report `eval` without --sweep."
@@ -487,6 +631,7 @@ fn run_sweep(ds: &Dataset, days: usize, base: &ModelArgs, train: TrainArgs) -> R
             &model.options(),
             &train.options(),
             &default_rankers(),
+            stages,
         )?;
         println!(
             "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.1}",
@@ -499,6 +644,29 @@ fn run_sweep(ds: &Dataset, days: usize, base: &ModelArgs, train: TrainArgs) -> R
         );
     }
     Ok(())
+}
+
+/// Rewrites a freshly written CSV data directory in `format`.
+fn write_format(out: &std::path::Path, format: Format) -> Result<()> {
+    match format {
+        Format::Csv => Ok(()),
+        #[cfg(feature = "engine")]
+        Format::Parquet => {
+            let t = Instant::now();
+            model_builder::engine::parquet::csv_to_parquet(out)?;
+            println!(
+                "rewrote {} as Parquet (events partitioned by day) in {:.1}s",
+                out.display(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        #[cfg(not(feature = "engine"))]
+        Format::Parquet => anyhow::bail!(
+            "{}: --format parquet needs model-builder's `engine` feature",
+            out.display()
+        ),
+    }
 }
 
 fn policy(rows: RowArgs) -> BadRowPolicy {
@@ -551,6 +719,7 @@ fn run(cli: Cli) -> Result<()> {
             rules,
             model,
             train,
+            engine,
             rows,
         } => {
             let day = date_arg("--as-of", &as_of)?;
@@ -563,7 +732,8 @@ fn run(cli: Cli) -> Result<()> {
                 rules,
                 ..model.options()
             };
-            let (mut parts, stages) = build_parts_timed(&ds, day, &build);
+            let engine = engine.open(&data)?;
+            let (mut parts, stages) = build_parts_on(&ds, day, &build, engine.stages())?;
             let build_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let train = train.options();
@@ -606,16 +776,16 @@ fn run(cli: Cli) -> Result<()> {
                 train_s,
                 ranker.train_days.len()
             );
+            let days: Vec<String> = ranker.train_days.iter().map(|&d| format_date(d)).collect();
             println!(
                 "ranker: {} ({} training cases on {})",
                 ranker.shipped.name(),
                 ranker.train_cases,
-                ranker
-                    .train_days
-                    .iter()
-                    .map(|&d| format_date(d))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                if days.is_empty() {
+                    "no day".to_string()
+                } else {
+                    days.join(", ")
+                }
             );
             println!(
                 "stages: items {:.2}s, neighbours {:.2}s, ALS ({} factors, {} iterations) {:.2}s",
@@ -641,6 +811,7 @@ fn run(cli: Cli) -> Result<()> {
             days,
             end,
             seed,
+            format,
             ..
         } => {
             let today = date_arg("--end", &end)?;
@@ -663,6 +834,7 @@ fn run(cli: Cli) -> Result<()> {
                 s.specials_today,
                 t.elapsed().as_secs_f64()
             );
+            write_format(&out, format)?;
         }
         Command::Synth {
             out,
@@ -674,6 +846,7 @@ fn run(cli: Cli) -> Result<()> {
             days,
             end,
             seed,
+            format,
             ..
         } => {
             let users = users.unwrap_or(100_000);
@@ -696,7 +869,43 @@ fn run(cli: Cli) -> Result<()> {
                 out.display(),
                 t.elapsed().as_secs_f64()
             );
+            write_format(&out, format)?;
         }
+        #[cfg(feature = "engine")]
+        Command::Cluster { role } => match role {
+            ClusterRole::Scheduler {
+                bind,
+                external_host,
+                executor_timeout_seconds,
+            } => model_builder::engine::cluster::scheduler(
+                bind,
+                external_host,
+                executor_timeout_seconds,
+            )?,
+            ClusterRole::Executor {
+                scheduler,
+                bind,
+                grpc_port,
+                external_host,
+                cores,
+                work_dir,
+            } => {
+                let (host, port) = scheduler
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                    .with_context(|| format!("--scheduler `{scheduler}`: expected HOST:PORT"))?;
+                model_builder::engine::cluster::executor(
+                    model_builder::engine::cluster::ExecutorOptions {
+                        scheduler: (host, port),
+                        bind,
+                        grpc_port,
+                        external_host,
+                        cores,
+                        work_dir,
+                    },
+                )?
+            }
+        },
         Command::Push {
             data,
             model,
@@ -831,7 +1040,7 @@ fn run(cli: Cli) -> Result<()> {
             let ds = Dataset::load(&data, policy(rows))?;
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let by_user = model_builder::eval::events_by_user(&ds);
+            let by_user = model_builder::replay::events_by_user(&ds);
             let mut users: Vec<u32> = ds.babies.keys().copied().collect();
             users.sort_unstable();
             let (mut written, mut skipped, mut bytes) = (0usize, 0usize, 0usize);
@@ -904,11 +1113,13 @@ fn run(cli: Cli) -> Result<()> {
             sweep,
             model,
             train,
+            engine,
             rows,
         } => {
             let ds = Dataset::load(&data, policy(rows))?;
+            let engine = engine.open(&data)?;
             if sweep {
-                return run_sweep(&ds, days, &model, train);
+                return run_sweep(&ds, days, &model, train, engine.stages());
             }
             let report = replay(
                 &ds,
@@ -916,6 +1127,7 @@ fn run(cli: Cli) -> Result<()> {
                 &model.options(),
                 &train.options(),
                 &default_rankers(),
+                engine.stages(),
             )?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);

@@ -7,9 +7,10 @@
 //! scores HR@10, NDCG@10 and MRR (0 past the 10th). Every list comes from
 //! [`nestrank::Recommender::similar`], the code the phone runs.
 
-use crate::build::{build_parts, BuildOptions, DAY};
+use crate::build::build_parts;
 use crate::data::Dataset;
-use crate::eval::{evaluated_days, Metrics};
+use crate::options::{BuildOptions, DAY};
+use crate::replay::{evaluated_days, Metrics};
 use anyhow::Result;
 use nestrank::recommender::NeighbourKind;
 use nestrank::{Event, Model, Recommender};

@@ -13,8 +13,9 @@
 //! least `threshold` standard deviations of those anonymous scores. A user
 //! with no such item gets no line: no push beats a noisy one.
 
-use crate::build::DAY;
-use crate::data::{csv_bad, parse_id, parse_ts, BadRowPolicy, BadRows, CsvFile};
+use crate::data::for_each_event;
+use crate::options::DAY;
+use crate::rows::{parse_id, BadRowPolicy, BadRows, Table};
 use anyhow::{Context, Result};
 use nestrank::profile::{Gender, Profile};
 use nestrank::{Event, Recommender, Signals};
@@ -121,63 +122,47 @@ pub fn push(
     // `max_signals` signals, unless the model says a re-buy is due.
     let mut bought: Vec<HashMap<u32, u32>> = Vec::new();
     let mut events_read = 0u64;
-    let path = data.join("events.csv");
-    let mut csv = CsvFile::open(&path)?;
-    let (c_user, c_item, c_event, c_ts) = (
-        csv.require("user_id")?,
-        csv.require("item_id")?,
-        csv.require("event")?,
-        csv.require("ts")?,
-    );
     let cap = opts.max_signals.max(1);
-    csv.for_each_row(&mut bad, |line, f| {
-        events_read += 1;
-        let ts = parse_ts(f[c_ts]).map_err(|p| csv_bad(&path, line, "ts", p))?;
-        let user = parse_id(f[c_user]).map_err(|p| csv_bad(&path, line, "user_id", p))?;
-        let item = parse_id(f[c_item]).map_err(|p| csv_bad(&path, line, "item_id", p))?;
-        let event = Event::from_name(f[c_event].trim()).ok_or_else(|| {
-            csv_bad(
-                &path,
-                line,
-                "event",
-                format!("unknown event `{}`", f[c_event]),
-            )
-        })?;
-        if ts < window_start || ts >= cutoff {
-            return Ok(());
-        }
-        let Some(item) = model.index_of(item) else {
-            return Ok(()); // an item the blob does not know cannot move a special
-        };
-        let u = match user_ids.get(user) {
-            Some(&u) => u,
-            None => {
-                let u = names.len() as u32;
-                user_ids.insert(user.to_string(), u);
-                names.push(user.to_string());
-                signals.push(Vec::new());
-                bought.push(HashMap::new());
-                u
+    for_each_event(
+        Table::open(data, "events")?,
+        &mut bad,
+        |user, item, event, ts| {
+            events_read += 1;
+            if ts < window_start || ts >= cutoff {
+                return;
             }
-        };
-        let age = (cutoff - ts) as u32;
-        if event == Event::Purchase {
-            let newest = bought[u as usize].entry(item).or_insert(age);
-            *newest = (*newest).min(age);
-        }
-        let list = &mut signals[u as usize];
-        list.push(Sig {
-            item,
-            event: event as u8,
-            age,
-        });
-        // Keep the newest `cap` (the log is in any order: sort by age when trimming).
-        if list.len() >= 2 * cap {
-            list.sort_by_key(|s| s.age);
-            list.truncate(cap);
-        }
-        Ok(())
-    })?;
+            let Some(item) = model.index_of(item) else {
+                return; // an item the blob does not know cannot move a special
+            };
+            let u = match user_ids.get(user) {
+                Some(&u) => u,
+                None => {
+                    let u = names.len() as u32;
+                    user_ids.insert(user.to_string(), u);
+                    names.push(user.to_string());
+                    signals.push(Vec::new());
+                    bought.push(HashMap::new());
+                    u
+                }
+            };
+            let age = (cutoff - ts) as u32;
+            if event == Event::Purchase {
+                let newest = bought[u as usize].entry(item).or_insert(age);
+                *newest = (*newest).min(age);
+            }
+            let list = &mut signals[u as usize];
+            list.push(Sig {
+                item,
+                event: event as u8,
+                age,
+            });
+            // Keep the newest `cap` (the log is in any order: sort by age when trimming).
+            if list.len() >= 2 * cap {
+                list.sort_by_key(|s| s.age);
+                list.truncate(cap);
+            }
+        },
+    )?;
     let mut kept = 0u64;
     for list in &mut signals {
         list.sort_by_key(|s| std::cmp::Reverse(s.age)); // oldest first
@@ -316,17 +301,17 @@ fn rebuy_allowed(model: &nestrank::Model, bought: &HashMap<u32, u32>, item: u32)
     })
 }
 
-/// `users.csv`'s babies by user id, when the file is there.
+/// The `users` table's babies by user id, when the table is there.
 fn read_babies(
     data: &Path,
     policy: BadRowPolicy,
 ) -> Result<HashMap<String, (Option<i32>, Gender)>> {
-    let path = data.join("users.csv");
-    if !path.exists() {
+    let Some(users) = Table::find(data, "users")? else {
         return Ok(HashMap::new());
-    }
+    };
+    let path = users.path().to_path_buf();
     let mut ds = crate::data::Dataset::default();
-    ds.read_users(CsvFile::open(&path)?, policy)
+    ds.read_users(users, policy)
         .with_context(|| format!("reading {}", path.display()))?;
     Ok(ds
         .babies
@@ -335,13 +320,11 @@ fn read_babies(
         .collect())
 }
 
-/// The day's specials from `items.csv`'s `sale_start` and `sale_end`
+/// The day's specials from the `items` table's `sale_start` and `sale_end`
 /// columns (YYYY-MM-DD, inclusive): every item on sale on `day`. An error
-/// when the file or the columns are missing (then give `--specials`).
+/// when the table or the columns are missing (then give `--specials`).
 pub fn specials_on_sale(data: &Path, day: i32, policy: BadRowPolicy) -> Result<Vec<String>> {
-    let path = data.join("items.csv");
-    let mut csv = CsvFile::open(&path)
-        .with_context(|| format!("no --specials given, and {} cannot be read", path.display()))?;
+    let mut csv = Table::open(data, "items").context("no --specials given")?;
     let (c_item, c_start, c_end) = (
         csv.require("item_id")?,
         csv.require("sale_start")
@@ -351,18 +334,12 @@ pub fn specials_on_sale(data: &Path, day: i32, policy: BadRowPolicy) -> Result<V
     );
     let mut bad = BadRows::new(policy);
     let mut out = Vec::new();
-    csv.for_each_row(&mut bad, |line, f| {
+    csv.for_each_row(&mut bad, |row, f| {
         let date = |c: usize, name: &str| {
-            nestrank::util::parse_date(f[c].trim()).ok_or_else(|| {
-                csv_bad(
-                    &path,
-                    line,
-                    name,
-                    format!("`{}` is not a date YYYY-MM-DD", f[c]),
-                )
-            })
+            nestrank::util::parse_date(f[c].trim())
+                .ok_or_else(|| row.bad(name, format!("`{}` is not a date YYYY-MM-DD", f[c])))
         };
-        let item = parse_id(f[c_item]).map_err(|p| csv_bad(&path, line, "item_id", p))?;
+        let item = parse_id(f[c_item]).map_err(|p| row.bad("item_id", p))?;
         if f[c_start].trim().is_empty() {
             return Ok(()); // not a special
         }

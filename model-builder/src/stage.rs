@@ -463,7 +463,7 @@ pub const PROFILE_AFFINITIES: usize = 12;
 /// The strongest [`PROFILE_AFFINITIES`] brands and categories are kept.
 ///
 /// `events` are the indices of the user's own events in `ds.events`
-/// ([`crate::eval::events_by_user`]).
+/// ([`crate::replay::events_by_user`]).
 pub fn profile_of(
     ds: &Dataset,
     user: u32,
@@ -565,7 +565,7 @@ mod tests {
         }
         std::fs::write(dir.join("events.csv"), events).unwrap();
         std::fs::write(dir.join("users.csv"), users).unwrap();
-        let ds = Dataset::load(&dir, crate::data::BadRowPolicy { max_bad_rows: 0 }).unwrap();
+        let ds = Dataset::load(&dir, crate::rows::BadRowPolicy { max_bad_rows: 0 }).unwrap();
         let fit = AgeFit::estimate(&ds, i64::MAX);
         let idx = |id: &str| ds.items.get(id).unwrap() as usize;
         let newborn = bucket_of(0.5);

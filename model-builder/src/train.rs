@@ -9,10 +9,10 @@
 //! with per-chunk gradients summed in a fixed order, so the result does not
 //! depend on the number of threads.
 
-use crate::build::DAY;
-use crate::build::{build_parts, BuildOptions};
+use crate::build::build_parts;
 use crate::data::Dataset;
-use crate::eval::{events_by_user, replay_day};
+use crate::options::{BuildOptions, DAY};
+use crate::replay::{events_by_user, replay_day};
 use anyhow::{Context, Result};
 use nestrank::rank::{compute_features, RankerKind, RankerParams, Scratch, F_FACTOR, NUM_FEATURES};
 use nestrank::Recommender;

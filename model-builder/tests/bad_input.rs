@@ -2,7 +2,8 @@
 //! gives (the typed error and its message, or the documented tolerant
 //! behaviour), and that no good row around it is lost.
 
-use model_builder::data::{BadRowPolicy, CsvFile, Dataset};
+use model_builder::data::Dataset;
+use model_builder::rows::{BadRowPolicy, CsvFile};
 use std::path::Path;
 
 enum Expect {

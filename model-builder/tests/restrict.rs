@@ -3,8 +3,10 @@
 //! lists keep every kept target or (the default) only the specials.
 
 use model_builder::als::AlsOptions;
-use model_builder::build::{build_parts, restrict, BuildOptions, Restriction};
-use model_builder::data::{BadRowPolicy, Dataset};
+use model_builder::build::{build_parts, restrict, Restriction};
+use model_builder::data::Dataset;
+use model_builder::options::BuildOptions;
+use model_builder::rows::BadRowPolicy;
 use nestrank::util::parse_date;
 use nestrank::{Event, Model, Recommender};
 use std::path::Path;

@@ -113,10 +113,13 @@ pub enum DecodeError {
         /// The field holding it.
         what: &'static str,
     },
-    /// Item ids must be unique and stored in ascending byte order.
-    #[error("item ids are not strictly ascending at index {index} (duplicate or unsorted)")]
+    /// Names that the format stores sorted (item ids, a profile's brand
+    /// and category names) must be unique and in ascending byte order.
+    #[error("{what} are not strictly ascending at index {index} (duplicate or unsorted): rebuild the blob with model-builder")]
     UnsortedIds {
-        /// The index of the first id out of order.
+        /// The table.
+        what: &'static str,
+        /// The index of the first name out of order.
         index: u32,
     },
 }

@@ -58,8 +58,9 @@ pub struct Header {
     pub version: u16,
     /// The blob kind.
     pub kind: u16,
-    /// The model id: the first 8 bytes of the SHA-256 of the sections, so
-    /// the same inputs always give the same id.
+    /// The model id: the FNV-1a 64 hash of every section's id and payload,
+    /// in order (see [`seal`] and FORMAT.md), so the same inputs always
+    /// give the same id.
     pub model_id: u64,
     /// The model's date: the as-of day, in days since 1970-01-01 (UTC).
     pub as_of_day: i32,

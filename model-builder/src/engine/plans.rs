@@ -1,0 +1,262 @@
+//! The build's data-parallel stages as DataFusion SQL plans, run on
+//! whichever [`super::Engine`] the session belongs to: per-item statistics
+//! (conversions in the last 7 days, the decayed trend) and the co-occurrence
+//! counts behind both neighbour tables.
+//!
+//! Each plan computes exactly what the in-memory stage in [`crate::build`]
+//! computes, with the same arithmetic where it decides the result: an
+//! affinity is rounded to `f32`, sums are `f64`, a similarity is rounded to
+//! `f32` before lists are ranked, and ties go to the smaller item id (by
+//! bytes, the model's item order). So the engine's blob equals the
+//! in-memory one, whatever the partitioning of the sums.
+
+use crate::options::{BuildOptions, Similarity, DAY};
+use crate::rows::Table;
+use crate::runtime::block_on;
+use anyhow::{Context, Result};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A session with the data directory's `events` table registered (as
+/// `events_raw`, read as the shop wrote it).
+pub struct Session {
+    ctx: SessionContext,
+    engine: String,
+    timeout: Option<std::time::Duration>,
+}
+
+/// The events as every plan reads them: trimmed text, `ts` as an integer,
+/// and only rows the builder's reader accepts (a bad row is reported when
+/// the data is loaded, and skipped here alike).
+const CLEAN: &str = "clean AS (
+    SELECT user_id, item_id, event, ts FROM (
+        SELECT trim(CAST(user_id AS VARCHAR)) AS user_id,
+               trim(CAST(item_id AS VARCHAR)) AS item_id,
+               trim(CAST(event AS VARCHAR)) AS event,
+               TRY_CAST(trim(CAST(ts AS VARCHAR)) AS BIGINT) AS ts
+        FROM events_raw)
+    WHERE user_id <> '' AND item_id <> '' AND octet_length(user_id) <= 256 AND octet_length(item_id) <= 256
+      AND event IN ('view', 'fav', 'cart', 'purchase')
+      AND ts BETWEEN 0 AND 4102444800)";
+
+impl Session {
+    /// Registers `data`'s events on a session of `engine`; a query that
+    /// runs longer than `timeout` fails (an executor lost mid-job can leave
+    /// a cluster's job waiting forever: better a clear error, and
+    /// yesterday's model live).
+    pub fn new(
+        engine: &super::Engine,
+        data: &Path,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Session> {
+        let ctx = engine.context()?;
+        let table = Table::open(data, "events")?;
+        // Absolute: on a cluster, the executors open the files.
+        let path = std::fs::canonicalize(table.path())
+            .with_context(|| format!("cannot resolve {}", table.path().display()))?;
+        let location = path
+            .to_str()
+            .with_context(|| format!("{}: the path is not UTF-8", path.display()))?;
+        match table {
+            Table::Csv(csv) => {
+                // Every column as text: the plans cast and check, as the
+                // row reader does, instead of failing on one bad field.
+                let schema = Schema::new(
+                    csv.header()
+                        .iter()
+                        .map(|h| Field::new(h, DataType::Utf8, true))
+                        .collect::<Vec<_>>(),
+                );
+                // A short row reads as nulls, which CLEAN drops, as the
+                // row reader skips it.
+                block_on(ctx.register_csv(
+                    "events_raw",
+                    location,
+                    CsvReadOptions::new().schema(&schema).truncated_rows(true),
+                ))
+            }
+            Table::Parquet(_) => block_on(ctx.register_parquet(
+                "events_raw",
+                location,
+                ParquetReadOptions::default(),
+            )),
+        }
+        .with_context(|| format!("cannot register {} with the engine", path.display()))?;
+        Ok(Session {
+            ctx,
+            engine: engine.describe(),
+            timeout,
+        })
+    }
+
+    fn query(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+        let df = block_on(self.ctx.sql(sql))
+            .with_context(|| format!("planning {what} on {}", self.engine))?;
+        let run = block_on(async {
+            match self.timeout {
+                Some(t) => tokio::time::timeout(t, df.collect()).await.ok(),
+                None => Some(df.collect().await),
+            }
+        });
+        match run {
+            Some(batches) => {
+                batches.with_context(|| format!("running {what} on {}", self.engine))
+            }
+            None => anyhow::bail!(
+                "{what} did not finish within --query-timeout-seconds {} on {} (on a cluster: was an executor lost?)",
+                self.timeout.map_or(0, |t| t.as_secs()),
+                self.engine
+            ),
+        }
+    }
+
+    /// Per item with an event before `cutoff`: conversions in the 7 days
+    /// before it, and the trend (event weight times a decay of
+    /// `trend_half_life_days`, summed).
+    pub fn item_stats(&self, cutoff: i64, o: &BuildOptions) -> Result<HashMap<String, (u32, f64)>> {
+        let sql = format!(
+            "WITH {CLEAN}
+             SELECT item_id,
+                    CAST(SUM(CASE WHEN event IN ('cart', 'purchase') AND ts >= {week} THEN 1 ELSE 0 END) AS BIGINT) AS conversions,
+                    SUM({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span})) AS trend
+             FROM clean WHERE ts < {cutoff} GROUP BY item_id",
+            week = cutoff - 7 * DAY,
+            weight = weight_sql(o),
+            span = o.trend_half_life_days * DAY as f64,
+        );
+        let mut out = HashMap::new();
+        for b in self.query(&sql, "the per-item statistics")? {
+            let (items, conv, trend) = (
+                b.column(0).as_string_view_or_utf8(),
+                b.column(1).as_primitive::<Int64Type>(),
+                b.column(2).as_primitive::<Float64Type>(),
+            );
+            for r in 0..b.num_rows() {
+                out.insert(items.value(r), (conv.value(r) as u32, trend.value(r)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The top `k` co-occurrence neighbours of every item, from events
+    /// before `cutoff` (only carts and purchases when `conversions_only`),
+    /// as `item -> [(neighbour, similarity)]`, best first.
+    pub fn neighbours(
+        &self,
+        cutoff: i64,
+        o: &BuildOptions,
+        k: usize,
+        conversions_only: bool,
+    ) -> Result<HashMap<String, Vec<(String, f32)>>> {
+        let min = "2.2250738585072014e-308"; // f64::MIN_POSITIVE
+        let similarity = match o.similarity {
+            Similarity::Jaccard => format!("c / greatest(di + dj - c, {min})"),
+            Similarity::Cosine => format!("c / greatest(sqrt(di * dj), {min})"),
+            Similarity::Lift => format!("c / greatest(di * dj, {min})"),
+        };
+        let sql = format!(
+            "WITH {CLEAN},
+             touched AS (
+                 SELECT user_id, item_id,
+                        MAX(CAST({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span}) AS REAL)) AS a,
+                        MAX(ts) AS last_ts
+                 FROM clean WHERE ts < {cutoff} {only}
+                 GROUP BY user_id, item_id),
+             kept AS (
+                 SELECT user_id, item_id, a FROM (
+                     SELECT user_id, item_id, a,
+                            ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY last_ts DESC, item_id DESC) AS recency
+                     FROM touched)
+                 WHERE recency <= {per_user}),
+             diag AS (SELECT item_id, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY item_id),
+             pairs AS (
+                 SELECT x.item_id AS i, y.item_id AS j, SUM(CAST(least(x.a, y.a) AS DOUBLE)) AS c
+                 FROM kept x JOIN kept y ON x.user_id = y.user_id AND x.item_id <> y.item_id
+                 GROUP BY x.item_id, y.item_id),
+             scored AS (
+                 SELECT i, j, CAST({similarity} AS REAL) AS s
+                 FROM (SELECT p.i, p.j, p.c, di.d AS di, dj.d AS dj
+                       FROM pairs p JOIN diag di ON p.i = di.item_id JOIN diag dj ON p.j = dj.item_id))
+             SELECT i, j, s FROM (
+                 SELECT i, j, s, ROW_NUMBER() OVER (PARTITION BY i ORDER BY s DESC, j ASC) AS r
+                 FROM scored WHERE s > 0 AND s < 'Infinity'::REAL)
+             WHERE r <= {k}",
+            weight = weight_sql(o),
+            span = o.cooc_half_life_days * DAY as f64,
+            only = if conversions_only {
+                "AND event IN ('cart', 'purchase')"
+            } else {
+                ""
+            },
+            per_user = o.max_items_per_user,
+            k = k.min(nestrank::model::MAX_NEIGHBOURS),
+        );
+        let mut out: HashMap<String, Vec<(String, f32)>> = HashMap::new();
+        for b in self.query(&sql, "the co-occurrence neighbours")? {
+            let (i, j, s) = (
+                b.column(0).as_string_view_or_utf8(),
+                b.column(1).as_string_view_or_utf8(),
+                b.column(2).as_primitive::<Float32Type>(),
+            );
+            for r in 0..b.num_rows() {
+                out.entry(i.value(r))
+                    .or_default()
+                    .push((j.value(r), s.value(r)));
+            }
+        }
+        for row in out.values_mut() {
+            row.sort_by(|a, b| {
+                b.1.total_cmp(&a.1)
+                    .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The event weight of a row, as SQL.
+fn weight_sql(o: &BuildOptions) -> String {
+    let w = |k: usize| format!("CAST({:?} AS DOUBLE)", f64::from(o.event_weights[k]));
+    format!(
+        "CASE event WHEN 'view' THEN {} WHEN 'fav' THEN {} WHEN 'cart' THEN {} ELSE {} END",
+        w(0),
+        w(1),
+        w(2),
+        w(3)
+    )
+}
+
+/// A text column as owned strings, whether the engine chose `Utf8` or
+/// `Utf8View` for it.
+trait Text {
+    fn as_string_view_or_utf8(&self) -> TextColumn<'_>;
+}
+
+impl Text for std::sync::Arc<dyn Array> {
+    fn as_string_view_or_utf8(&self) -> TextColumn<'_> {
+        match self.data_type() {
+            DataType::Utf8View => TextColumn::View(self.as_string_view()),
+            DataType::LargeUtf8 => TextColumn::Large(self.as_string::<i64>()),
+            _ => TextColumn::Utf8(self.as_string::<i32>()),
+        }
+    }
+}
+
+enum TextColumn<'a> {
+    Utf8(&'a datafusion::arrow::array::StringArray),
+    Large(&'a datafusion::arrow::array::LargeStringArray),
+    View(&'a datafusion::arrow::array::StringViewArray),
+}
+
+impl TextColumn<'_> {
+    fn value(&self, r: usize) -> String {
+        match self {
+            TextColumn::Utf8(a) => a.value(r).to_string(),
+            TextColumn::Large(a) => a.value(r).to_string(),
+            TextColumn::View(a) => a.value(r).to_string(),
+        }
+    }
+}

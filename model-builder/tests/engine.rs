@@ -1,0 +1,375 @@
+//! The nightly build on the query engine (issue #15): Parquet inputs, the
+//! embedded DataFusion engine and a Ballista cluster of this binary's
+//! scheduler and executors on 127.0.0.1 all give the blob the in-memory
+//! build gives, and faults are survived or named.
+#![cfg(feature = "engine")]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_model-builder");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("model-builder runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Builds `data` as of `as_of` into `out` with `extra` flags; the model id.
+fn build(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
+    let args = [
+        &[
+            "build",
+            "--data",
+            data.to_str().unwrap(),
+            "--as-of",
+            as_of,
+            "--out",
+            out.to_str().unwrap(),
+            "--train-days",
+            "0",
+        ][..],
+        extra,
+    ]
+    .concat();
+    ok(&args);
+    manifest(out)["model_id"].as_str().unwrap().to_string()
+}
+
+/// The Taobao sample, imported once per test that asks.
+fn taobao(name: &str) -> PathBuf {
+    let data = scratch_dir(name);
+    let sample = root().join("data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv");
+    ok(&[
+        "import",
+        "taobao",
+        sample.to_str().unwrap(),
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    data
+}
+
+/// The synthetic mother-and-baby shop in `format`.
+fn shop(name: &str, format: &str) -> PathBuf {
+    let data = scratch_dir(name);
+    ok(&[
+        "synth",
+        "--kind",
+        "mother-baby",
+        "--users",
+        "600",
+        "--out",
+        data.to_str().unwrap(),
+        "--format",
+        format,
+    ]);
+    data
+}
+
+/// The same shop as CSV, as day partitions of Parquet, and on the embedded
+/// engine: one model id.
+#[test]
+fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
+    let csv = shop("shop-csv", "csv");
+    let parquet = shop("shop-parquet", "parquet");
+    assert!(!parquet.join("events.csv").exists());
+    assert!(parquet.join("items.parquet").is_file());
+    assert!(parquet.join("users.parquet").is_file());
+    let days: Vec<_> = std::fs::read_dir(parquet.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(days.len() >= 28, "{days:?}");
+    assert!(days.iter().all(|d| d.starts_with("dt=20")), "{days:?}");
+    let out = scratch_dir("shop-models");
+    let day = "2026-11-01";
+    let from_csv = build(&csv, day, &out.join("csv"), &[]);
+    assert_eq!(build(&parquet, day, &out.join("parquet"), &[]), from_csv);
+    assert_eq!(
+        build(
+            &parquet,
+            day,
+            &out.join("embedded"),
+            &["--engine", "embedded"]
+        ),
+        from_csv,
+        "the engine's plans must give the in-memory blob"
+    );
+    assert_eq!(
+        build(
+            &csv,
+            day,
+            &out.join("embedded-csv"),
+            &["--engine", "embedded", "--memory-limit", "256MB"]
+        ),
+        from_csv
+    );
+}
+
+/// The Taobao sample on the embedded engine: the in-memory blob.
+#[test]
+fn the_embedded_engine_builds_the_taobao_blob() {
+    let data = taobao("engine-taobao");
+    let out = scratch_dir("engine-taobao-models");
+    let day = "2017-12-03";
+    let memory = build(&data, day, &out.join("memory"), &[]);
+    assert_eq!(
+        build(&data, day, &out.join("embedded"), &["--engine", "embedded"]),
+        memory
+    );
+}
+
+/// A bad row in a Parquet partition is named by file, row and column, and
+/// skipped within --max-bad-rows.
+#[test]
+fn a_bad_parquet_row_is_named_by_file_row_and_column() {
+    let data = scratch_dir("bad-parquet");
+    std::fs::write(
+        data.join("events.csv"),
+        "user_id,item_id,event,ts\nu1,i1,view,1600000000\nu1,i2,click,1600000100\nu2,i1,purchase,1600000200\nu2,i2,view,1600100000\n",
+    )
+    .unwrap();
+    model_builder::engine::parquet::csv_to_parquet(&data).unwrap();
+    let d = data.to_str().unwrap();
+    let out = data.join("model");
+    let o = out.to_str().unwrap();
+    let err = fails(&["build", "--data", d, "--as-of", "2020-09-16", "--out", o]);
+    assert!(err.contains("dt=2020-09-13"), "{err}");
+    assert!(
+        err.contains(".parquet: row 2: column `event`: unknown event `click`"),
+        "{err}"
+    );
+    assert!(!out.join("manifest.json").exists());
+    let msg = ok(&[
+        "build",
+        "--data",
+        d,
+        "--as-of",
+        "2020-09-16",
+        "--out",
+        o,
+        "--max-bad-rows",
+        "1",
+        "--train-days",
+        "0",
+    ]);
+    assert!(msg.contains("built"), "{msg}");
+    // A table in two forms is refused, naming both.
+    std::fs::write(data.join("events.csv"), "user_id,item_id,event,ts\n").unwrap();
+    let err = fails(&["build", "--data", d, "--as-of", "2020-09-16", "--out", o]);
+    assert!(
+        err.contains("the table `events` is there in more than one form"),
+        "{err}"
+    );
+}
+
+/// A free port on 127.0.0.1 (free when asked).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Child processes killed when the test ends, however it ends.
+struct Cluster {
+    scheduler: u16,
+    children: Vec<Child>,
+    logs: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Cluster {
+    /// A scheduler and `executors` executors of this binary on 127.0.0.1.
+    fn start(name: &str, executors: usize) -> Cluster {
+        let logs = scratch_dir(name);
+        let scheduler = free_port();
+        let log = |n: &str| std::fs::File::create(logs.join(n)).unwrap();
+        let mut cluster = Cluster {
+            scheduler,
+            children: Vec::new(),
+            logs: logs.clone(),
+        };
+        cluster.children.push(
+            Command::new(BIN)
+                .args([
+                    "cluster",
+                    "scheduler",
+                    "--bind",
+                    &format!("127.0.0.1:{scheduler}"),
+                    "--executor-timeout-seconds",
+                    "6",
+                ])
+                .stdout(log("scheduler.log"))
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for_port(scheduler, "the scheduler");
+        for k in 0..executors {
+            let (flight, grpc) = (free_port(), free_port());
+            cluster.children.push(
+                Command::new(BIN)
+                    .args([
+                        "cluster",
+                        "executor",
+                        "--scheduler",
+                        &format!("127.0.0.1:{scheduler}"),
+                        "--bind",
+                        &format!("127.0.0.1:{flight}"),
+                        "--grpc-port",
+                        &grpc.to_string(),
+                        "--cores",
+                        "1",
+                        "--work-dir",
+                        logs.join(format!("work-{k}")).to_str().unwrap(),
+                    ])
+                    .stdout(log(&format!("executor-{k}.log")))
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .unwrap(),
+            );
+            wait_for_port(flight, "an executor");
+        }
+        cluster
+    }
+
+    fn engine(&self) -> String {
+        format!("df://127.0.0.1:{}", self.scheduler)
+    }
+}
+
+/// One scheduler and two executors on 127.0.0.1 build the in-memory blob;
+/// an executor killed with SIGKILL in the middle of a build leaves the
+/// build to the other one, with the same blob, or failing with a clear
+/// error while the published manifest stays on the last good model.
+#[test]
+fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
+    let data = shop("cluster-shop", "parquet");
+    let out = scratch_dir("cluster-models");
+    let day = "2026-11-01";
+    let memory = build(&data, day, &out.join("memory"), &[]);
+    let mut cluster = Cluster::start("cluster", 2);
+    let engine = cluster.engine();
+    assert_eq!(
+        build(&data, day, &out.join("cluster"), &["--engine", &engine]),
+        memory,
+        "the cluster's blob (logs in {})",
+        cluster.logs.display()
+    );
+
+    // Publish once, then rebuild while an executor is killed.
+    let live = out.join("live");
+    build(&data, day, &live, &[]);
+    let before = std::fs::read_to_string(live.join("manifest.json")).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "build",
+            "--data",
+            data.to_str().unwrap(),
+            "--as-of",
+            day,
+            "--out",
+            live.to_str().unwrap(),
+            "--train-days",
+            "0",
+            "--engine",
+            &engine,
+            "--query-timeout-seconds",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the build ended before the executor was killed: make the data larger"
+    );
+    let victim = &mut cluster.children[1];
+    // SIGKILL: no goodbye to the scheduler.
+    let status = Command::new("kill")
+        .args(["-KILL", &victim.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = victim.wait();
+    let t = Instant::now();
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    if result.status.success() {
+        assert_eq!(manifest(&live)["model_id"].as_str().unwrap(), memory);
+    } else {
+        assert!(stderr.contains("Ballista"), "a clear error: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(live.join("manifest.json")).unwrap(),
+            before,
+            "a failed build leaves yesterday's model live"
+        );
+    }
+    eprintln!(
+        "after SIGKILL of an executor the build {} in {:.1}s more",
+        if result.status.success() {
+            "completed with the same blob"
+        } else {
+            "failed cleanly"
+        },
+        t.elapsed().as_secs_f64()
+    );
+}
