@@ -125,15 +125,19 @@ impl Table {
         self.header().iter().position(|h| h == name)
     }
 
-    /// The index of required column `name`, or an error naming the table.
+    /// The index of required column `name`, or an error naming the table
+    /// (for CSV, at its header's line).
     pub fn require(&self, name: &str) -> Result<usize> {
-        match self.column(name) {
-            Some(c) => Ok(c),
-            None => bail!(
-                "{}: required column `{name}` is missing (columns: {})",
-                self.path().display(),
-                self.header().join(",")
-            ),
+        match self {
+            Table::Csv(c) => c.require(name),
+            #[cfg(feature = "engine")]
+            Table::Parquet(p) => self.column(name).with_context(|| {
+                format!(
+                    "{}: required column `{name}` is missing (columns: {})",
+                    p.path().display(),
+                    p.header().join(",")
+                )
+            }),
         }
     }
 
