@@ -33,7 +33,7 @@ for n in "${sizes[@]}"; do
     items=$(sed -n 's/^stages: items \([0-9.]*\)s.*/\1/p' "$log")
     neigh=$(sed -n 's/.*neighbours \([0-9.]*\)s.*/\1/p' "$log")
     als=$(sed -n 's/.*ALS ([^)]*) \([0-9.]*\)s.*/\1/p' "$log")
-    wall=$(sed -n 's/.*Elapsed (wall clock) time[^:]*: //p' "$log")
+    wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$log")
     rss=$(awk '/Maximum resident set size/ {printf "%.2fGB", $6 / 1e6}' "$log")
     printf '%-11s %-9s %8s %8s %10s %8s %8s %9s\n' "$n" "$engine" "$load" "$items" "$neigh" "$als" "$wall" "$rss"
   done
