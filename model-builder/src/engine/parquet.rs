@@ -1,6 +1,7 @@
 //! Writing Parquet with DataFusion (`synth --format parquet`): events
 //! partitioned by day, as a data lake keeps them.
 
+use crate::rows::parquet::path_str;
 use crate::rows::CsvFile;
 use crate::runtime::block_on;
 use anyhow::{Context, Result};
@@ -8,11 +9,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{CsvReadOptions, SessionContext};
 use std::path::Path;
-
-fn path_str(path: &Path) -> Result<&str> {
-    path.to_str()
-        .with_context(|| format!("{}: the path is not UTF-8", path.display()))
-}
 
 /// Rewrites the CSV tables of `dir` as Parquet: `events/` partitioned by
 /// UTC day (`events/dt=YYYY-MM-DD/*.parquet`), `items.parquet` and

@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "engine")]
-mod parquet;
+pub(crate) mod parquet;
 
 /// Where a row is.
 #[derive(Debug, Clone, Copy)]
