@@ -3,7 +3,7 @@
 //! Run with `make bench` (or `cargo bench -p model-builder --bench core`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use model_builder::build::{build_parts, restrict, Restriction};
+use model_builder::build::{build_parts, recent_items, restrict, Restriction};
 use model_builder::data::Dataset;
 use model_builder::options::BuildOptions;
 use model_builder::replay::{events_by_user, replay_day};
@@ -48,14 +48,19 @@ fn fixture() -> Fixture {
         .max_by_key(|c| c.items.len())
         .expect("a case");
     let keep = case.items.len().saturating_sub(200);
-    let specials = replay
+    let specials: Vec<String> = replay
         .candidates
         .iter()
         .map(|&i| model.id_of(i).to_string())
         .collect();
-    let daily = restrict(
+    let recent = recent_items(
         &ds,
+        i64::from(parts.as_of_day) * 86_400,
+        5_000 + specials.len(),
+    );
+    let daily = restrict(
         &parts,
+        &recent,
         &Restriction {
             specials,
             max_items: 5_000,

@@ -38,12 +38,13 @@ pub struct ItemIndex {
     pub model_index: Vec<u32>,
 }
 
-/// Items a model as of `cutoff` may know: the catalog, and any item with an
-/// event before the cutoff. An item first seen later is not revealed.
-pub fn item_index(ds: &Dataset, cutoff: i64) -> ItemIndex {
+/// Items a model may know: the catalog, and `active` (the interned items
+/// with an event before its cutoff). An item first seen later is not
+/// revealed.
+pub fn item_index(ds: &Dataset, active: impl IntoIterator<Item = u32>) -> ItemIndex {
     let mut include = ds.in_catalog.clone();
-    for e in ds.events.iter().take_while(|e| e.ts < cutoff) {
-        include[e.item as usize] = true;
+    for i in active {
+        include[i as usize] = true;
     }
     let mut items: Vec<u32> = (0..ds.items.len() as u32)
         .filter(|&i| include[i as usize])
@@ -95,7 +96,35 @@ pub fn build_parts_on(
     let clock = std::time::Instant::now();
     let cutoff = i64::from(as_of_day) * DAY;
     let past = &ds.events[..ds.events.partition_point(|e| e.ts < cutoff)];
-    let index = item_index(ds, cutoff);
+    // Per item with an event before the cutoff: conversions in the last 7
+    // days, and the trend (interned item -> stats).
+    let stats: Vec<(u32, u32, f64)> = match stages {
+        Stages::InMemory => {
+            let mut by_item: Vec<Option<(u32, f64)>> = vec![None; ds.items.len()];
+            for e in past {
+                let s = by_item[e.item as usize].get_or_insert((0, 0.0));
+                if e.event.is_conversion() && e.ts >= cutoff - 7 * DAY {
+                    s.0 += 1;
+                }
+                s.1 += f64::from(opts.event_weights[e.event as usize])
+                    * decay(cutoff - e.ts, opts.trend_half_life_days);
+            }
+            by_item
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.map(|(c, t)| (i as u32, c, t)))
+                .collect()
+        }
+        #[cfg(feature = "engine")]
+        Stages::Engine(session) => session
+            .item_stats(cutoff, opts)?
+            .into_iter()
+            .map(|(item, (c, t))| Ok((interned(ds, &item)?, c, t)))
+            .collect::<anyhow::Result<_>>()?,
+        #[cfg(not(feature = "engine"))]
+        Stages::Never(_, never) => match never {},
+    };
+    let index = item_index(ds, stats.iter().map(|s| s.0));
     let n = index.items.len();
 
     // Categories used by the model's items, by name.
@@ -122,29 +151,11 @@ pub fn build_parts_on(
 
     let mut conversions_7d = vec![0u32; n];
     let mut trend = vec![0f64; n];
-    match stages {
-        Stages::InMemory => {
-            for e in past {
-                let m = index.model_index[e.item as usize] as usize;
-                if e.event.is_conversion() && e.ts >= cutoff - 7 * DAY {
-                    conversions_7d[m] += 1;
-                }
-                trend[m] += f64::from(opts.event_weights[e.event as usize])
-                    * decay(cutoff - e.ts, opts.trend_half_life_days);
-            }
-        }
-        #[cfg(feature = "engine")]
-        Stages::Engine(session) => {
-            for (item, (conversions, t)) in session.item_stats(cutoff, opts)? {
-                let m = model_index_of(ds, &index, &item)?;
-                conversions_7d[m as usize] = conversions;
-                trend[m as usize] = t;
-            }
-        }
-        #[cfg(not(feature = "engine"))]
-        Stages::Never(_, never) => match never {},
+    for &(i, c, t) in &stats {
+        let m = index.model_index[i as usize] as usize;
+        conversions_7d[m] = c;
+        trend[m] = t;
     }
-
     times.items = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     // Viewed together, and bought together: the same co-occurrence over
@@ -190,27 +201,49 @@ pub fn build_parts_on(
     };
     times.neighbours = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
-    let factors = (opts.als.factors > 0).then(|| {
-        let triples = past
-            .iter()
-            .map(|e| {
-                (
-                    e.user,
-                    index.model_index[e.item as usize],
-                    opts.event_weights[e.event as usize],
-                )
-            })
-            .collect();
-        let user_items = Csr::from_triples(ds.users.len(), triples);
+    let factors = if opts.als.factors > 0 {
+        let (users, triples) = match stages {
+            Stages::InMemory => (
+                ds.users.len(),
+                past.iter()
+                    .map(|e| {
+                        (
+                            e.user,
+                            index.model_index[e.item as usize],
+                            opts.event_weights[e.event as usize],
+                        )
+                    })
+                    .collect(),
+            ),
+            #[cfg(feature = "engine")]
+            Stages::Engine(session) => (
+                ds.users.len(),
+                session.interactions(
+                    cutoff,
+                    opts,
+                    |user| {
+                        ds.users.get(user).with_context(|| {
+                            format!("the engine read user `{user}`, which the loaded data does not have: did the files change during the build?")
+                        })
+                    },
+                    |item| model_index_of(ds, &index, item),
+                )?,
+            ),
+            #[cfg(not(feature = "engine"))]
+            Stages::Never(_, never) => match never {},
+        };
+        let user_items = Csr::from_triples(users, triples);
         let y = als::train(&user_items, n, &opts.als);
-        FactorsSection::quantize(
+        Some(FactorsSection::quantize(
             &y,
             opts.als.factors,
             opts.als.regularization,
             opts.als.alpha,
             opts.event_weights,
-        )
-    });
+        ))
+    } else {
+        None
+    };
     times.als = clock.elapsed().as_secs_f64();
     let family = family_section(ds, cutoff, &index.items, &cat_ids);
     let parts = ModelParts {
@@ -245,15 +278,22 @@ pub fn build_parts_on(
     Ok((parts, times))
 }
 
-/// The model index of item `name`, which the engine found in the events.
+/// The interned id of item `name`, which the engine found in the events.
+#[cfg(feature = "engine")]
+fn interned(ds: &Dataset, name: &str) -> anyhow::Result<u32> {
+    ds.items.get(name).with_context(|| {
+        format!("the engine read item `{name}`, which the loaded data does not have: did the files change during the build?")
+    })
+}
+
+/// The model index of item `name`, which the engine found in the events
+/// before the cutoff.
 #[cfg(feature = "engine")]
 fn model_index_of(ds: &Dataset, index: &ItemIndex, name: &str) -> anyhow::Result<u32> {
-    ds.items
-        .get(name)
-        .map(|i| index.model_index[i as usize])
+    Some(index.model_index[interned(ds, name)? as usize])
         .filter(|&m| m != u32::MAX)
         .with_context(|| {
-            format!("the engine read item `{name}`, which the loaded data has no event before as-of for: did the files change during the build?")
+            format!("the engine read item `{name}` before the cutoff, which its item statistics did not have: did the files change during the build?")
         })
 }
 
@@ -512,12 +552,28 @@ pub struct Restriction {
     pub full_lists: bool,
 }
 
-/// Shrinks `parts` to the items `keep` selects, for the phone: neighbour
+/// Up to `limit` items with an event before `cutoff`, most recently active
+/// first (the items of the latest events, walking back).
+pub fn recent_items(ds: &Dataset, cutoff: i64, limit: usize) -> Vec<String> {
+    let past = &ds.events[..ds.events.partition_point(|e| e.ts < cutoff)];
+    let mut seen = vec![false; ds.items.len()];
+    let mut out = Vec::new();
+    for e in past.iter().rev() {
+        if out.len() >= limit {
+            break;
+        }
+        if !std::mem::replace(&mut seen[e.item as usize], true) {
+            out.push(ds.items.name(e.item).to_string());
+        }
+    }
+    out
+}
+
+/// Shrinks `parts` to the items `r` selects, for the phone: neighbour
 /// lists keep only kept targets, factor rows only kept items, categories
 /// only used ones. The Gram matrix stays that of all items, so the fold-in
 /// solves the same system as the full model.
-pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts {
-    let cutoff = i64::from(parts.as_of_day) * DAY;
+pub fn restrict(parts: &ModelParts, recent: &[String], r: &Restriction) -> ModelParts {
     let n = parts.items.ids.len();
     let index_of = |id: &str| parts.items.ids.position_sorted(id);
     let mut keep = vec![false; n];
@@ -527,13 +583,12 @@ pub fn restrict(ds: &Dataset, parts: &ModelParts, r: &Restriction) -> ModelParts
         }
     }
     // The most recently active items, newest first.
-    let past = &ds.events[..ds.events.partition_point(|e| e.ts < cutoff)];
     let mut taken = 0usize;
-    for e in past.iter().rev() {
+    for item in recent {
         if taken >= r.max_items {
             break;
         }
-        if let Some(i) = index_of(ds.items.name(e.item)) {
+        if let Some(i) = index_of(item) {
             if !keep[i] {
                 keep[i] = true;
                 taken += 1;

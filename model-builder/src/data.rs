@@ -110,6 +110,9 @@ pub struct Dataset {
     pub babies: std::collections::HashMap<u32, (Option<i32>, nestrank::profile::Gender)>,
     /// Events, sorted by time (stable: equal times keep file order).
     pub events: Vec<Ev>,
+    /// The time of the log's first event (`events` may hold a selection
+    /// of the log: see [`Dataset::load_selected`]).
+    pub log_start: Option<i64>,
     /// Bad rows skipped (each was reported).
     pub bad_rows: usize,
 }
@@ -223,121 +226,8 @@ impl Dataset {
     pub fn from_tables(items: Option<Table>, events: Table, policy: BadRowPolicy) -> Result<Self> {
         let mut ds = Dataset::default();
         let mut bad = BadRows::new(policy);
-        if let Some(mut csv) = items {
-            let c_item = csv.require("item_id")?;
-            let col = |name: &str| csv.column(name);
-            let (c_cat, c_top, c_brand, c_price, c_min, c_max, c_gender) = (
-                col("category"),
-                col("top_category"),
-                col("brand"),
-                col("price"),
-                col("age_min_months"),
-                col("age_max_months"),
-                col("gender"),
-            );
-            type Row = (
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                f32,
-                Option<(i16, i16)>,
-                u8,
-            );
-            let mut rows: Vec<Row> = Vec::new();
-            csv.for_each_row(&mut bad, |row, f| {
-                let at = |column: &str, p: String| row.bad(column, p);
-                let item = parse_id(f[c_item]).map_err(|p| at("item_id", p))?;
-                let text =
-                    |c: Option<usize>, name: &str| -> std::result::Result<Option<String>, BadRow> {
-                        match c.map(|c| f[c].trim()) {
-                            Some(v) if !v.is_empty() => {
-                                Ok(Some(parse_id(v).map_err(|p| at(name, p))?.to_string()))
-                            }
-                            _ => Ok(None),
-                        }
-                    };
-                let price = match c_price.map(|c| f[c].trim()) {
-                    Some(v) if !v.is_empty() => match v.parse::<f32>() {
-                        Ok(p) if p.is_finite() && p >= 0.0 => p,
-                        _ => {
-                            return Err(at(
-                                "price",
-                                format!("price `{v}` is not a non-negative number"),
-                            ))
-                        }
-                    },
-                    _ => f32::NAN,
-                };
-                let month =
-                    |c: Option<usize>, name: &str| -> std::result::Result<Option<i16>, BadRow> {
-                        match c.map(|c| f[c].trim()) {
-                            Some(v) if !v.is_empty() => match v.parse::<i16>() {
-                                Ok(m) if (-10..=240).contains(&m) => Ok(Some(m)),
-                                _ => Err(at(
-                                    name,
-                                    format!("`{v}` is not a month of age in -10..=240"),
-                                )),
-                            },
-                            _ => Ok(None),
-                        }
-                    };
-                let age = match (
-                    month(c_min, "age_min_months")?,
-                    month(c_max, "age_max_months")?,
-                ) {
-                    (Some(lo), Some(hi)) if lo <= hi => Some((lo, hi)),
-                    (Some(lo), Some(hi)) => {
-                        return Err(at(
-                            "age_max_months",
-                            format!("{hi} is below age_min_months {lo}"),
-                        ))
-                    }
-                    (Some(lo), None) => Some((lo, 240)),
-                    (None, Some(hi)) => Some((-10, hi)),
-                    (None, None) => None,
-                };
-                let gender = match c_gender.map(|c| f[c].trim()) {
-                    None | Some("" | "any" | "unisex") => 0,
-                    Some("girl" | "F") => 1,
-                    Some("boy" | "M") => 2,
-                    Some(other) => {
-                        return Err(at(
-                            "gender",
-                            format!("gender `{other}` is not any, girl or boy"),
-                        ))
-                    }
-                };
-                rows.push((
-                    item.to_string(),
-                    text(c_cat, "category")?,
-                    text(c_top, "top_category")?,
-                    text(c_brand, "brand")?,
-                    price,
-                    age,
-                    gender,
-                ));
-                Ok(())
-            })?;
-            for (item, cat, top, brand, price, age, gender) in rows {
-                let i = ds.items.intern(&item) as usize;
-                if ds.item_category.len() <= i {
-                    ds.item_category.resize(i + 1, u32::MAX);
-                    ds.in_catalog.resize(i + 1, false);
-                    ds.attrs.resize(i + 1, ItemAttrs::default());
-                }
-                ds.in_catalog[i] = true;
-                if let Some(c) = cat {
-                    ds.item_category[i] = ds.categories.intern(&c);
-                }
-                ds.attrs[i] = ItemAttrs {
-                    top: top.map_or(u32::MAX, |t| ds.tops.intern(&t)),
-                    brand: brand.map_or(u32::MAX, |b| ds.brands.intern(&b)),
-                    price,
-                    age,
-                    gender,
-                };
-            }
+        if let Some(items) = items {
+            ds.read_items(items, &mut bad)?;
         }
         let Dataset {
             users,
@@ -357,8 +247,183 @@ impl Dataset {
         ds.in_catalog.resize(ds.items.len(), false);
         ds.attrs.resize(ds.items.len(), ItemAttrs::default());
         ds.bad_rows = bad.rows().len();
+        ds.log_start = ds.events.iter().map(|e| e.ts).min();
         ds.canonicalize();
         Ok(ds)
+    }
+
+    /// Loads `dir`'s `items` and `users`, every item of `items` and user of
+    /// `users` (so that both are numbered as [`Dataset::load`] numbers
+    /// them: the ALS matrix's rows follow the users), and as events
+    /// only those `events` yields: a selection of the log that another
+    /// reader (the query engine) made. Every row of the `events` table is
+    /// still read and checked, and a bad one reported, as `load` does; the
+    /// log's first event is at `log_start`.
+    pub fn load_selected(
+        dir: &Path,
+        policy: BadRowPolicy,
+        items: &[String],
+        users: &[String],
+        log_start: Option<i64>,
+        events: impl FnOnce(&mut dyn FnMut(&str, &str, Event, i64)) -> Result<()>,
+    ) -> Result<Self> {
+        let mut ds = Dataset::default();
+        let mut bad = BadRows::new(policy);
+        if let Some(table) = Table::find(dir, "items")? {
+            ds.read_items(table, &mut bad)?;
+        }
+        for_each_event(Table::open(dir, "events")?, &mut bad, |_, _, _, _| {})?;
+        for item in items {
+            ds.items.intern(item);
+        }
+        for user in users {
+            ds.users.intern(user);
+        }
+        let Dataset {
+            users,
+            items,
+            events: evs,
+            ..
+        } = &mut ds;
+        events(&mut |user, item, event, ts| {
+            evs.push(Ev {
+                user: users.intern(user),
+                item: items.intern(item),
+                event,
+                ts,
+            })
+        })?;
+        ds.item_category.resize(ds.items.len(), u32::MAX);
+        ds.in_catalog.resize(ds.items.len(), false);
+        ds.attrs.resize(ds.items.len(), ItemAttrs::default());
+        ds.bad_rows = bad.rows().len();
+        if let Some(users) = Table::find(dir, "users")? {
+            ds.read_users(users, policy)?;
+        }
+        ds.log_start = log_start;
+        ds.canonicalize();
+        Ok(ds)
+    }
+
+    /// Reads an `items` table: `item_id`, and where present `category`,
+    /// `top_category`, `brand`, `price`, `age_min_months`,
+    /// `age_max_months`, `gender`.
+    fn read_items(&mut self, mut csv: Table, bad: &mut BadRows) -> Result<()> {
+        let c_item = csv.require("item_id")?;
+        let col = |name: &str| csv.column(name);
+        let (c_cat, c_top, c_brand, c_price, c_min, c_max, c_gender) = (
+            col("category"),
+            col("top_category"),
+            col("brand"),
+            col("price"),
+            col("age_min_months"),
+            col("age_max_months"),
+            col("gender"),
+        );
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            f32,
+            Option<(i16, i16)>,
+            u8,
+        );
+        let mut rows: Vec<Row> = Vec::new();
+        csv.for_each_row(bad, |row, f| {
+            let at = |column: &str, p: String| row.bad(column, p);
+            let item = parse_id(f[c_item]).map_err(|p| at("item_id", p))?;
+            let text =
+                |c: Option<usize>, name: &str| -> std::result::Result<Option<String>, BadRow> {
+                    match c.map(|c| f[c].trim()) {
+                        Some(v) if !v.is_empty() => {
+                            Ok(Some(parse_id(v).map_err(|p| at(name, p))?.to_string()))
+                        }
+                        _ => Ok(None),
+                    }
+                };
+            let price = match c_price.map(|c| f[c].trim()) {
+                Some(v) if !v.is_empty() => match v.parse::<f32>() {
+                    Ok(p) if p.is_finite() && p >= 0.0 => p,
+                    _ => {
+                        return Err(at(
+                            "price",
+                            format!("price `{v}` is not a non-negative number"),
+                        ))
+                    }
+                },
+                _ => f32::NAN,
+            };
+            let month =
+                |c: Option<usize>, name: &str| -> std::result::Result<Option<i16>, BadRow> {
+                    match c.map(|c| f[c].trim()) {
+                        Some(v) if !v.is_empty() => match v.parse::<i16>() {
+                            Ok(m) if (-10..=240).contains(&m) => Ok(Some(m)),
+                            _ => Err(at(
+                                name,
+                                format!("`{v}` is not a month of age in -10..=240"),
+                            )),
+                        },
+                        _ => Ok(None),
+                    }
+                };
+            let age = match (
+                month(c_min, "age_min_months")?,
+                month(c_max, "age_max_months")?,
+            ) {
+                (Some(lo), Some(hi)) if lo <= hi => Some((lo, hi)),
+                (Some(lo), Some(hi)) => {
+                    return Err(at(
+                        "age_max_months",
+                        format!("{hi} is below age_min_months {lo}"),
+                    ))
+                }
+                (Some(lo), None) => Some((lo, 240)),
+                (None, Some(hi)) => Some((-10, hi)),
+                (None, None) => None,
+            };
+            let gender = match c_gender.map(|c| f[c].trim()) {
+                None | Some("" | "any" | "unisex") => 0,
+                Some("girl" | "F") => 1,
+                Some("boy" | "M") => 2,
+                Some(other) => {
+                    return Err(at(
+                        "gender",
+                        format!("gender `{other}` is not any, girl or boy"),
+                    ))
+                }
+            };
+            rows.push((
+                item.to_string(),
+                text(c_cat, "category")?,
+                text(c_top, "top_category")?,
+                text(c_brand, "brand")?,
+                price,
+                age,
+                gender,
+            ));
+            Ok(())
+        })?;
+        for (item, cat, top, brand, price, age, gender) in rows {
+            let i = self.items.intern(&item) as usize;
+            if self.item_category.len() <= i {
+                self.item_category.resize(i + 1, u32::MAX);
+                self.in_catalog.resize(i + 1, false);
+                self.attrs.resize(i + 1, ItemAttrs::default());
+            }
+            self.in_catalog[i] = true;
+            if let Some(c) = cat {
+                self.item_category[i] = self.categories.intern(&c);
+            }
+            self.attrs[i] = ItemAttrs {
+                top: top.map_or(u32::MAX, |t| self.tops.intern(&t)),
+                brand: brand.map_or(u32::MAX, |b| self.brands.intern(&b)),
+                price,
+                age,
+                gender,
+            };
+        }
+        Ok(())
     }
 }
 

@@ -76,7 +76,7 @@ pub fn replay(
         "no day to evaluate: the data needs events on at least two days"
     );
     let by_user = events_by_user(ds);
-    let mut trainer = Trainer::new(ds, build, train);
+    let mut trainer = Trainer::new(ds, build, train, stages);
     let mut totals: BTreeMap<String, Metrics> = BTreeMap::new();
     let mut day_reports = Vec::new();
     let bar = crate::progress::bar(eval_days.len() as u64, "replay days");

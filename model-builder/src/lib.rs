@@ -13,6 +13,7 @@ pub mod eval;
 pub mod import;
 pub mod next_item;
 pub mod options;
+pub mod pipeline;
 pub mod progress;
 pub mod publish;
 pub mod push;

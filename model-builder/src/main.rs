@@ -11,7 +11,7 @@ use model_builder::options::{BuildOptions, Similarity};
 use model_builder::publish::{publish, rollback, KEEP_DEFAULT};
 use model_builder::rows::BadRowPolicy;
 use model_builder::train::{Fallback, RankerLoss, TrainOptions, Trainer};
-use model_builder::{shop, synth};
+use model_builder::{pipeline, shop, synth};
 use nestrank::util::{format_date, parse_date};
 use nestrank::Model;
 use std::path::PathBuf;
@@ -724,20 +724,20 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let day = date_arg("--as-of", &as_of)?;
             let rules = rules.as_deref().map(read_rules).transpose()?;
+            let engine = engine.open(&data)?;
+            let train = train.options();
             let t = Instant::now();
-            let ds = Dataset::load(&data, policy(rows))?;
+            let ds = pipeline::load_for_build(&data, policy(rows), day, &train, engine.stages())?;
             let load_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let build = BuildOptions {
                 rules,
                 ..model.options()
             };
-            let engine = engine.open(&data)?;
             let (mut parts, stages) = build_parts_on(&ds, day, &build, engine.stages())?;
             let build_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let train = train.options();
-            let mut trainer = Trainer::new(&ds, &build, &train);
+            let mut trainer = Trainer::new(&ds, &build, &train, engine.stages());
             let ranker = trainer.ranker_for(day)?;
             parts.ranker = ranker.params;
             let train_s = t.elapsed().as_secs_f64();
@@ -747,9 +747,11 @@ fn run(cli: Cli) -> Result<()> {
                     None => Vec::new(),
                 };
                 let full = parts.items.ids.len();
+                let recent =
+                    pipeline::recent(&ds, day, max_items + specials.len(), engine.stages())?;
                 parts = restrict(
-                    &ds,
                     &parts,
+                    &recent,
                     &Restriction {
                         specials,
                         max_items,
@@ -795,7 +797,7 @@ fn run(cli: Cli) -> Result<()> {
                 build.als.iterations,
                 stages.als
             );
-            let t = trainer.stages;
+            let t = trainer.times;
             if t.cases > 0 {
                 println!(
                     "ranker training: models {:.2}s, features {:.2}s, fit {:.2}s ({} cases)",

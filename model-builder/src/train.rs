@@ -9,7 +9,7 @@
 //! with per-chunk gradients summed in a fixed order, so the result does not
 //! depend on the number of threads.
 
-use crate::build::build_parts;
+use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
 use crate::options::{BuildOptions, DAY};
 use crate::replay::{events_by_user, replay_day};
@@ -146,26 +146,34 @@ pub struct TrainStages {
 /// Trains rankers, caching each training day's features across calls.
 pub struct Trainer<'a> {
     /// Time spent so far, by stage.
-    pub stages: TrainStages,
+    pub times: TrainStages,
     ds: &'a Dataset,
     build: &'a BuildOptions,
     opts: &'a TrainOptions,
+    stages: Stages<'a>,
     by_user: Vec<Vec<usize>>,
     conversion_days: Vec<i32>,
     cache: BTreeMap<i32, Arc<Vec<CaseRows>>>,
 }
 
 impl<'a> Trainer<'a> {
-    /// A trainer over `ds`.
-    pub fn new(ds: &'a Dataset, build: &'a BuildOptions, opts: &'a TrainOptions) -> Self {
+    /// A trainer over `ds`, whose training-day models' data-parallel
+    /// stages run on `stages`.
+    pub fn new(
+        ds: &'a Dataset,
+        build: &'a BuildOptions,
+        opts: &'a TrainOptions,
+        stages: Stages<'a>,
+    ) -> Self {
         Trainer {
             ds,
             build,
             opts,
+            stages,
             by_user: events_by_user(ds),
             conversion_days: conversion_days(ds),
             cache: BTreeMap::new(),
-            stages: TrainStages::default(),
+            times: TrainStages::default(),
         }
     }
 
@@ -173,14 +181,7 @@ impl<'a> Trainer<'a> {
     /// before it that hold a conversion (so a replay day has test cases)
     /// and could be evaluated, within `lookback_days` calendar days.
     pub fn training_days(&self, as_of: i32) -> Vec<i32> {
-        let earliest = as_of - self.opts.lookback_days as i32;
-        let before: Vec<i32> = self
-            .conversion_days
-            .iter()
-            .copied()
-            .filter(|&d| d < as_of && d >= earliest)
-            .collect();
-        before[before.len().saturating_sub(self.opts.days)..].to_vec()
+        training_days(&self.conversion_days, as_of, self.opts)
     }
 
     fn day_rows(&mut self, day: i32) -> Result<Arc<Vec<CaseRows>>> {
@@ -192,10 +193,10 @@ impl<'a> Trainer<'a> {
         build.als.iterations = build.als.iterations.min(self.opts.als_iterations);
         // The scorer never reads the bought-together table.
         build.complement_k = 0;
-        let parts = build_parts(self.ds, day, &build);
+        let (parts, _) = build_parts_on(self.ds, day, &build, self.stages)?;
         let rec = Recommender::from_bytes(&parts.to_bytes())
             .context("a training-day model does not load")?;
-        self.stages.models_s += t.elapsed().as_secs_f64();
+        self.times.models_s += t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
         let replay = replay_day(self.ds, &self.by_user, day, rec.model());
         let mut params = self.build.ranker.clone();
@@ -217,7 +218,7 @@ impl<'a> Trainer<'a> {
             });
         }
         let out = Arc::new(out);
-        self.stages.features_s += t.elapsed().as_secs_f64();
+        self.times.features_s += t.elapsed().as_secs_f64();
         self.cache.insert(day, out.clone());
         Ok(out)
     }
@@ -253,7 +254,7 @@ impl<'a> Trainer<'a> {
         }
         let all = thin(all, self.opts.max_cases);
         let t = std::time::Instant::now();
-        self.stages.cases = all.len();
+        self.times.cases = all.len();
         let learned = fit(&all, self.opts);
         // Where people buy what they just viewed, "own items by recency
         // first" is the best answer, and a linear fit only approaches it.
@@ -270,7 +271,7 @@ impl<'a> Trainer<'a> {
         } else {
             Shipped::Learned
         };
-        self.stages.fit_s += t.elapsed().as_secs_f64();
+        self.times.fit_s += t.elapsed().as_secs_f64();
         Ok(ShippedRanker {
             params,
             shipped,
@@ -283,16 +284,34 @@ impl<'a> Trainer<'a> {
 /// The days (since 1970-01-01) with at least one conversion, except the
 /// log's first day, whose model would be built from nothing.
 pub fn conversion_days(ds: &Dataset) -> Vec<i32> {
-    let first = ds.events.first().map(|e| e.ts.div_euclid(DAY) as i32);
     let mut days: Vec<i32> = ds
         .events
         .iter()
         .filter(|e| e.event.is_conversion())
         .map(|e| e.ts.div_euclid(DAY) as i32)
-        .filter(|&d| Some(d) != first)
         .collect();
     days.dedup(); // events are sorted by time
+    without_first_day(days, ds.log_start)
+}
+
+/// `days` (in order) without the day of `log_start`.
+pub fn without_first_day(mut days: Vec<i32>, log_start: Option<i64>) -> Vec<i32> {
+    let first = log_start.map(|t| t.div_euclid(DAY) as i32);
+    days.retain(|&d| Some(d) != first);
     days
+}
+
+/// The training days for a model as of `as_of`: the last `opts.days` of
+/// `conversion_days` before it (so a replay day has test cases), within
+/// `opts.lookback_days` calendar days.
+pub fn training_days(conversion_days: &[i32], as_of: i32, opts: &TrainOptions) -> Vec<i32> {
+    let earliest = as_of - opts.lookback_days as i32;
+    let before: Vec<i32> = conversion_days
+        .iter()
+        .copied()
+        .filter(|&d| d < as_of && d >= earliest)
+        .collect();
+    before[before.len().saturating_sub(opts.days)..].to_vec()
 }
 
 /// At most `max` of `cases`, evenly spaced (all of them if they fit, or

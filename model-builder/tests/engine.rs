@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 
-/// Builds `data` as of `as_of` into `out` with `extra` flags; the model id.
+/// Builds `data` as of `as_of` into `out` with `extra` flags, without
+/// ranker training; the model id.
 fn build(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
+    build_trained(data, as_of, out, &[&["--train-days", "0"], extra].concat())
+}
+
+/// Builds `data` as of `as_of` into `out` with `extra` flags; the model id.
+fn build_trained(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
     let args = [
         &[
             "build",
@@ -23,8 +29,6 @@ fn build(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
             as_of,
             "--out",
             out.to_str().unwrap(),
-            "--train-days",
-            "0",
         ][..],
         extra,
     ]
@@ -102,17 +106,34 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         ),
         from_csv
     );
+    // With the ranker trained on the engine's training-day models, and the
+    // phone's daily blob (the most recently active items): the builder
+    // then holds only the conversions and the learners' events, and the
+    // blob is still the in-memory one.
+    let daily = ["--max-items", "300"];
+    let trained = build_trained(&csv, day, &out.join("trained"), &daily);
+    assert_ne!(trained, from_csv);
+    assert_eq!(
+        build_trained(
+            &parquet,
+            day,
+            &out.join("trained-embedded"),
+            &[&["--engine", "embedded"], &daily[..]].concat()
+        ),
+        trained
+    );
 }
 
-/// The Taobao sample on the embedded engine: the in-memory blob.
+/// The Taobao sample on the embedded engine, its ranker trained on the
+/// engine's training-day models: the in-memory blob.
 #[test]
 fn the_embedded_engine_builds_the_taobao_blob() {
     let data = taobao("engine-taobao");
     let out = scratch_dir("engine-taobao-models");
     let day = "2017-12-03";
-    let memory = build(&data, day, &out.join("memory"), &[]);
+    let memory = build_trained(&data, day, &out.join("memory"), &[]);
     assert_eq!(
-        build(&data, day, &out.join("embedded"), &["--engine", "embedded"]),
+        build_trained(&data, day, &out.join("embedded"), &["--engine", "embedded"]),
         memory
     );
 }

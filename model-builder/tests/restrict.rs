@@ -3,7 +3,7 @@
 //! lists keep every kept target or (the default) only the specials.
 
 use model_builder::als::AlsOptions;
-use model_builder::build::{build_parts, restrict, Restriction};
+use model_builder::build::{build_parts, recent_items, restrict, Restriction};
 use model_builder::data::Dataset;
 use model_builder::options::BuildOptions;
 use model_builder::rows::BadRowPolicy;
@@ -41,9 +41,10 @@ fn check_restricted(full_lists: bool) -> usize {
         .step_by(50)
         .map(|i| full.items.ids.get(i).to_string())
         .collect();
+    let recent = recent_items(&ds, i64::from(day) * 86_400, 400 + specials.len());
     let small = restrict(
-        &ds,
         &full,
+        &recent,
         &Restriction {
             specials: specials.clone(),
             max_items: 400,

@@ -17,6 +17,8 @@ use anyhow::{Context, Result};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use nestrank::Event;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -41,6 +43,9 @@ const CLEAN: &str = "clean AS (
     WHERE user_id <> '' AND item_id <> '' AND octet_length(user_id) <= 256 AND octet_length(item_id) <= 256
       AND event IN ('view', 'fav', 'cart', 'purchase')
       AND ts BETWEEN 0 AND 4102444800)";
+
+/// A cart or a purchase, as SQL.
+const CONVERSION: &str = "event IN ('cart', 'purchase')";
 
 impl Session {
     /// Registers `data`'s events on a session of `engine`; a query that
@@ -92,25 +97,187 @@ impl Session {
         })
     }
 
-    fn query(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+    /// Runs `sql` and hands each result batch to `f` as it arrives, so a
+    /// large result is never held whole.
+    fn for_each_batch(
+        &self,
+        sql: &str,
+        what: &str,
+        mut f: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
         let df = block_on(self.ctx.sql(sql))
             .with_context(|| format!("planning {what} on {}", self.engine))?;
+        let work = async {
+            let mut stream = df
+                .execute_stream()
+                .await
+                .with_context(|| format!("running {what} on {}", self.engine))?;
+            while let Some(batch) = stream.next().await {
+                f(&batch.with_context(|| format!("running {what} on {}", self.engine))?)?;
+            }
+            Ok(())
+        };
         let run = block_on(async {
             match self.timeout {
-                Some(t) => tokio::time::timeout(t, df.collect()).await.ok(),
-                None => Some(df.collect().await),
+                Some(t) => tokio::time::timeout(t, work).await.ok(),
+                None => Some(work.await),
             }
         });
         match run {
-            Some(batches) => {
-                batches.with_context(|| format!("running {what} on {}", self.engine))
-            }
+            Some(done) => done,
             None => anyhow::bail!(
                 "{what} did not finish within --query-timeout-seconds {} on {} (on a cluster: was an executor lost?)",
                 self.timeout.map_or(0, |t| t.as_secs()),
                 self.engine
             ),
         }
+    }
+
+    /// The time of the log's first event, and the days (since 1970-01-01)
+    /// holding a conversion, in order.
+    pub fn log_days(&self) -> Result<(Option<i64>, Vec<i32>)> {
+        let mut first = None;
+        let sql = format!("WITH {CLEAN} SELECT MIN(ts) FROM clean");
+        self.for_each_batch(&sql, "the log's first event", |b| {
+            let ts = b.column(0).as_primitive::<Int64Type>();
+            if b.num_rows() > 0 && ts.is_valid(0) {
+                first = Some(ts.value(0));
+            }
+            Ok(())
+        })?;
+        let mut days = Vec::new();
+        let sql =
+            format!("WITH {CLEAN} SELECT DISTINCT ts / {DAY} AS day FROM clean WHERE {CONVERSION}");
+        self.for_each_batch(&sql, "the days with a conversion", |b| {
+            let d = b.column(0).as_primitive::<Int64Type>();
+            days.extend(d.values().iter().map(|&d| d as i32));
+            Ok(())
+        })?;
+        days.sort_unstable();
+        Ok((first, days))
+    }
+
+    /// Every item with an event, at any time.
+    pub fn items(&self) -> Result<Vec<String>> {
+        self.distinct("item_id", "the items")
+    }
+
+    /// Every user with an event, at any time.
+    pub fn users(&self) -> Result<Vec<String>> {
+        self.distinct("user_id", "the users")
+    }
+
+    fn distinct(&self, column: &str, what: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let sql = format!("WITH {CLEAN} SELECT DISTINCT {column} FROM clean");
+        self.for_each_batch(&sql, what, |b| {
+            let names = b.column(0).as_string_view_or_utf8();
+            out.extend((0..b.num_rows()).map(|r| names.value(r)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(user, item, event, ts)` for the events before `cutoff` that
+    /// a build reads beside the engine's tables: every conversion (the
+    /// stage fit, re-purchase gaps and the replay's specials), and every
+    /// event of the users who converted on one of `days` (the ranker's
+    /// training cases and their signals).
+    pub fn for_each_selected_event(
+        &self,
+        cutoff: i64,
+        days: &[i32],
+        mut f: impl FnMut(&str, &str, Event, i64),
+    ) -> Result<()> {
+        let learners = if days.is_empty() {
+            "FALSE".to_string()
+        } else {
+            let days: Vec<String> = days.iter().map(i32::to_string).collect();
+            format!(
+                "user_id IN (SELECT user_id FROM clean WHERE {CONVERSION} AND ts / {DAY} IN ({}))",
+                days.join(", ")
+            )
+        };
+        let sql = format!(
+            "WITH {CLEAN} SELECT user_id, item_id, event, ts FROM clean
+             WHERE ts < {cutoff} AND ({CONVERSION} OR {learners})"
+        );
+        self.for_each_batch(&sql, "the conversions and the learners' events", |b| {
+            let (users, items, events, ts) = (
+                b.column(0).as_string_view_or_utf8(),
+                b.column(1).as_string_view_or_utf8(),
+                b.column(2).as_string_view_or_utf8(),
+                b.column(3).as_primitive::<Int64Type>(),
+            );
+            for r in 0..b.num_rows() {
+                let event = events.value(r);
+                let event = Event::from_name(&event)
+                    .with_context(|| format!("the engine returned event `{event}`"))?;
+                f(&users.value(r), &items.value(r), event, ts.value(r));
+            }
+            Ok(())
+        })
+    }
+
+    /// The implicit-feedback matrix before `cutoff`: per user and item,
+    /// the summed event weights, as `(user, item, weight)` with users
+    /// numbered by `user` and items by `item` (a model index).
+    pub fn interactions(
+        &self,
+        cutoff: i64,
+        o: &BuildOptions,
+        user: impl Fn(&str) -> Result<u32>,
+        item: impl Fn(&str) -> Result<u32>,
+    ) -> Result<Vec<(u32, u32, f32)>> {
+        let sql = format!(
+            "WITH {CLEAN} SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
+             FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id",
+            weight = weight_sql(o),
+        );
+        let mut triples = Vec::new();
+        self.for_each_batch(&sql, "the user-item weights", |b| {
+            let (u, i, w) = (
+                b.column(0).as_string_view_or_utf8(),
+                b.column(1).as_string_view_or_utf8(),
+                b.column(2).as_primitive::<Float32Type>(),
+            );
+            for r in 0..b.num_rows() {
+                triples.push((user(&u.value(r))?, item(&i.value(r))?, w.value(r)));
+            }
+            Ok(())
+        })?;
+        Ok(triples)
+    }
+
+    /// Up to `limit` items with an event before `cutoff`, most recently
+    /// active first, in the order [`crate::build::recent_items`] gives.
+    pub fn recent_items(&self, cutoff: i64, limit: usize) -> Result<Vec<String>> {
+        // In-memory, events sorted by (time, user, item, event) are walked
+        // backwards: an item comes at its latest time, then by the largest
+        // user id at that time, then by the larger item id.
+        let sql = format!(
+            "WITH {CLEAN},
+             latest AS (SELECT item_id, MAX(ts) AS t FROM clean WHERE ts < {cutoff} GROUP BY item_id)
+             SELECT c.item_id, MAX(l.t) AS t, MAX(c.user_id) AS u
+             FROM clean c JOIN latest l ON c.item_id = l.item_id AND c.ts = l.t
+             GROUP BY c.item_id ORDER BY t DESC, u DESC, c.item_id DESC LIMIT {limit}"
+        );
+        let mut out = Vec::new();
+        self.for_each_batch(&sql, "the most recently active items", |b| {
+            let items = b.column(0).as_string_view_or_utf8();
+            out.extend((0..b.num_rows()).map(|r| items.value(r)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn query(&self, sql: &str, what: &str) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        self.for_each_batch(sql, what, |b| {
+            out.push(b.clone());
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Per item with an event before `cutoff`: conversions in the 7 days
@@ -120,7 +287,7 @@ impl Session {
         let sql = format!(
             "WITH {CLEAN}
              SELECT item_id,
-                    CAST(SUM(CASE WHEN event IN ('cart', 'purchase') AND ts >= {week} THEN 1 ELSE 0 END) AS BIGINT) AS conversions,
+                    CAST(SUM(CASE WHEN {CONVERSION} AND ts >= {week} THEN 1 ELSE 0 END) AS BIGINT) AS conversions,
                     SUM({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span})) AS trend
              FROM clean WHERE ts < {cutoff} GROUP BY item_id",
             week = cutoff - 7 * DAY,
@@ -187,9 +354,9 @@ impl Session {
             weight = weight_sql(o),
             span = o.cooc_half_life_days * DAY as f64,
             only = if conversions_only {
-                "AND event IN ('cart', 'purchase')"
+                format!("AND {CONVERSION}")
             } else {
-                ""
+                String::new()
             },
             per_user = o.max_items_per_user,
             k = k.min(nestrank::model::MAX_NEIGHBOURS),
