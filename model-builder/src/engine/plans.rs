@@ -324,6 +324,9 @@ impl Session {
             Similarity::Cosine => format!("c / greatest(sqrt(di * dj), {min})"),
             Similarity::Lift => format!("c / greatest(di * dj, {min})"),
         };
+        // Items are numbered in the byte order of their ids (as the model
+        // orders them), so that the pairs are grouped, joined and ranked
+        // on integers; names come back only for the kept lists.
         let sql = format!(
             "WITH {CLEAN},
              touched AS (
@@ -332,25 +335,32 @@ impl Session {
                         MAX(ts) AS last_ts
                  FROM clean WHERE ts < {cutoff} {only}
                  GROUP BY user_id, item_id),
+             ids AS (
+                 SELECT item_id, ROW_NUMBER() OVER (ORDER BY item_id) AS m
+                 FROM (SELECT DISTINCT item_id FROM touched)),
              kept AS (
-                 SELECT user_id, item_id, a FROM (
+                 SELECT r.user_id, ids.m, r.a FROM (
                      SELECT user_id, item_id, a,
                             ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY last_ts DESC, item_id DESC) AS recency
-                     FROM touched)
-                 WHERE recency <= {per_user}),
-             diag AS (SELECT item_id, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY item_id),
+                     FROM touched) r
+                 JOIN ids ON r.item_id = ids.item_id
+                 WHERE r.recency <= {per_user}),
+             diag AS (SELECT m, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY m),
              pairs AS (
-                 SELECT x.item_id AS i, y.item_id AS j, SUM(CAST(least(x.a, y.a) AS DOUBLE)) AS c
-                 FROM kept x JOIN kept y ON x.user_id = y.user_id AND x.item_id <> y.item_id
-                 GROUP BY x.item_id, y.item_id),
+                 SELECT x.m AS i, y.m AS j, SUM(CAST(least(x.a, y.a) AS DOUBLE)) AS c
+                 FROM kept x JOIN kept y ON x.user_id = y.user_id AND x.m <> y.m
+                 GROUP BY x.m, y.m),
              scored AS (
                  SELECT i, j, CAST({similarity} AS REAL) AS s
                  FROM (SELECT p.i, p.j, p.c, di.d AS di, dj.d AS dj
-                       FROM pairs p JOIN diag di ON p.i = di.item_id JOIN diag dj ON p.j = dj.item_id))
-             SELECT i, j, s FROM (
-                 SELECT i, j, s, ROW_NUMBER() OVER (PARTITION BY i ORDER BY s DESC, j ASC) AS r
-                 FROM scored WHERE s > 0 AND s < 'Infinity'::REAL)
-             WHERE r <= {k}",
+                       FROM pairs p JOIN diag di ON p.i = di.m JOIN diag dj ON p.j = dj.m)),
+             best AS (
+                 SELECT i, j, s FROM (
+                     SELECT i, j, s, ROW_NUMBER() OVER (PARTITION BY i ORDER BY s DESC, j ASC) AS r
+                     FROM scored WHERE s > 0 AND s < 'Infinity'::REAL)
+                 WHERE r <= {k})
+             SELECT a.item_id, b.item_id, best.s
+             FROM best JOIN ids a ON best.i = a.m JOIN ids b ON best.j = b.m",
             weight = weight_sql(o),
             span = o.cooc_half_life_days * DAY as f64,
             only = if conversions_only {
