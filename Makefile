@@ -14,7 +14,7 @@ SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
 SHOP_DAY := 2026-11-01
 
-.PHONY: setup setup-fuzz fuzz setup-browser pkg builder builder-demo shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
+.PHONY: test-spec setup setup-fuzz fuzz setup-browser pkg builder builder-demo shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -128,11 +128,17 @@ fuzz: setup-fuzz
 test-e2e: pkg shop setup-browser setup-edge
 	node --test tests/e2e/
 
+# FORMAT.md against a second reader (Python, written from the spec alone):
+# the golden blobs and a fresh daily blob.
+test-spec: shop
+	bash tests/spec/run.sh out/shop-model
+
 # Everything: lint, native unit/property/golden/replay tests, wasm tests
 # under Node and in headless Chromium, the package tests under Node, and
 # the demo page end to end in headless Chromium, the edge worker in workerd,
-# and every fuzz target for 30 seconds.
-test: setup lint test-native test-wasm test-node test-e2e test-edge fuzz
+# the blob format against an independent reader, and every fuzz target for
+# 30 seconds.
+test: setup lint test-native test-wasm test-node test-e2e test-edge test-spec fuzz
 
 # Rewrites tests/data/golden-expected.json from the native core (review the diff!).
 golden:
