@@ -243,3 +243,48 @@ fn golden_v3_blob_loads() {
     assert_eq!(again.model().header().version, nestrank::format::VERSION);
     assert_eq!(again.model().item_count(), 100);
 }
+
+/// The committed version 4 model blob: a daily blob of the synthetic shop
+/// (the 100 most recently active items as of 2026-11-01, `--k 20
+/// --complement-k 5`, rules pinning p12433 to slot 1 and filtering p12443),
+/// written by the version 4 builder and frozen with it. It keeps loading,
+/// with its packed tables and its rules, and ranks; tests/spec/read_blob.py
+/// reads it too.
+#[test]
+fn golden_v4_blob_loads() {
+    let bytes = include_bytes!("data/golden-v4.nrk");
+    let mut rec = Recommender::from_bytes(bytes).expect("the golden v4 blob must keep loading");
+    let model = rec.model();
+    assert_eq!(model.header().version, 4);
+    assert_eq!(
+        format!("{:016x}", model.header().model_id),
+        "d80eef934d9e93b6"
+    );
+    assert_eq!(model.item_count(), 100);
+    assert!(model.family().is_some() && model.factors().is_some());
+    let rules = model.rules().expect("v4 carries its rules");
+    assert_eq!(rules.pins[0].item, "p12433");
+    let links: usize = (0..100u32).map(|i| model.neighbours(i).count()).sum();
+    let bought: usize = (0..100u32).map(|i| model.complements(i).count()).sum();
+    assert_eq!((links, bought), (217, 35));
+    let ids: Vec<String> = (0..100u32).map(|i| model.id_of(i).to_string()).collect();
+    let cand: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let carted = cand
+        .iter()
+        .copied()
+        .find(|&c| c != "p12433" && c != "p12443")
+        .unwrap();
+    let out = rec
+        .rerank_ids(
+            &cand,
+            &[(carted, Event::Cart, 1_793_000_000.0)],
+            1_793_000_100.0,
+            true,
+        )
+        .unwrap();
+    assert_eq!(out.items[0], "p12433", "the blob's pin holds slot 1");
+    assert_eq!(out.items[1], carted, "the carted item comes next");
+    assert!(!out.items.contains(&"p12443".to_string()), "filtered");
+    // The current writer re-encodes it to the very same bytes.
+    assert_eq!(&rec.model().parts().to_bytes()[..], &bytes[..]);
+}

@@ -426,6 +426,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
         rows: RowArgs,
     },
     /// Runs the daily-specials replay of EVAL.md.
@@ -919,9 +921,11 @@ fn run(cli: Cli) -> Result<()> {
             max_signals,
             rules,
             out,
+            engine,
             rows,
         } => {
             let day = date_arg("--as-of", &as_of)?;
+            let engine = engine.open(&data)?;
             let mut rec = nestrank::Recommender::new(read_model(&model)?);
             if let Some(path) = rules {
                 rec.set_rules(Some(read_rules(&path)?))?;
@@ -941,7 +945,15 @@ fn run(cli: Cli) -> Result<()> {
                 window_days,
                 max_signals,
             };
-            let r = model_builder::push::push(&data, &rec, &specials, &opts, policy(rows), &mut w)?;
+            let r = pipeline::push(
+                &data,
+                &rec,
+                &specials,
+                &opts,
+                policy(rows),
+                &mut w,
+                engine.stages(),
+            )?;
             println!(
                 "pushed {} of {} users ({} items) into {}: read {} events in {:.2}s, ranked {} specials per user in {:.2}s = {:.0} users/s; {} signals kept; peak RSS {}",
                 r.pushed,

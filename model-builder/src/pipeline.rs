@@ -11,6 +11,7 @@
 use crate::build::{recent_items, Stages};
 use crate::data::Dataset;
 use crate::options::DAY;
+use crate::push::{PushOptions, PushReport};
 use crate::rows::BadRowPolicy;
 use crate::train::TrainOptions;
 use anyhow::Result;
@@ -51,6 +52,39 @@ pub fn recent(ds: &Dataset, as_of: i32, limit: usize, stages: Stages) -> Result<
         Stages::InMemory => Ok(recent_items(ds, cutoff, limit)),
         #[cfg(feature = "engine")]
         Stages::Engine(session) => session.recent_items(cutoff, limit),
+        #[cfg(not(feature = "engine"))]
+        Stages::Never(_, never) => match never {},
+    }
+}
+
+/// [`crate::push::push`], its window's events selected by `stages`. On an
+/// engine, the builder still reads and checks every row (bad rows are
+/// reported as in memory) but keeps none; the engine hands it the
+/// window's events.
+pub fn push(
+    data: &Path,
+    rec: &nestrank::Recommender,
+    specials: &[String],
+    opts: &PushOptions,
+    policy: BadRowPolicy,
+    out: &mut dyn std::io::Write,
+    stages: Stages,
+) -> Result<PushReport> {
+    match stages {
+        Stages::InMemory => crate::push::push(data, rec, specials, opts, policy, out),
+        #[cfg(feature = "engine")]
+        Stages::Engine(session) => {
+            let mut bad = crate::rows::BadRows::new(policy);
+            let events = crate::rows::Table::open(data, "events")?;
+            crate::data::for_each_event(events, &mut bad, |_, _, _, _| {})?;
+            let end = i64::from(opts.as_of_day) * DAY;
+            let start = end - i64::from(opts.window_days) * DAY;
+            let mut report = crate::push::push_from(data, rec, specials, opts, policy, out, |f| {
+                session.for_each_event_between(start, end, f)
+            })?;
+            report.bad_rows = bad.rows().len();
+            Ok(report)
+        }
         #[cfg(not(feature = "engine"))]
         Stages::Never(_, never) => match never {},
     }

@@ -6,7 +6,7 @@
 //! window (as the phone's `SignalStore` keeps them) stay in memory, as 9
 //! bytes a signal, so memory grows with users x window, not with the log.
 //! Users are then ranked in parallel (a `Recommender` per thread) and
-//! written in a fixed order, chunk by chunk.
+//! written in the order of user ids, chunk by chunk.
 //!
 //! Confidence: an item is pushed only when the user's score for it rises
 //! above what anyone would get (the same rerank with no signals) by at
@@ -96,9 +96,8 @@ struct PushItem<'a> {
     reason: String,
 }
 
-/// Reads `events.csv` (and `users.csv` for babies, when present) from
-/// `data`, ranks `specials` for every user with signals, and writes JSON
-/// lines to `out`.
+/// Reads `data`'s `events` (and `users` for babies, when present), ranks
+/// `specials` for every user with signals, and writes JSON lines to `out`.
 pub fn push(
     data: &Path,
     rec: &Recommender,
@@ -107,11 +106,30 @@ pub fn push(
     policy: BadRowPolicy,
     out: &mut dyn Write,
 ) -> Result<PushReport> {
+    let mut bad = BadRows::new(policy);
+    let table = Table::open(data, "events")?;
+    let mut report = push_from(data, rec, specials, opts, policy, out, |f| {
+        for_each_event(table, &mut bad, f)
+    })?;
+    report.bad_rows = bad.rows().len();
+    Ok(report)
+}
+
+/// [`push`], with the events (at least those of the window, in any order)
+/// given by `events`; `data` still gives the babies.
+pub fn push_from(
+    data: &Path,
+    rec: &Recommender,
+    specials: &[String],
+    opts: &PushOptions,
+    policy: BadRowPolicy,
+    out: &mut dyn Write,
+    events: impl FnOnce(&mut dyn FnMut(&str, &str, Event, i64)) -> Result<()>,
+) -> Result<PushReport> {
     let t = std::time::Instant::now();
     let model = rec.model();
     let cutoff = i64::from(opts.as_of_day) * DAY;
     let window_start = cutoff - i64::from(opts.window_days) * DAY;
-    let mut bad = BadRows::new(policy);
 
     // 1. Stream the log into per-user newest signals.
     let mut user_ids: HashMap<String, u32> = HashMap::new();
@@ -123,49 +141,46 @@ pub fn push(
     let mut bought: Vec<HashMap<u32, u32>> = Vec::new();
     let mut events_read = 0u64;
     let cap = opts.max_signals.max(1);
-    for_each_event(
-        Table::open(data, "events")?,
-        &mut bad,
-        |user, item, event, ts| {
-            events_read += 1;
-            if ts < window_start || ts >= cutoff {
-                return;
+    events(&mut |user, item, event, ts| {
+        events_read += 1;
+        if ts < window_start || ts >= cutoff {
+            return;
+        }
+        let Some(item) = model.index_of(item) else {
+            return; // an item the blob does not know cannot move a special
+        };
+        let u = match user_ids.get(user) {
+            Some(&u) => u,
+            None => {
+                let u = names.len() as u32;
+                user_ids.insert(user.to_string(), u);
+                names.push(user.to_string());
+                signals.push(Vec::new());
+                bought.push(HashMap::new());
+                u
             }
-            let Some(item) = model.index_of(item) else {
-                return; // an item the blob does not know cannot move a special
-            };
-            let u = match user_ids.get(user) {
-                Some(&u) => u,
-                None => {
-                    let u = names.len() as u32;
-                    user_ids.insert(user.to_string(), u);
-                    names.push(user.to_string());
-                    signals.push(Vec::new());
-                    bought.push(HashMap::new());
-                    u
-                }
-            };
-            let age = (cutoff - ts) as u32;
-            if event == Event::Purchase {
-                let newest = bought[u as usize].entry(item).or_insert(age);
-                *newest = (*newest).min(age);
-            }
-            let list = &mut signals[u as usize];
-            list.push(Sig {
-                item,
-                event: event as u8,
-                age,
-            });
-            // Keep the newest `cap` (the log is in any order: sort by age when trimming).
-            if list.len() >= 2 * cap {
-                list.sort_by_key(|s| s.age);
-                list.truncate(cap);
-            }
-        },
-    )?;
+        };
+        let age = (cutoff - ts) as u32;
+        if event == Event::Purchase {
+            let newest = bought[u as usize].entry(item).or_insert(age);
+            *newest = (*newest).min(age);
+        }
+        let list = &mut signals[u as usize];
+        list.push(Sig {
+            item,
+            event: event as u8,
+            age,
+        });
+        // Keep the newest `cap` (the log is in any order: sort by age when trimming).
+        if list.len() >= 2 * cap {
+            list.sort_by_key(|s| s.age);
+            list.truncate(cap);
+        }
+    })?;
     let mut kept = 0u64;
     for list in &mut signals {
-        list.sort_by_key(|s| std::cmp::Reverse(s.age)); // oldest first
+        // Oldest first; signals at one time in a fixed order.
+        list.sort_unstable_by_key(|s| (std::cmp::Reverse(s.age), s.item, s.event));
         if list.len() > cap {
             list.drain(..list.len() - cap);
         }
@@ -205,7 +220,7 @@ pub fn push(
         .max(1e-6);
     let min_lift = opts.threshold * sd;
 
-    // 3. Rank users in parallel, chunk by chunk, and write in user order.
+    // 3. Rank users in parallel, chunk by chunk, and write them in order.
     let mut report = PushReport {
         users: names.len() as u64,
         events_read,
@@ -214,7 +229,10 @@ pub fn push(
         ..PushReport::default()
     };
     const CHUNK: usize = 4_096;
-    let order: Vec<usize> = (0..names.len()).collect();
+    // By user id: the same lines in the same order whatever the order of
+    // the log's rows.
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_unstable_by(|&a, &b| names[a].as_bytes().cmp(names[b].as_bytes()));
     for chunk in order.chunks(CHUNK) {
         let lines: Vec<Option<(String, usize)>> = chunk
             .par_iter()
@@ -284,7 +302,6 @@ pub fn push(
     out.flush()?;
     report.rank_s = t.elapsed().as_secs_f64();
     report.users_per_s = report.users as f64 / report.rank_s.max(1e-9);
-    report.bad_rows = bad.rows().len();
     Ok(report)
 }
 

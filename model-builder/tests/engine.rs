@@ -122,6 +122,40 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         ),
         trained
     );
+
+    // Push: the engine hands over the window's events, and the lines are
+    // the in-memory ones.
+    let blob = out.join("trained").join(
+        manifest(&out.join("trained"))["file"]
+            .as_str()
+            .unwrap(),
+    );
+    let push = |data: &Path, name: &str, extra: &[&str]| -> String {
+        let lines = out.join(name);
+        let args = [
+            &[
+                "push",
+                "--data",
+                data.to_str().unwrap(),
+                "--model",
+                blob.to_str().unwrap(),
+                "--as-of",
+                day,
+                "--out",
+                lines.to_str().unwrap(),
+            ][..],
+            extra,
+        ]
+        .concat();
+        assert!(ok(&args).contains("pushed "));
+        std::fs::read_to_string(lines).unwrap()
+    };
+    let memory = push(&csv, "push-memory.jsonl", &[]);
+    assert!(memory.lines().count() > 50, "{memory}");
+    assert_eq!(
+        push(&parquet, "push-embedded.jsonl", &["--engine", "embedded"]),
+        memory
+    );
 }
 
 /// The Taobao sample on the embedded engine, its ranker trained on the
@@ -159,6 +193,23 @@ fn a_bad_parquet_row_is_named_by_file_row_and_column() {
         "{err}"
     );
     assert!(!out.join("manifest.json").exists());
+    // On the engine, the builder still reads every row, and says the same.
+    let err = fails(&[
+        "build",
+        "--data",
+        d,
+        "--as-of",
+        "2020-09-16",
+        "--out",
+        o,
+        "--engine",
+        "embedded",
+    ]);
+    assert!(
+        err.contains(".parquet: row 2: column `event`: unknown event `click`"),
+        "{err}"
+    );
+    assert!(!out.join("manifest.json").exists());
     let msg = ok(&[
         "build",
         "--data",
@@ -180,6 +231,36 @@ fn a_bad_parquet_row_is_named_by_file_row_and_column() {
         err.contains("the table `events` is there in more than one form"),
         "{err}"
     );
+}
+
+/// A scheduler nobody listens for fails the build at once, naming its
+/// address, and the live model stays.
+#[test]
+fn an_unreachable_scheduler_fails_fast_and_names_its_address() {
+    let data = shop("unreachable-shop", "csv");
+    let out = scratch_dir("unreachable-models");
+    let day = "2026-11-01";
+    let live = build(&data, day, &out, &[]);
+    let engine = format!("df://127.0.0.1:{}", free_port());
+    let t = Instant::now();
+    let err = fails(&[
+        "build",
+        "--data",
+        data.to_str().unwrap(),
+        "--as-of",
+        day,
+        "--out",
+        out.to_str().unwrap(),
+        "--engine",
+        &engine,
+    ]);
+    let took = t.elapsed();
+    assert!(err.contains(&engine[5..]), "the address: {err}");
+    assert!(
+        took < Duration::from_secs(30),
+        "failed after {took:?}, not at once: {err}"
+    );
+    assert_eq!(manifest(&out)["model_id"].as_str().unwrap(), live);
 }
 
 /// A free port on 127.0.0.1 (free when asked).

@@ -97,7 +97,18 @@ impl Engine {
             } => {
                 let mut runtime = RuntimeEnvBuilder::new();
                 if let Some(limit) = memory_limit {
-                    runtime = runtime.with_memory_limit(*limit, 1.0);
+                    // A fair pool: operators that can spill share what the
+                    // others (a sort's final merge) leave, so two large
+                    // aggregations cannot starve a merge that cannot spill
+                    // (DataFusion's default greedy pool failed at 10 M
+                    // events under 4 GB that way).
+                    let pool = datafusion::execution::memory_pool::FairSpillPool::new(*limit);
+                    runtime = runtime.with_memory_pool(std::sync::Arc::new(
+                        datafusion::execution::memory_pool::TrackConsumersPool::new(
+                            pool,
+                            std::num::NonZeroUsize::new(5).expect("5 is not zero"),
+                        ),
+                    ));
                 }
                 if let Some(dir) = spill_dir {
                     std::fs::create_dir_all(dir).with_context(|| {

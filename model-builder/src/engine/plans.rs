@@ -187,7 +187,7 @@ impl Session {
         &self,
         cutoff: i64,
         days: &[i32],
-        mut f: impl FnMut(&str, &str, Event, i64),
+        f: impl FnMut(&str, &str, Event, i64),
     ) -> Result<()> {
         let learners = if days.is_empty() {
             "FALSE".to_string()
@@ -198,11 +198,37 @@ impl Session {
                 days.join(", ")
             )
         };
-        let sql = format!(
-            "WITH {CLEAN} SELECT user_id, item_id, event, ts FROM clean
-             WHERE ts < {cutoff} AND ({CONVERSION} OR {learners})"
-        );
-        self.for_each_batch(&sql, "the conversions and the learners' events", |b| {
+        self.for_each_event_where(
+            &format!("ts < {cutoff} AND ({CONVERSION} OR {learners})"),
+            "the conversions and the learners' events",
+            f,
+        )
+    }
+
+    /// Calls `f(user, item, event, ts)` for the events from `start` to
+    /// just before `end` (a push's window).
+    pub fn for_each_event_between(
+        &self,
+        start: i64,
+        end: i64,
+        f: impl FnMut(&str, &str, Event, i64),
+    ) -> Result<()> {
+        self.for_each_event_where(
+            &format!("ts >= {start} AND ts < {end}"),
+            "the window's events",
+            f,
+        )
+    }
+
+    fn for_each_event_where(
+        &self,
+        condition: &str,
+        what: &str,
+        mut f: impl FnMut(&str, &str, Event, i64),
+    ) -> Result<()> {
+        let sql =
+            format!("WITH {CLEAN} SELECT user_id, item_id, event, ts FROM clean WHERE {condition}");
+        self.for_each_batch(&sql, what, |b| {
             let (users, items, events, ts) = (
                 b.column(0).as_string_view_or_utf8(),
                 b.column(1).as_string_view_or_utf8(),
@@ -326,7 +352,9 @@ impl Session {
         };
         // Items are numbered in the byte order of their ids (as the model
         // orders them), so that the pairs are grouped, joined and ranked
-        // on integers; names come back only for the kept lists.
+        // on integers; names come back only for the kept lists. Counts and
+        // similarities are symmetric: each pair is counted once (i < j) and
+        // then ranked from both ends.
         let sql = format!(
             "WITH {CLEAN},
              touched AS (
@@ -348,12 +376,16 @@ impl Session {
              diag AS (SELECT m, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY m),
              pairs AS (
                  SELECT x.m AS i, y.m AS j, SUM(CAST(least(x.a, y.a) AS DOUBLE)) AS c
-                 FROM kept x JOIN kept y ON x.user_id = y.user_id AND x.m <> y.m
+                 FROM kept x JOIN kept y ON x.user_id = y.user_id AND x.m < y.m
                  GROUP BY x.m, y.m),
-             scored AS (
+             half AS (
                  SELECT i, j, CAST({similarity} AS REAL) AS s
                  FROM (SELECT p.i, p.j, p.c, di.d AS di, dj.d AS dj
                        FROM pairs p JOIN diag di ON p.i = di.m JOIN diag dj ON p.j = dj.m)),
+             scored AS (
+                 SELECT CASE WHEN f = 0 THEN i ELSE j END AS i,
+                        CASE WHEN f = 0 THEN j ELSE i END AS j, s
+                 FROM half CROSS JOIN (VALUES (0), (1)) AS flip(f)),
              best AS (
                  SELECT i, j, s FROM (
                      SELECT i, j, s, ROW_NUMBER() OVER (PARTITION BY i ORDER BY s DESC, j ASC) AS r
