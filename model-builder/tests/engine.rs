@@ -125,11 +125,9 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
 
     // Push: the engine hands over the window's events, and the lines are
     // the in-memory ones.
-    let blob = out.join("trained").join(
-        manifest(&out.join("trained"))["file"]
-            .as_str()
-            .unwrap(),
-    );
+    let blob = out
+        .join("trained")
+        .join(manifest(&out.join("trained"))["file"].as_str().unwrap());
     let push = |data: &Path, name: &str, extra: &[&str]| -> String {
         let lines = out.join(name);
         let args = [
