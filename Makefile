@@ -131,6 +131,8 @@ test-e2e: pkg shop setup-browser setup-edge
 # FORMAT.md against a second reader (Python, written from the spec alone):
 # the golden blobs and a fresh daily blob.
 test-spec: shop
+	@command -v python3 >/dev/null || (apt-get update && apt-get install -y python3-minimal) || \
+	  { echo "error: the spec test needs python3 (standard library only)"; exit 1; }
 	bash tests/spec/run.sh out/shop-model
 
 # Everything: lint, native unit/property/golden/replay tests, wasm tests

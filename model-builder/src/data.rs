@@ -229,23 +229,7 @@ impl Dataset {
         if let Some(items) = items {
             ds.read_items(items, &mut bad)?;
         }
-        let Dataset {
-            users,
-            items,
-            events: evs,
-            ..
-        } = &mut ds;
-        for_each_event(events, &mut bad, |user, item, event, ts| {
-            evs.push(Ev {
-                user: users.intern(user),
-                item: items.intern(item),
-                event,
-                ts,
-            });
-        })?;
-        ds.item_category.resize(ds.items.len(), u32::MAX);
-        ds.in_catalog.resize(ds.items.len(), false);
-        ds.attrs.resize(ds.items.len(), ItemAttrs::default());
+        ds.add_events(|f| for_each_event(events, &mut bad, f))?;
         ds.bad_rows = bad.rows().len();
         ds.log_start = ds.events.iter().map(|e| e.ts).min();
         ds.canonicalize();
@@ -279,12 +263,28 @@ impl Dataset {
         for user in users {
             ds.users.intern(user);
         }
+        ds.add_events(events)?;
+        ds.bad_rows = bad.rows().len();
+        if let Some(users) = Table::find(dir, "users")? {
+            ds.read_users(users, policy)?;
+        }
+        ds.log_start = log_start;
+        ds.canonicalize();
+        Ok(ds)
+    }
+
+    /// Adds the events `events` yields (interning their users and items),
+    /// and sizes the per-item columns to the items.
+    fn add_events(
+        &mut self,
+        events: impl FnOnce(&mut dyn FnMut(&str, &str, Event, i64)) -> Result<()>,
+    ) -> Result<()> {
         let Dataset {
             users,
             items,
             events: evs,
             ..
-        } = &mut ds;
+        } = self;
         events(&mut |user, item, event, ts| {
             evs.push(Ev {
                 user: users.intern(user),
@@ -293,16 +293,10 @@ impl Dataset {
                 ts,
             })
         })?;
-        ds.item_category.resize(ds.items.len(), u32::MAX);
-        ds.in_catalog.resize(ds.items.len(), false);
-        ds.attrs.resize(ds.items.len(), ItemAttrs::default());
-        ds.bad_rows = bad.rows().len();
-        if let Some(users) = Table::find(dir, "users")? {
-            ds.read_users(users, policy)?;
-        }
-        ds.log_start = log_start;
-        ds.canonicalize();
-        Ok(ds)
+        self.item_category.resize(self.items.len(), u32::MAX);
+        self.in_catalog.resize(self.items.len(), false);
+        self.attrs.resize(self.items.len(), ItemAttrs::default());
+        Ok(())
     }
 
     /// Reads an `items` table: `item_id`, and where present `category`,
