@@ -202,37 +202,34 @@ pub fn build_parts_on(
     times.neighbours = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let factors = if opts.als.factors > 0 {
-        let (users, triples) = match stages {
-            Stages::InMemory => (
-                ds.users.len(),
-                past.iter()
-                    .map(|e| {
-                        (
-                            e.user,
-                            index.model_index[e.item as usize],
-                            opts.event_weights[e.event as usize],
-                        )
-                    })
-                    .collect(),
-            ),
+        let triples = match stages {
+            Stages::InMemory => past
+                .iter()
+                .map(|e| {
+                    (
+                        e.user,
+                        index.model_index[e.item as usize],
+                        opts.event_weights[e.event as usize],
+                    )
+                })
+                .collect(),
             #[cfg(feature = "engine")]
-            Stages::Engine(session) => (
-                ds.users.len(),
-                session.interactions(
-                    cutoff,
-                    opts,
-                    |user| {
-                        ds.users.get(user).with_context(|| {
-                            format!("the engine read user `{user}`, which the loaded data does not have: did the files change during the build?")
-                        })
-                    },
-                    |item| model_index_of(ds, &index, item),
-                )?,
-            ),
+            Stages::Engine(session) => session.interactions(
+                cutoff,
+                opts,
+                |user| {
+                    ds.users.get(user).with_context(|| {
+                        format!("the engine read user `{user}`, which the loaded data does not have: did the files change during the build?")
+                    })
+                },
+                |item| model_index_of(ds, &index, item),
+            )?,
             #[cfg(not(feature = "engine"))]
             Stages::Never(_, never) => match never {},
         };
-        let user_items = Csr::from_triples(users, triples);
+        // Rows follow the loaded users, numbered in id order, so the
+        // engine's matrix is the in-memory one.
+        let user_items = Csr::from_triples(ds.users.len(), triples);
         let y = als::train(&user_items, n, &opts.als);
         Some(FactorsSection::quantize(
             &y,
