@@ -148,7 +148,7 @@ impl Dataset {
     /// Loads `dir`'s `events` and, where present, `items` and `users`.
     pub fn load(dir: &Path, policy: BadRowPolicy) -> Result<Self> {
         let items = Table::find(dir, "items")?;
-        let mut ds = Self::from_tables(items, Table::open(dir, "events")?, policy)?;
+        let mut ds = Self::read_tables(items, Table::open(dir, "events")?, policy)?;
         if let Some(users) = Table::find(dir, "users")? {
             ds.read_users(users, policy)?;
         }
@@ -224,6 +224,13 @@ impl Dataset {
 
     /// Loads from an open `items` table (optional) and `events` table.
     pub fn from_tables(items: Option<Table>, events: Table, policy: BadRowPolicy) -> Result<Self> {
+        let mut ds = Self::read_tables(items, events, policy)?;
+        ds.canonicalize();
+        Ok(ds)
+    }
+
+    /// [`Dataset::from_tables`] before [`Dataset::canonicalize`].
+    fn read_tables(items: Option<Table>, events: Table, policy: BadRowPolicy) -> Result<Self> {
         let mut ds = Dataset::default();
         let mut bad = BadRows::new(policy);
         if let Some(items) = items {
@@ -232,7 +239,6 @@ impl Dataset {
         ds.add_events(|f| for_each_event(events, &mut bad, f))?;
         ds.bad_rows = bad.rows().len();
         ds.log_start = ds.events.iter().map(|e| e.ts).min();
-        ds.canonicalize();
         Ok(ds)
     }
 
