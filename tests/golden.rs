@@ -225,17 +225,7 @@ fn golden_v3_blob_loads() {
     let links: usize = (0..100u32).map(|i| model.neighbours(i).count()).sum();
     let bought: usize = (0..100u32).map(|i| model.complements(i).count()).sum();
     assert!(links > 50 && bought > 10, "{links} {bought}");
-    let ids: Vec<String> = (0..100u32).map(|i| model.id_of(i).to_string()).collect();
-    let cand: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let carted = cand.iter().copied().find(|&c| c != pinned).unwrap();
-    let out = rec
-        .rerank_ids(
-            &cand,
-            &[(carted, Event::Cart, 1_793_000_000.0)],
-            1_793_000_100.0,
-            true,
-        )
-        .unwrap();
+    let (carted, out) = rank_after_a_cart(&mut rec, &[&pinned]);
     assert_eq!(out.items[0], pinned, "the blob's pin holds slot 1");
     assert_eq!(out.items[1], carted, "the carted item comes next");
     // The current writer re-encodes it (as version 4) to a blob that loads.
@@ -267,13 +257,23 @@ fn golden_v4_blob_loads() {
     let links: usize = (0..100u32).map(|i| model.neighbours(i).count()).sum();
     let bought: usize = (0..100u32).map(|i| model.complements(i).count()).sum();
     assert_eq!((links, bought), (217, 35));
-    let ids: Vec<String> = (0..100u32).map(|i| model.id_of(i).to_string()).collect();
+    let (carted, out) = rank_after_a_cart(&mut rec, &["p12433", "p12443"]);
+    assert_eq!(out.items[0], "p12433", "the blob's pin holds slot 1");
+    assert_eq!(out.items[1], carted, "the carted item comes next");
+    assert!(!out.items.contains(&"p12443".to_string()), "filtered");
+    // The current writer re-encodes it to the very same bytes.
+    assert_eq!(&rec.model().parts().to_bytes()[..], &bytes[..]);
+}
+
+/// Reranks all of `rec`'s items after one cart of the first item not in
+/// `avoid`: that item, and the ranking.
+fn rank_after_a_cart(rec: &mut Recommender, avoid: &[&str]) -> (String, nestrank::IdRanking) {
+    let model = rec.model();
+    let ids: Vec<String> = (0..model.item_count() as u32)
+        .map(|i| model.id_of(i).to_string())
+        .collect();
     let cand: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let carted = cand
-        .iter()
-        .copied()
-        .find(|&c| c != "p12433" && c != "p12443")
-        .unwrap();
+    let carted = cand.iter().copied().find(|c| !avoid.contains(c)).unwrap();
     let out = rec
         .rerank_ids(
             &cand,
@@ -282,9 +282,5 @@ fn golden_v4_blob_loads() {
             true,
         )
         .unwrap();
-    assert_eq!(out.items[0], "p12433", "the blob's pin holds slot 1");
-    assert_eq!(out.items[1], carted, "the carted item comes next");
-    assert!(!out.items.contains(&"p12443".to_string()), "filtered");
-    // The current writer re-encodes it to the very same bytes.
-    assert_eq!(&rec.model().parts().to_bytes()[..], &bytes[..]);
+    (carted.to_string(), out)
 }

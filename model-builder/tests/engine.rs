@@ -20,9 +20,16 @@ fn build(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
 
 /// Builds `data` as of `as_of` into `out` with `extra` flags; the model id.
 fn build_trained(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
+    run_on("build", data, as_of, out, extra);
+    manifest(out)["model_id"].as_str().unwrap().to_string()
+}
+
+/// Runs `command --data data --as-of as_of --out out` with `extra` flags;
+/// its output.
+fn run_on(command: &str, data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
     let args = [
         &[
-            "build",
+            command,
             "--data",
             data.to_str().unwrap(),
             "--as-of",
@@ -33,8 +40,7 @@ fn build_trained(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String
         extra,
     ]
     .concat();
-    ok(&args);
-    manifest(out)["model_id"].as_str().unwrap().to_string()
+    ok(&args)
 }
 
 /// The Taobao sample, imported once per test that asks.
@@ -130,22 +136,9 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         .join(manifest(&out.join("trained"))["file"].as_str().unwrap());
     let push = |data: &Path, name: &str, extra: &[&str]| -> String {
         let lines = out.join(name);
-        let args = [
-            &[
-                "push",
-                "--data",
-                data.to_str().unwrap(),
-                "--model",
-                blob.to_str().unwrap(),
-                "--as-of",
-                day,
-                "--out",
-                lines.to_str().unwrap(),
-            ][..],
-            extra,
-        ]
-        .concat();
-        assert!(ok(&args).contains("pushed "));
+        let model = ["--model", blob.to_str().unwrap()];
+        let said = run_on("push", data, day, &lines, &[&model[..], extra].concat());
+        assert!(said.contains("pushed "), "{said}");
         std::fs::read_to_string(lines).unwrap()
     };
     let memory = push(&csv, "push-memory.jsonl", &[]);
