@@ -3,12 +3,17 @@
 //! that an operator installs one program on every machine. Scheduling,
 //! shuffle, retries and the RPC between them are Ballista's.
 
+use super::functions;
 use crate::runtime::block_on;
 use anyhow::{anyhow, Context, Result};
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::utils::default_session_builder;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
+use datafusion::execution::FunctionRegistry;
+use datafusion::prelude::SessionConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +36,15 @@ pub fn scheduler(
     config.executor_timeout_seconds = timeout;
     config.expire_dead_executor_interval_seconds = (timeout / 3).max(1);
     config.no_executors_grace_period_seconds = timeout;
+    // The scheduler plans the builder's queries, so it must know the
+    // project's functions by name.
+    config.override_session_builder = Some(Arc::new(|session: SessionConfig| {
+        let mut state = default_session_builder(session)?;
+        for f in functions::aggregates() {
+            state.register_udaf(f)?;
+        }
+        Ok(state)
+    }));
     println!(
         "Ballista scheduler listening on {bind}; builds reach it with --engine df://{}",
         config.scheduler_endpoint()
@@ -40,6 +54,15 @@ pub fn scheduler(
         start_server(cluster, bind, Arc::new(config)).await
     })
     .map_err(|e| anyhow!("the Ballista scheduler on {bind} stopped: {e}"))
+}
+
+/// Ballista's own functions and the project's.
+fn registry() -> BallistaFunctionRegistry {
+    let mut registry = BallistaFunctionRegistry::default();
+    for f in functions::aggregates() {
+        registry.aggregate_functions.insert(f.name().to_string(), f);
+    }
+    registry
 }
 
 /// Seconds between an executor's heartbeats (Ballista's default is 60).
@@ -96,6 +119,8 @@ pub fn executor(o: ExecutorOptions) -> Result<()> {
             .map(|d| d.to_string_lossy().into_owned()),
         // Often, so that a killed executor is noticed within seconds.
         executor_heartbeat_interval_seconds: EXECUTOR_HEARTBEAT_S,
+        // Tasks name the project's functions; the executor looks them up here.
+        override_function_registry: Some(Arc::new(registry())),
         ..defaults
     };
     println!(

@@ -7,6 +7,7 @@
 //! blob.
 
 pub mod cluster;
+pub mod functions;
 pub mod parquet;
 pub mod plans;
 
@@ -129,16 +130,20 @@ impl Engine {
                     "datafusion.optimizer.prefer_hash_join",
                     memory_limit.is_none(),
                 );
-                Ok(SessionContext::new_with_config_rt(config, runtime))
+                let ctx = SessionContext::new_with_config_rt(config, runtime);
+                functions::register(&ctx);
+                Ok(ctx)
             }
             Engine::Cluster { host, port } => {
                 let url = format!("df://{host}:{port}");
                 reachable(host, *port)
                     .with_context(|| format!("cannot reach the Ballista scheduler at {url}"))?;
                 use ballista::prelude::SessionContextExt;
-                block_on(SessionContext::remote(&url)).with_context(|| {
+                let ctx = block_on(SessionContext::remote(&url)).with_context(|| {
                     format!("cannot open a session on the Ballista scheduler at {url}")
-                })
+                })?;
+                functions::register(&ctx);
+                Ok(ctx)
             }
         }
     }

@@ -10,6 +10,7 @@
 //! bytes, the model's item order). So the engine's blob equals the
 //! in-memory one, whatever the partitioning of the sums.
 
+use super::functions::TOP_K;
 use crate::options::{BuildOptions, Similarity, DAY};
 use crate::rows::Table;
 use crate::runtime::block_on;
@@ -344,6 +345,10 @@ impl Session {
         k: usize,
         conversions_only: bool,
     ) -> Result<HashMap<String, Vec<(String, f32)>>> {
+        let k = k.min(nestrank::model::MAX_NEIGHBOURS);
+        if k == 0 {
+            return Ok(HashMap::new());
+        }
         let min = "2.2250738585072014e-308"; // f64::MIN_POSITIVE
         let similarity = match o.similarity {
             Similarity::Jaccard => format!("c / greatest(di + dj - c, {min})"),
@@ -387,12 +392,12 @@ impl Session {
                         CASE WHEN f = 0 THEN j ELSE i END AS j, s
                  FROM half CROSS JOIN (VALUES (0), (1)) AS flip(f)),
              best AS (
-                 SELECT i, j, s FROM (
-                     SELECT i, j, s, ROW_NUMBER() OVER (PARTITION BY i ORDER BY s DESC, j ASC) AS r
-                     FROM scored WHERE s > 0 AND s < 'Infinity'::REAL)
-                 WHERE r <= {k})
-             SELECT a.item_id, b.item_id, best.s
-             FROM best JOIN ids a ON best.i = a.m JOIN ids b ON best.j = b.m",
+                 SELECT i, unnest(top) AS t FROM (
+                     SELECT i, {TOP_K}(j, s, {k}) AS top
+                     FROM scored WHERE s > 0 AND s < 'Infinity'::REAL
+                     GROUP BY i))
+             SELECT a.item_id, b.item_id, best.t['s']
+             FROM best JOIN ids a ON best.i = a.m JOIN ids b ON best.t['j'] = b.m",
             weight = weight_sql(o),
             span = o.cooc_half_life_days * DAY as f64,
             only = if conversions_only {
@@ -401,7 +406,6 @@ impl Session {
                 String::new()
             },
             per_user = o.max_items_per_user,
-            k = k.min(nestrank::model::MAX_NEIGHBOURS),
         );
         let mut out: HashMap<String, Vec<(String, f32)>> = HashMap::new();
         for b in self.query(&sql, "the co-occurrence neighbours")? {
