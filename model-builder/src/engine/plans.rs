@@ -16,7 +16,9 @@ use crate::rows::Table;
 use crate::runtime::block_on;
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float32Type, Float64Type, Int64Type, Schema, UInt64Type,
+};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use nestrank::Event;
@@ -356,21 +358,33 @@ impl Session {
             Similarity::Lift => format!("c / greatest(di * dj, {min})"),
         };
         // Items are numbered in the byte order of their ids (as the model
-        // orders them), so that the pairs are grouped, joined and ranked
-        // on integers; names come back only for the kept lists. Counts and
-        // similarities are symmetric: each pair is counted once (i < j) and
-        // then ranked from both ends.
+        // orders them), so that the pairs are grouped and ranked on
+        // integers; names are looked up in the builder. DataFusion computes
+        // a CTE again at every reference, so the per-user aggregation
+        // (`touched`) is referenced only by the two sides of the pair join
+        // and by the items' total affinities (`diag`): the numbering reads
+        // the events' distinct items, and names are not joined back in the
+        // plan. Each pair is counted once (i < j) and then ranked from both
+        // ends.
+        let (weight, span) = (weight_sql(o), o.cooc_half_life_days * DAY as f64);
+        let only = if conversions_only {
+            format!("AND {CONVERSION}")
+        } else {
+            String::new()
+        };
+        let ids = format!(
+            "ids AS (
+                 SELECT item_id, ROW_NUMBER() OVER (ORDER BY item_id) AS m
+                 FROM (SELECT DISTINCT item_id FROM clean WHERE ts < {cutoff} {only}))"
+        );
         let sql = format!(
-            "WITH {CLEAN},
+            "WITH {CLEAN}, {ids},
              touched AS (
                  SELECT user_id, item_id,
                         MAX(CAST({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span}) AS REAL)) AS a,
                         MAX(ts) AS last_ts
                  FROM clean WHERE ts < {cutoff} {only}
                  GROUP BY user_id, item_id),
-             ids AS (
-                 SELECT item_id, ROW_NUMBER() OVER (ORDER BY item_id) AS m
-                 FROM (SELECT DISTINCT item_id FROM touched)),
              kept AS (
                  SELECT r.user_id, ids.m, r.a FROM (
                      SELECT user_id, item_id, a,
@@ -390,36 +404,51 @@ impl Session {
              scored AS (
                  SELECT CASE WHEN f = 0 THEN i ELSE j END AS i,
                         CASE WHEN f = 0 THEN j ELSE i END AS j, s
-                 FROM half CROSS JOIN (VALUES (0), (1)) AS flip(f)),
-             best AS (
-                 SELECT i, unnest(top) AS t FROM (
-                     SELECT i, {TOP_K}(j, s, {k}) AS top
-                     FROM scored WHERE s > 0 AND s < 'Infinity'::REAL
-                     GROUP BY i))
-             SELECT a.item_id, b.item_id, best.t['s']
-             FROM best JOIN ids a ON best.i = a.m JOIN ids b ON best.t['j'] = b.m",
-            weight = weight_sql(o),
-            span = o.cooc_half_life_days * DAY as f64,
-            only = if conversions_only {
-                format!("AND {CONVERSION}")
-            } else {
-                String::new()
-            },
+                 FROM half CROSS JOIN (VALUES (0), (1)) AS flip(f))
+             SELECT i, unnest(top) FROM (
+                 SELECT i, {TOP_K}(j, s, {k}) AS top
+                 FROM scored WHERE s > 0 AND s < 'Infinity'::REAL
+                 GROUP BY i)",
             per_user = o.max_items_per_user,
         );
+        // The numbering, by the same definition, for the names.
+        let mut names = Vec::new();
+        self.for_each_batch(
+            &format!("WITH {CLEAN}, {ids} SELECT item_id FROM ids ORDER BY m"),
+            "the co-occurrence item numbers",
+            |b| {
+                let items = b.column(0).as_string_view_or_utf8();
+                names.extend((0..b.num_rows()).map(|r| items.value(r)));
+                Ok(())
+            },
+        )?;
+        let name = |m: u64| {
+            (m as usize)
+                .checked_sub(1)
+                .and_then(|m| names.get(m))
+                .with_context(|| {
+                    format!(
+                        "the co-occurrence plan gave item number {m}, not 1 to {}",
+                        names.len()
+                    )
+                })
+        };
         let mut out: HashMap<String, Vec<(String, f32)>> = HashMap::new();
         for b in self.query(&sql, "the co-occurrence neighbours")? {
-            let (i, j, s) = (
-                b.column(0).as_string_view_or_utf8(),
-                b.column(1).as_string_view_or_utf8(),
-                b.column(2).as_primitive::<Float32Type>(),
+            let i = b.column(0).as_primitive::<UInt64Type>();
+            let pairs = b.column(1).as_struct();
+            let (j, s) = (
+                pairs.column(0).as_primitive::<UInt64Type>(),
+                pairs.column(1).as_primitive::<Float32Type>(),
             );
             for r in 0..b.num_rows() {
-                out.entry(i.value(r))
+                out.entry(name(i.value(r))?.clone())
                     .or_default()
-                    .push((j.value(r), s.value(r)));
+                    .push((name(j.value(r))?.clone(), s.value(r)));
             }
         }
+        // Best first, ties to the smaller id (the aggregate's order, kept
+        // whatever order the rows arrive in).
         for row in out.values_mut() {
             row.sort_by(|a, b| {
                 b.1.total_cmp(&a.1)
