@@ -20,16 +20,19 @@ pub mod factors;
 pub mod format;
 pub mod model;
 pub mod packed;
+pub mod params;
 pub mod profile;
 pub mod rank;
 pub mod recommender;
 pub mod rules;
+pub mod ruleset;
 pub mod signals;
 pub mod stage;
 pub mod testing;
 pub mod util;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+pub mod wire;
 
 pub use format::DecodeError;
 pub use model::{Model, ModelParts};

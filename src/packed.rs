@@ -9,7 +9,7 @@
 //! was the low bytes of `u32` indices and the noise bits of `u16` scores.
 
 use crate::format::DecodeError;
-use crate::model::NeighboursSection;
+use crate::wire::NeighboursSection;
 use wincode::{SchemaRead, SchemaWrite};
 
 /// A neighbour table as version 4 writes it.

@@ -11,8 +11,8 @@
 //! `baby` (1) and `affinities` (2, optional). A few hundred bytes.
 
 use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError};
-use crate::model::StringTable;
 use crate::util::{days_from_civil, format_date, parse_date};
+use crate::wire::StringTable;
 use wincode::{SchemaRead, SchemaWrite};
 
 /// Section ids of a profile blob.
@@ -390,7 +390,7 @@ pub fn affinities_from(
         let mut v: Vec<(String, f32)> = pairs
             .iter()
             .filter(|(n, w)| {
-                !n.is_empty() && n.len() <= crate::model::MAX_ID_BYTES && *w > 0.0 && w.is_finite()
+                !n.is_empty() && n.len() <= crate::wire::MAX_ID_BYTES && *w > 0.0 && w.is_finite()
             })
             .cloned()
             .collect();
