@@ -86,6 +86,12 @@ pub struct Ranking {
     /// What the business rules did to each displayed item, in display order
     /// (empty unless asked for, or when no rules ran).
     pub rules: Vec<RuleNote>,
+    /// How many signals the scorer counted: those with a known event, a
+    /// finite time no later than `now` + [`FUTURE_SLACK_S`], and an item the
+    /// model knows or among the candidates. 0 means the order is not
+    /// personalized by signals (a caller can say so, as the edge worker
+    /// does, without repeating these rules).
+    pub signals_used: usize,
 }
 
 /// What the rules did to one displayed item (see [`Ranking::rules`]).
@@ -186,6 +192,7 @@ pub struct Scratch {
     user: Vec<f32>,
     fold_rows: Vec<f32>,
     fold_work: Vec<f32>,
+    signals_used: usize,
 }
 
 impl Scratch {
@@ -249,6 +256,7 @@ pub fn compute_features(
     s.own_event.clear();
     s.own_event.resize(m, u8::MAX);
     s.extra.clear();
+    s.signals_used = 0;
 
     for (p, &item) in candidates.iter().enumerate() {
         if (item as usize) < n {
@@ -287,6 +295,7 @@ pub fn compute_features(
         if item == NONE || !ts.is_finite() || ts > now + FUTURE_SLACK_S {
             continue;
         }
+        s.signals_used += 1;
         let age = (now - ts).max(0.0);
         let ew = params.event_weights[event as usize];
         let pos = if (item as usize) < n {
@@ -616,6 +625,7 @@ pub fn rerank_into(
         .extend(out.order.iter().map(|&p| scores[p as usize]));
     out.reasons.clear();
     out.rules.clear();
+    out.signals_used = scratch.signals_used;
     if explain {
         let n = model.item_count();
         for &p in &out.order {

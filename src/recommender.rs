@@ -25,6 +25,10 @@ pub struct IdRanking {
     /// Reasons, in the same order (empty unless asked for), with what the
     /// business rules did appended ("; pinned to slot 1").
     pub reasons: Vec<String>,
+    /// The item behind each reason (empty unless asked for): the signal
+    /// item of a "viewed together" reason, the user's latest signal in the
+    /// category of a category reason, else "" ([`Recommender::because`]).
+    pub because: Vec<String>,
 }
 
 /// Which item-to-item table [`Recommender::similar`] reads.
@@ -47,6 +51,32 @@ pub struct Neighbour {
     /// Whether it fills the list from the query's category (trending
     /// first) rather than coming from the table.
     pub same_category: bool,
+}
+
+impl Neighbour {
+    /// What links it to the query, as a word a page can branch on:
+    /// `"similar"` (viewed together), `"complement"` (bought together) or
+    /// `"category"` (a category fill).
+    pub fn link(&self, kind: NeighbourKind) -> &'static str {
+        match (self.same_category, kind) {
+            (true, _) => "category",
+            (false, NeighbourKind::Similar) => "similar",
+            (false, NeighbourKind::Complement) => "complement",
+        }
+    }
+
+    /// Why it is listed for item `of`, as text: "viewed together with X",
+    /// "bought together with X" or "more from CATEGORY".
+    pub fn reason(&self, model: &Model, of: &str, kind: NeighbourKind) -> String {
+        match self.link(kind) {
+            "category" => format!(
+                "more from {}",
+                model.category_name(model.category_of(self.index))
+            ),
+            "complement" => format!("bought together with {of}"),
+            _ => format!("viewed together with {of}"),
+        }
+    }
 }
 
 /// A loaded model, ready to rerank.
@@ -235,6 +265,49 @@ impl Recommender {
         }
     }
 
+    /// The item behind each of the first `shown` reasons of the last
+    /// ranking, for a page that names it ("because you viewed X"): the
+    /// signal item of a "viewed together" reason; for a category reason,
+    /// the user's latest signal (not in the future) in that category; else
+    /// "". `signals` are the ones the ranking was made from.
+    pub fn because<'s>(
+        &'s self,
+        signals: &[(&'s str, u8, f64)],
+        now: f64,
+        shown: usize,
+    ) -> Vec<&'s str> {
+        let model = &self.model;
+        let reasons = &self.ranking.reasons[..shown.min(self.ranking.reasons.len())];
+        let sig_idx = if reasons
+            .iter()
+            .any(|r| matches!(r, crate::rank::Reason::Category(_)))
+        {
+            let ids: Vec<&str> = signals.iter().map(|s| s.0).collect();
+            self.index_of(&ids)
+        } else {
+            Vec::new()
+        };
+        let latest_in_category = |c: u32| -> &'s str {
+            (0..sig_idx.len())
+                .filter(|&j| {
+                    (sig_idx[j] as usize) < model.item_count()
+                        && model.category_of(sig_idx[j]) == c
+                        && signals[j].2.is_finite()
+                        && signals[j].2 <= now
+                })
+                .max_by(|&a, &b| signals[a].2.total_cmp(&signals[b].2))
+                .map_or("", |j| signals[j].0)
+        };
+        reasons
+            .iter()
+            .map(|r| match *r {
+                crate::rank::Reason::SimilarTo(i) => model.id_of(i),
+                crate::rank::Reason::Category(c) => latest_in_category(c),
+                _ => "",
+            })
+            .collect()
+    }
+
     /// The ranking of the last rerank call.
     pub fn last_ranking(&self) -> &Ranking {
         &self.ranking
@@ -349,6 +422,11 @@ impl Recommender {
         let coded: Vec<(&str, u8, f64)> = signals.iter().map(|s| (s.0, s.1 as u8, s.2)).collect();
         self.rerank_id_positions(candidates, &coded, now, explain)?;
         let r = &self.ranking;
+        let because = self
+            .because(&coded, now, r.reasons.len())
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         Ok(IdRanking {
             items: r
                 .order
@@ -362,6 +440,7 @@ impl Recommender {
                 .enumerate()
                 .map(|(k, x)| self.reason_text(x, r.rules.get(k)))
                 .collect(),
+            because,
         })
     }
 }

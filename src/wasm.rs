@@ -6,7 +6,6 @@
 //! input.
 
 use crate::codec::{self, OwnedSignal};
-use crate::rank::Reason;
 use crate::recommender::Recommender as Core;
 use crate::signals::Event;
 use crate::signals::Signals;
@@ -31,6 +30,8 @@ export interface RerankResult {
   reasons: string[];
   /** Per item, the id of the item the user acted on that explains it (viewed together with it, or the latest in its category), or "" (only with `explain`). */
   because: string[];
+  /** How many signals counted (a known event, a time no later than now + 10 minutes, an item the model knows or a candidate); 0: the order is not personalized. */
+  signalsUsed: number;
 }
 /** A family's stage on a day. */
 export type ProfileStage = { kind: "pregnancy"; trimester: 1 | 2 | 3; weeksToGo: number } | { kind: "baby"; months: number; days: number };
@@ -44,8 +45,8 @@ export interface RuleSet {
 }
 /** Options of `similar`: `k` neighbours (default 10), the table (`similar`: viewed together, the default; `complement`: bought together), a list to stay `within` (today's specials), and whether to `fill` a short `similar` list from the item's category (default true). */
 export interface SimilarOptions { k?: number; kind?: "similar" | "complement"; within?: string[]; fill?: boolean; }
-/** Neighbours, strongest first, with a score and a reason each. */
-export interface SimilarResult { items: string[]; scores: Float32Array; reasons: string[]; }
+/** Neighbours, strongest first, with a score, a reason and a link each: `similar` (viewed together), `complement` (bought together) or `category` (a category fill). */
+export interface SimilarResult { items: string[]; scores: Float32Array; reasons: string[]; links: ("similar" | "complement" | "category")[]; }
 /** A decoded signal: the event by name. */
 export interface DecodedSignal { item: string; event: "view" | "fav" | "cart" | "purchase"; ts: number; }
 "#;
@@ -365,7 +366,6 @@ impl Recommender {
             candidate_ids.unchecked_ref::<Array>(),
             &ranking.order[..shown],
         );
-        let model = self.inner.model();
         let mut reasons = String::new();
         let shown_reasons = shown.min(ranking.reasons.len());
         for (k, r) in ranking.reasons[..shown_reasons].iter().enumerate() {
@@ -380,39 +380,17 @@ impl Recommender {
             );
         }
         let reasons = split_joined(&reasons, shown_reasons as u32);
-        // The item behind a reason: the signal item for "viewed together",
-        // the user's latest signal in the category for a category reason.
-        let sig_idx = if ranking.reasons[..shown_reasons]
-            .iter()
-            .any(|r| matches!(r, Reason::Category(_)))
-        {
-            let ids: Vec<&str> = sig.iter().map(|s| s.0).collect();
-            self.inner.index_of(&ids)
-        } else {
-            Vec::new()
-        };
-        let latest_in_category = |c: u32| -> Option<&str> {
-            let idx = &sig_idx;
-            (0..idx.len())
-                .filter(|&j| {
-                    (idx[j] as usize) < model.item_count()
-                        && model.category_of(idx[j]) == c
-                        && sig[j].2.is_finite()
-                        && sig[j].2 <= now
-                })
-                .max_by(|&a, &b| sig[a].2.total_cmp(&sig[b].2))
-                .map(|j| sig[j].0)
-        };
         let mut because = String::new();
-        for (k, r) in ranking.reasons[..shown_reasons].iter().enumerate() {
+        for (k, id) in self
+            .inner
+            .because(&sig, now, shown_reasons)
+            .iter()
+            .enumerate()
+        {
             if k > 0 {
                 because.push(SEP);
             }
-            match *r {
-                Reason::SimilarTo(i) => because.push_str(model.id_of(i)),
-                Reason::Category(c) => because.push_str(latest_in_category(c).unwrap_or("")),
-                _ => {}
-            }
+            because.push_str(id);
         }
         let because = split_joined(&because, shown_reasons as u32);
         let result = Object::new();
@@ -424,6 +402,11 @@ impl Recommender {
         )?;
         Reflect::set(&result, &"reasons".into(), &reasons)?;
         Reflect::set(&result, &"because".into(), &because)?;
+        Reflect::set(
+            &result,
+            &"signalsUsed".into(),
+            &(ranking.signals_used as f64).into(),
+        )?;
         Ok(result.into())
     }
 
@@ -544,9 +527,9 @@ impl Recommender {
             options,
             "{k?: number, kind?: \"similar\" | \"complement\", within?: string[], fill?: boolean}",
         )?;
-        let (kind, verb) = match options.kind.as_deref() {
-            None | Some("similar") => (crate::recommender::NeighbourKind::Similar, "viewed"),
-            Some("complement") => (crate::recommender::NeighbourKind::Complement, "bought"),
+        let kind = match options.kind.as_deref() {
+            None | Some("similar") => crate::recommender::NeighbourKind::Similar,
+            Some("complement") => crate::recommender::NeighbourKind::Complement,
             Some(other) => {
                 return Err(arg_error(&format!(
                     "options.kind {other:?} must be \"similar\" or \"complement\""
@@ -562,24 +545,18 @@ impl Recommender {
         let found = self.inner.similar(&id, kind, k, within.as_deref(), fill);
         let model = self.inner.model();
         let items = Array::new();
-        let reasons = Array::new();
+        let (reasons, links) = (Array::new(), Array::new());
         for n in &found {
             items.push(&model.id_of(n.index).into());
-            let reason = if n.same_category {
-                format!(
-                    "more from {}",
-                    model.category_name(model.category_of(n.index))
-                )
-            } else {
-                format!("{verb} together with {id}")
-            };
-            reasons.push(&reason.into());
+            reasons.push(&n.reason(model, &id, kind).into());
+            links.push(&n.link(kind).into());
         }
         let scores: Vec<f32> = found.iter().map(|n| n.score).collect();
         let result = Object::new();
         Reflect::set(&result, &"items".into(), &items)?;
         Reflect::set(&result, &"scores".into(), &Float32Array::from(&scores[..]))?;
         Reflect::set(&result, &"reasons".into(), &reasons)?;
+        Reflect::set(&result, &"links".into(), &links)?;
         Ok(result.into())
     }
 

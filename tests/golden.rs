@@ -1,5 +1,6 @@
 //! Golden test: the committed v1 blob keeps loading, and the native core
-//! gives exactly the committed orderings, scores and reasons for the
+//! gives exactly the committed orderings, scores, reasons and the items
+//! behind them (`because`) for the
 //! committed cases. The wasm module is held to the same file (tests/wasm.rs
 //! in wasm under Node and Chromium, tests/node/ through the npm package), so
 //! native == wasm. `make golden` rewrites the expected file.
@@ -47,6 +48,7 @@ fn run_cases(rec: &mut Recommender, cases: &Value) -> Vec<Value> {
                 "items": out.items,
                 "scores": out.scores,
                 "reasons": out.reasons,
+                "because": out.because,
             })
         })
         .collect()
@@ -141,6 +143,28 @@ fn signals_on_new_items_lift_them() {
     // An unknown id with no signal is scored by nothing at all.
     let at = items.iter().position(|v| v == "unknown-1").unwrap();
     assert_eq!(unknown["scores"][at], 0.0);
+    // Every case's signals that count: those on known or candidate items,
+    // not from the future.
+    let candidates: Vec<&str> = cases["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let now = 1_512_300_000.0;
+    let mut used = |signals: &[(&str, u8, f64)]| {
+        rec.rerank_id_positions(&candidates, signals, now, false)
+            .unwrap()
+            .signals_used
+    };
+    let known = candidates.iter().find(|c| **c != "new-special").unwrap();
+    assert_eq!(
+        used(&[(known, 0, now - 60.0), ("new-special", 0, now - 60.0)]),
+        2
+    );
+    assert_eq!(used(&[("not-anywhere", 2, now - 60.0)]), 0);
+    assert_eq!(used(&[(known, 0, now + 3_600.0), (known, 9, now)]), 0);
+    assert_eq!(used(&[(known, 3, now + 599.0)]), 1);
 }
 
 /// The profile a golden profile blob holds: a boy born 2026-05-01, two

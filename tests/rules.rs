@@ -272,6 +272,23 @@ fn similar_reads_both_tables_and_tolerates_unknown_ids() {
         .map(|n| n.score)
         .collect();
     assert!(scores[0] > scores[1]);
+    // The texts and link words a page shows and branches on.
+    let model = rec.model();
+    let text = |kind, fill| -> Vec<(String, &'static str)> {
+        rec.similar("i005", kind, 10, None, fill)
+            .iter()
+            .map(|n| (n.reason(model, "i005", kind), n.link(kind)))
+            .collect()
+    };
+    let similar = text(NeighbourKind::Similar, true);
+    assert_eq!(similar[0], ("viewed together with i005".into(), "similar"));
+    let fill = similar.last().unwrap();
+    assert!(similar.len() > 2 && fill.1 == "category", "{similar:?}");
+    assert!(fill.0.starts_with("more from "), "{fill:?}");
+    assert_eq!(
+        text(NeighbourKind::Complement, false),
+        vec![("bought together with i005".into(), "complement")]
+    );
 }
 
 #[test]

@@ -56,6 +56,11 @@ fn golden_cases_match_the_native_core() {
             JSON::stringify(&get(&want, "reasons")).unwrap(),
             "reasons differ for {name}"
         );
+        assert_eq!(
+            JSON::stringify(&get(&out, "because")).unwrap(),
+            JSON::stringify(&get(&want, "because")).unwrap(),
+            "because differs for {name}"
+        );
         let scores: Float32Array = get(&out, "scores").dyn_into().unwrap();
         let want_scores: Array = get(&want, "scores").dyn_into().unwrap();
         assert_eq!(scores.length(), want_scores.length());
@@ -300,6 +305,9 @@ fn similar_lists_neighbours_and_tolerates_unknown_ids() {
         reasons.get(0).as_string().unwrap(),
         format!("viewed together with {id}")
     );
+    let links: Array = get(&out, "links").dyn_into().unwrap();
+    assert_eq!(links.length(), reasons.length());
+    assert_eq!(links.get(0).as_string().unwrap(), "similar");
     let scores: Float32Array = get(&out, "scores").dyn_into().unwrap();
     assert!(scores.get_index(0) > 0.0);
     // The default fills a short list up to k from the item's category.

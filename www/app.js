@@ -153,19 +153,19 @@ function showSimilar(itemId) {
       r.items.forEach((id, k) => {
         if (!seen.has(id)) {
           seen.add(id);
-          rows.push([id, r.reasons[k]]);
+          rows.push([id, r.reasons[k], r.links[k]]);
         }
       });
     }
     const frag = document.createDocumentFragment();
-    for (const [id, reason] of rows) {
+    for (const [id, reason, link] of rows) {
       const s = catalog.get(id);
       const li = document.createElement("li");
       li.dataset.itemId = id;
       li.title = reason;
       li.innerHTML = `<span class="mini-title"></span><span class="mini-reason"></span>`;
       li.querySelector(".mini-title").textContent = s?.title ?? id;
-      li.querySelector(".mini-reason").textContent = reason.startsWith("bought together") ? "goes with it" : "similar";
+      li.querySelector(".mini-reason").textContent = link === "complement" ? "goes with it" : "similar";
       frag.append(li);
     }
     $("similar-items").replaceChildren(frag);

@@ -23,10 +23,8 @@ import samplePage from "../sample/index.html";
 import { renderCard } from "./page.js";
 import { COOKIE, MAX_COOKIE_CHARS, readCookie } from "./cookie.js";
 
-const FUTURE_SLACK_S = 600;
 const RETRY_AFTER_MS = 60_000;
 const OPS_TTL_MS = 60_000;
-const NO_INDEX = 0xffffffff;
 
 const specials = JSON.parse(sampleSpecials);
 const ids = specials.items.map((s) => s.id);
@@ -113,11 +111,10 @@ function personalize(m, request, now) {
   } catch {
     return { why: "cookie-invalid" };
   }
-  signals = signals.filter((s) => s.ts <= now + FUTURE_SLACK_S);
-  const known = m.rec.indexOf(signals.map((s) => s.item));
-  signals = signals.filter((_, k) => known[k] !== NO_INDEX);
-  if (signals.length === 0) return { why: "no-usable-signals" };
+  // The core decides which signals count (the phone's page ranks the same
+  // signals the same way); none counting means no personalized order.
   const out = m.rec.rerank(ids, signals, { now, explain: true });
+  if (out.signalsUsed === 0) return { why: "no-usable-signals" };
   return { why: "personalized", items: out.items, reasons: out.reasons };
 }
 

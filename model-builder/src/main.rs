@@ -1012,7 +1012,7 @@ fn run(cli: Cli) -> Result<()> {
             let out = rec.rerank_ids(&cand, &sig, now, true)?;
             println!(
                 "{}",
-                serde_json::json!({ "items": out.items, "scores": out.scores, "reasons": out.reasons })
+                serde_json::json!({ "items": out.items, "scores": out.scores, "reasons": out.reasons, "because": out.because })
             );
         }
         Command::EvalStage { data, json, rows } => {

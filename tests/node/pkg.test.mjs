@@ -22,6 +22,7 @@ test("golden cases: same order, reasons and scores (1e-6) as the native core", (
     const out = rec.rerank(cases.candidates, c.signals, { now: c.now, explain: true });
     assert.deepEqual(out.items, want.items, `order of ${c.name}`);
     assert.deepEqual(out.reasons, want.reasons, `reasons of ${c.name}`);
+    assert.deepEqual(out.because, want.because, `because of ${c.name}`);
     assert.ok(out.scores instanceof Float32Array);
     want.scores.forEach((s, i) => assert.ok(Math.abs(out.scores[i] - s) <= 1e-6, `score ${i} of ${c.name}`));
   });
@@ -62,6 +63,13 @@ test("bad blobs and arguments throw named errors; the module keeps working", () 
   const out = rec.rerank(["x", "y"], [{ item: "y", event: "view", ts: 100 }], { now: 200 });
   assert.deepEqual(out.items, ["y", "x"]);
   assert.deepEqual(out.reasons, ["you viewed this", ""]);
+  assert.equal(out.signalsUsed, 1, "a signal on a new candidate counts");
+  // Which signals count is the core's rule (the edge worker reads this).
+  const none = rec.rerank(["x"], [
+    { item: "not-a-candidate", event: "cart", ts: 100 },
+    { item: "x", event: "view", ts: 200 + 86_400 },
+  ], { now: 200 });
+  assert.equal(none.signalsUsed, 0);
 });
 
 test("the demo's FNV-1a 64 matches the reference values", () => {
