@@ -207,3 +207,85 @@ impl RuleSet {
         Ok(())
     }
 }
+
+/// The JSON fields a rule set and each kind of rule in it may hold, as
+/// their `Deserialize` impls declare them: `(where, allowed)`, the rule
+/// set's own first, then each list's or object's (`pins`, `boosts`,
+/// `diversity`, `explore`). For a reader that sees only the fields it
+/// names (serde-wasm-bindgen), so that a typo (`"pin"`) is an error there
+/// as it is in JSON.
+pub fn fields() -> [(&'static str, &'static [&'static str]); 5] {
+    [
+        ("", fields_of::<RuleSet>()),
+        ("pins", fields_of::<Pin>()),
+        ("boosts", fields_of::<Boost>()),
+        ("diversity", fields_of::<Diversity>()),
+        ("explore", fields_of::<Explore>()),
+    ]
+}
+
+/// The field names `T`'s derived `Deserialize` passes to
+/// `deserialize_struct`.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Found(&'static [&'static str]);
+    impl fmt::Display for Found {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "fields {:?}", self.0)
+        }
+    }
+    impl std::error::Error for Found {}
+    impl de::Error for Found {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Found(&[])
+        }
+    }
+    struct Probe;
+    impl<'de> de::Deserializer<'de> for Probe {
+        type Error = Found;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(&[]))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
+            Err(Found(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Probe) {
+        Err(Found(fields)) => fields,
+        Ok(_) => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_the_structs_and_name_every_nested_rule() {
+        let f = fields();
+        assert_eq!(
+            f[0].1,
+            &["pins", "boosts", "filter", "diversity", "explore"][..]
+        );
+        assert_eq!(f[1].1, &["item", "slot"][..]);
+        assert!(f[2].1.contains(&"times") && f[2].1.contains(&"category"));
+        assert_eq!(f[4].1, &["slots"][..]);
+        for (at, allowed) in &f[1..] {
+            assert!(f[0].1.contains(at), "{at} is not a rule set field");
+            assert!(!allowed.is_empty(), "{at}");
+        }
+    }
+}

@@ -99,25 +99,21 @@ fn check_rule_keys(value: &JsValue) -> Result<(), JsValue> {
         }
         Ok(())
     }
-    let list = |name: &str, allowed: &[&str]| -> Result<(), JsValue> {
+    // The allowed names are the core's (its structs' own fields).
+    let [(_, top), nested @ ..] = crate::ruleset::fields();
+    keys(value, "top level", top)?;
+    for (name, allowed) in nested {
         let v = Reflect::get(value, &name.into()).unwrap_or(JsValue::UNDEFINED);
-        if let Some(a) = v.dyn_ref::<Array>() {
-            for (k, x) in a.iter().enumerate() {
-                keys(&x, &format!("{name}[{k}]"), allowed)?;
+        match v.dyn_ref::<Array>() {
+            Some(a) => {
+                for (k, x) in a.iter().enumerate() {
+                    keys(&x, &format!("{name}[{k}]"), allowed)?;
+                }
             }
+            None => keys(&v, name, allowed)?,
         }
-        Ok(())
-    };
-    keys(
-        value,
-        "top level",
-        &["pins", "boosts", "filter", "diversity", "explore"],
-    )?;
-    list("pins", &["item", "slot"])?;
-    list("boosts", &["item", "brand", "category", "times", "add"])?;
-    list("diversity", &["by", "max", "window"])?;
-    let explore = Reflect::get(value, &"explore".into()).unwrap_or(JsValue::UNDEFINED);
-    keys(&explore, "explore", &["slots"])
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, Default)]

@@ -272,6 +272,19 @@ fn rules_at_run_time_pin_filter_and_fail_with_a_named_error() {
     assert_eq!(name, "NestrankRulesError");
     let (_, message) = error_of(rec.set_rules(&r#"{"pin": []}"#.into()).unwrap_err());
     assert!(message.contains("unknown field `pin`"), "{message}");
+    for (rules, want) in [
+        (
+            r#"{"boosts": [{"item": "x", "tims": 2}]}"#,
+            "boosts[0]: unknown field `tims`",
+        ),
+        (
+            r#"{"explore": {"slot": [3]}}"#,
+            "explore: unknown field `slot`",
+        ),
+    ] {
+        let (_, message) = error_of(rec.set_rules(&rules.into()).unwrap_err());
+        assert!(message.contains(want), "{message}");
+    }
     assert_eq!(top(&mut rec).0[0], last);
 
     // Sold out leaves the page; null goes back to the blob's (no) rules.
