@@ -155,21 +155,7 @@ impl FactorsSection {
     #[inline]
     pub fn score(&self, i: usize, x: &[f32]) -> f32 {
         let dim = self.dim as usize;
-        let codes = &self.codes[i * dim..(i + 1) * dim];
-        let mut lanes = [0f32; 8];
-        let (cc, cx) = (codes.chunks_exact(8), x.chunks_exact(8));
-        let (rc, rx) = (cc.remainder(), cx.remainder());
-        for (c, v) in cc.zip(cx) {
-            for k in 0..8 {
-                lanes[k] += f32::from(c[k]) * v[k];
-            }
-        }
-        let mut s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-            + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-        for (&c, &v) in rc.iter().zip(rx) {
-            s += f32::from(c) * v;
-        }
-        s * self.scales[i]
+        crate::util::dot(&self.codes[i * dim..(i + 1) * dim], x) * self.scales[i]
     }
 
     /// Solves for the user vector from `(item, w)` pairs (item indices below

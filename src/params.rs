@@ -5,7 +5,7 @@
 //! can carry them without importing the scorer.
 
 use crate::format::DecodeError;
-use crate::signals::Event;
+use crate::signals::{Event, EVENT_WEIGHTS};
 use crate::wire::StringTable;
 use wincode::{SchemaRead, SchemaWrite};
 
@@ -220,7 +220,7 @@ impl RankerParams {
     /// The default event weights and half-lives, with all feature weights zero.
     fn base() -> Self {
         RankerParams {
-            event_weights: vec![1.0, 2.0, 3.0, 4.0],
+            event_weights: EVENT_WEIGHTS.to_vec(),
             half_life_own_h: 24.0,
             half_life_sim_h: 72.0,
             half_life_cat_h: 6.0,

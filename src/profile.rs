@@ -11,7 +11,7 @@
 //! `baby` (1) and `affinities` (2, optional). A few hundred bytes.
 
 use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError};
-use crate::util::{days_from_civil, format_date, parse_date};
+use crate::util::{days_from_civil, format_date, parse_date, DAY_S};
 use crate::wire::StringTable;
 use wincode::{SchemaRead, SchemaWrite};
 
@@ -200,7 +200,7 @@ impl Profile {
     pub fn age_months_at(&self, now: f64) -> Option<f64> {
         let born = self.birth_day?;
         now.is_finite()
-            .then(|| (now / 86_400.0 - f64::from(born)) / DAYS_PER_MONTH)
+            .then(|| (now / DAY_S - f64::from(born)) / DAYS_PER_MONTH)
     }
 
     /// The stage at `now`, if the birthday is known.
@@ -318,7 +318,7 @@ fn day_of(now: f64) -> Result<i32, ProfileError> {
     if !now.is_finite() || now.abs() > 1.0e11 {
         return Err(ProfileError::BadNow);
     }
-    Ok((now / 86_400.0).floor() as i32)
+    Ok((now / DAY_S).floor() as i32)
 }
 
 fn lookup(names: &StringTable, weights: &[f32], key: &str) -> f32 {

@@ -525,7 +525,7 @@ pub fn compute_features(
             }
             let cat = model.category_of(item);
             if cat != NO_CATEGORY && s.cat_bought[cat as usize].is_finite() {
-                let since = (now - s.cat_bought[cat as usize]) / 86_400.0;
+                let since = (now - s.cat_bought[cat as usize]) / crate::util::DAY_S;
                 f[F_RESTOCK] = f32::from(fam.restock(cat, since));
             }
         }

@@ -40,7 +40,7 @@ pub use crate::ruleset::{
     Boost, Diversity, Explore, Pin, RuleSet, RulesError, MAX_ADD, MAX_EXPLORE_SLOTS, MAX_FILTER,
     MAX_RULES, MAX_TIMES, MAX_WINDOW,
 };
-use crate::util::fnv1a64;
+use crate::util::{fnv1a64, mix64, DAY_S};
 use std::collections::HashMap;
 
 /// The two groupings an item has, as indices into `[brand, category]`.
@@ -96,13 +96,6 @@ fn position_in(table: &crate::model::StringTable, name: &str) -> Option<u32> {
     (0..table.len())
         .find(|&i| table.get(i) == name)
         .map(|i| i as u32)
-}
-
-/// The splitmix64 finalizer: a cheap, well-spread 64-bit mix.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// How many brands and categories the model has (`[BRAND, CATEGORY]`).
@@ -368,7 +361,7 @@ impl CompiledRules {
         }
         // 4. Exploration.
         if let Some(explore) = &self.rules.explore {
-            let day = (ctx.now / 86_400.0).floor() as i64;
+            let day = (ctx.now / DAY_S).floor() as i64;
             let mut wanted: Vec<u32> = explore.slots.clone();
             wanted.sort_unstable();
             wanted.dedup();

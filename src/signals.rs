@@ -1,5 +1,9 @@
 //! Local browsing signals: what the user did, to which item, when.
 
+/// The default weight of each event kind, in [`Event`] order (view, fav,
+/// cart, purchase): the hand-set ranker's and the builder's.
+pub const EVENT_WEIGHTS: [f32; 4] = [1.0, 2.0, 3.0, 4.0];
+
 /// A kind of browsing event. The numeric codes are the typed API's
 /// (`Uint8Array` of events) and never change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -15,22 +15,37 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// dependency chain (and the compiler may not reorder it); eight partial
 /// sums run in parallel, scalar or SIMD. The lane order is fixed, so the
 /// result is deterministic and identical natively and in wasm.
+/// `a` may be `f32` or int8 codes (the packed factors), widened per term.
 #[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot<T: Copy + Into<f32>>(a: &[T], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
-            lanes[k] += x[k] * y[k];
+            lanes[k] += x[k].into() * y[k];
         }
     }
     let mut s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
         + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
+    for (&x, y) in ra.iter().zip(rb) {
+        s += x.into() * y;
     }
     s
+}
+
+/// Seconds in a day: Unix times to days (`ts.div_euclid(SECONDS_PER_DAY)`).
+pub const SECONDS_PER_DAY: i64 = 86_400;
+
+/// [`SECONDS_PER_DAY`] as a float, for times kept in `f64`.
+pub const DAY_S: f64 = SECONDS_PER_DAY as f64;
+
+/// The splitmix64 finalizer: a cheap, well-spread 64-bit mix (the
+/// exploration draw's hash, and the builder's seeded generator's step).
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// `2^(-x)` for `x >= 0`, in plain arithmetic: wasm has no exponential
@@ -164,7 +179,7 @@ mod tests {
         let b: Vec<f32> = (0..37).map(|k| 1.0 - k as f32 * 0.25).collect();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - plain).abs() < 1e-3);
-        assert_eq!(dot(&[], &[]), 0.0);
+        assert_eq!(dot::<f32>(&[], &[]), 0.0);
         assert_eq!(dot(&[2.0], &[3.0]), 6.0);
     }
 

@@ -1,9 +1,10 @@
 //! Converters from public datasets to the canonical schema of EVAL.md.
 
+use crate::options::DAY;
+use crate::publish::write_atomically;
 use crate::rows::{csv_bad, parse_id, parse_ts, BadRowPolicy, BadRows, CsvFile};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 /// What an import wrote.
@@ -15,26 +16,6 @@ pub struct ImportSummary {
     pub items: u64,
     /// Bad rows skipped (each reported).
     pub bad_rows: u64,
-}
-
-/// Writes `path` through a temporary file renamed into place, so a failed
-/// import never leaves half a file under the final name.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> Result<()>,
-) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        write(&mut w)?;
-        let file = w.into_inner().context("flush failed")?;
-        file.sync_all()
-            .with_context(|| format!("cannot sync {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 /// Converts Tianchi's UserBehavior CSV (`user_id,item_id,category_id,behavior,ts`,
@@ -175,7 +156,7 @@ pub fn tianchi_mum_baby(dir: &Path, out: &Path, policy: BadRowPolicy) -> Result<
         rows.push((
             user.to_string(),
             item.to_string(),
-            i64::from(day) * 86_400 + 43_200,
+            i64::from(day) * DAY + 43_200,
         ));
         Ok(())
     })?;

@@ -7,7 +7,7 @@ use model_builder::build::{build_parts_on, restrict, Restriction, Stages};
 use model_builder::data::Dataset;
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
-use model_builder::options::{BuildOptions, Similarity};
+use model_builder::options::{BuildOptions, Similarity, DAY};
 use model_builder::publish::{publish, rollback, KEEP_DEFAULT};
 use model_builder::rows::BadRowPolicy;
 use model_builder::train::{Fallback, RankerLoss, TrainOptions, Trainer};
@@ -1069,10 +1069,10 @@ fn run(cli: Cli) -> Result<()> {
                     continue;
                 }
                 let own = by_user[u as usize].as_slice();
-                let blob = model_builder::stage::profile_of(&ds, u, own, i64::from(day) * 86_400)
-                    .to_bytes();
+                let blob =
+                    model_builder::stage::profile_of(&ds, u, own, i64::from(day) * DAY).to_bytes();
                 bytes += blob.len();
-                model_builder::import::write_atomically(&out.join(format!("{name}.nrp")), |w| {
+                model_builder::publish::write_atomically(&out.join(format!("{name}.nrp")), |w| {
                     Ok(w.write_all(&blob)?)
                 })?;
                 written += 1;

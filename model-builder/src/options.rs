@@ -50,7 +50,7 @@ impl Default for BuildOptions {
             cooc_half_life_days: 30.0,
             trend_half_life_days: 3.0,
             max_items_per_user: 500,
-            event_weights: [1.0, 2.0, 3.0, 4.0],
+            event_weights: nestrank::signals::EVENT_WEIGHTS,
             ranker: RankerParams::preset(RankerKind::Hybrid),
             als: AlsOptions::default(),
         }
@@ -58,4 +58,4 @@ impl Default for BuildOptions {
 }
 
 /// Seconds in a UTC day.
-pub const DAY: i64 = 86_400;
+pub const DAY: i64 = nestrank::util::SECONDS_PER_DAY;

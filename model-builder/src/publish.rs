@@ -92,22 +92,60 @@ pub fn verify_blob(dir: &Path, manifest: &Manifest) -> Result<Model> {
     Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", path.display()))
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T, crash_after: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// Writes `path` through a hidden temporary file beside it (`.NAME.tmp`):
+/// written, synced, renamed into place, and the folder synced, so a reader
+/// finds the old file or the whole new one, never half of it.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    write_checked(path, write, |_| Ok(()))
+}
+
+/// [`write_atomically`], with `check` run on the synced temporary file
+/// before it is renamed (an error leaves `path` as it was).
+fn write_checked(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+    check: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp"));
     {
-        let mut f = std::fs::File::create(&tmp)
+        let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        serde_json::to_writer_pretty(&mut f, value)?;
-        writeln!(f)?;
-        f.sync_all()
+        let mut w = std::io::BufWriter::new(file);
+        write(&mut w)?;
+        let file = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.sync_all()
             .with_context(|| format!("cannot sync {}", tmp.display()))?;
     }
-    crash_point(crash_after);
+    check(&tmp)?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     sync_dir(dir)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T, crash_after: &str) -> Result<()> {
+    write_checked(
+        path,
+        |w| {
+            serde_json::to_writer_pretty(&mut *w, value)?;
+            writeln!(w)?;
+            Ok(())
+        },
+        |_| {
+            crash_point(crash_after);
+            Ok(())
+        },
+    )
 }
 
 /// Reads `dir/manifest.json`, if there is one.
@@ -174,25 +212,28 @@ pub fn publish(parts: &ModelParts, out: &Path, keep: usize) -> Result<(PathBuf, 
         item_count: model.item_count() as u64,
     };
     if verify_blob(out, &manifest).is_err() {
-        let tmp = out.join(format!(".{file}.tmp"));
-        write_atomically_to(&tmp, &bytes)?;
-        crash_point("blob-written");
-        // What is on disk, not what is in memory, is what readers will get.
-        let on_disk =
-            std::fs::read(&tmp).with_context(|| format!("cannot read back {}", tmp.display()))?;
-        if on_disk != bytes {
-            bail!(
-                "{}: the blob read back differs from the one written",
-                tmp.display()
-            );
-        }
-        Model::from_bytes(&on_disk).map_err(|e| {
-            anyhow::anyhow!("{}: the written blob does not verify: {e}", tmp.display())
-        })?;
-        crash_point("blob-verified");
-        std::fs::rename(&tmp, &path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-        sync_dir(out)?;
+        write_checked(
+            &path,
+            |w| Ok(w.write_all(&bytes)?),
+            |tmp| {
+                crash_point("blob-written");
+                // What is on disk, not what is in memory, is what readers
+                // will get.
+                let on_disk = std::fs::read(tmp)
+                    .with_context(|| format!("cannot read back {}", tmp.display()))?;
+                if on_disk != bytes {
+                    bail!(
+                        "{}: the blob read back differs from the one written",
+                        tmp.display()
+                    );
+                }
+                Model::from_bytes(&on_disk).map_err(|e| {
+                    anyhow::anyhow!("{}: the written blob does not verify: {e}", tmp.display())
+                })?;
+                crash_point("blob-verified");
+                Ok(())
+            },
+        )?;
     }
     crash_point("blob-renamed");
     write_json(&out.join("manifest.json"), &manifest, "manifest-written")?;
@@ -206,14 +247,6 @@ pub fn publish(parts: &ModelParts, out: &Path, keep: usize) -> Result<(PathBuf, 
     crash_point("history-written");
     prune(out, &history, &manifest)?;
     Ok((path, manifest))
-}
-
-fn write_atomically_to(tmp: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f =
-        std::fs::File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))
 }
 
 /// Points `out/manifest.json` back to the newest earlier publish whose blob

@@ -10,7 +10,8 @@
 //! "today" (the day after the log): `specials.txt` (ids in the shop's own
 //! order) and `specials.json` (the cards: title, brand, price, ...).
 
-use crate::import::write_atomically;
+use crate::options::DAY;
+use crate::publish::write_atomically;
 use anyhow::Result;
 use nestrank::util::format_date;
 use serde::Serialize;
@@ -61,10 +62,7 @@ struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        nestrank::util::mix64(self.0)
     }
     fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next()) * n as u128) >> 64) as usize
@@ -679,7 +677,7 @@ pub fn generate(out: &Path, o: &ShopOptions) -> Result<ShopSummary> {
             }
             let weights: Vec<f64> = on_sale.iter().map(|&i| appeal(f, &items[i], day)).collect();
             let total: f64 = weights.iter().sum();
-            let mut ts = i64::from(day) * 86_400 + 7 * 3_600 + rng.below(15 * 3_600) as i64;
+            let mut ts = i64::from(day) * DAY + 7 * 3_600 + rng.below(15 * 3_600) as i64;
             // Re-ordering a consumable that runs out goes straight to the
             // cart from the order history half the time, with no view.
             for (line, l) in LINES.iter().enumerate() {

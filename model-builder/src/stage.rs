@@ -11,6 +11,7 @@
 //! baby's age on that day.
 
 use crate::data::Dataset;
+use crate::options::DAY;
 use nestrank::profile::DAYS_PER_MONTH;
 use nestrank::Event;
 use std::collections::HashMap;
@@ -206,15 +207,15 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
         .events
         .iter()
         .filter(|e| e.event == Event::Purchase)
-        .map(|e| e.ts.div_euclid(86_400))
+        .map(|e| e.ts.div_euclid(DAY))
         .collect();
     days.sort_unstable();
     days.dedup();
     let split = days[(days.len() as f64 * 0.8).floor() as usize];
-    let cutoff = split * 86_400;
+    let cutoff = split * DAY;
     // The validation split: the last 20% of the training days.
     let train_days = &days[..days.partition_point(|&d| d < split)];
-    let val_cutoff = train_days[(train_days.len() as f64 * 0.8).floor() as usize] * 86_400;
+    let val_cutoff = train_days[(train_days.len() as f64 * 0.8).floor() as usize] * DAY;
     let (gamma, prior, half_life) = tune_blend(ds, val_cutoff, cutoff);
 
     let fit = AgeFit::estimate(ds, cutoff);
@@ -312,7 +313,7 @@ fn labeled_purchases(
             let (Some(born), _) = ds.babies.get(&e.user)? else {
                 return None;
             };
-            let months = (e.ts as f64 / 86_400.0 - f64::from(*born)) / DAYS_PER_MONTH;
+            let months = (e.ts as f64 / DAY as f64 - f64::from(*born)) / DAYS_PER_MONTH;
             Some((e, bucket_of(months)))
         })
 }
@@ -374,7 +375,7 @@ fn decayed_counts(ds: &Dataset, cutoff: i64, half_life_days: f64) -> Vec<f64> {
     {
         let c = ds.item_category[e.item as usize];
         if c != u32::MAX {
-            let age_days = (cutoff - e.ts) as f64 / 86_400.0;
+            let age_days = (cutoff - e.ts) as f64 / DAY as f64;
             count[c as usize] += (-age_days / half_life_days).exp2();
         }
     }
@@ -405,7 +406,7 @@ fn rank_cases(
         if target == u32::MAX {
             continue;
         }
-        let months = (e.ts as f64 / 86_400.0 - f64::from(*born)) / DAYS_PER_MONTH;
+        let months = (e.ts as f64 / DAY as f64 - f64::from(*born)) / DAYS_PER_MONTH;
         let b = bucket_of(months);
         cases += 1;
         let t = score(target as usize, b);
@@ -485,7 +486,7 @@ pub fn profile_of(
         .filter(|e| e.ts < cutoff)
     {
         let w = [1.0f32, 2.0, 3.0, 4.0][e.event as usize]
-            * 0.5f32.powf((cutoff - e.ts) as f32 / (30.0 * 86_400.0));
+            * 0.5f32.powf((cutoff - e.ts) as f32 / (30.0 * DAY as f32));
         let a = &ds.attrs[e.item as usize];
         if a.brand != u32::MAX {
             *brands.entry(a.brand).or_insert(0.0) += w;
@@ -524,7 +525,7 @@ pub fn profile_of(
         birth_day,
         gender,
         affinities,
-        as_of_day: (cutoff / 86_400) as i32,
+        as_of_day: (cutoff / DAY) as i32,
     }
 }
 
@@ -561,7 +562,7 @@ mod tests {
             } else {
                 "n2"
             };
-            events.push_str(&format!("u{u},{item},purchase,{}\n", day0 * 86_400));
+            events.push_str(&format!("u{u},{item},purchase,{}\n", day0 * DAY));
         }
         std::fs::write(dir.join("events.csv"), events).unwrap();
         std::fs::write(dir.join("users.csv"), users).unwrap();

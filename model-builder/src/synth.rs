@@ -3,7 +3,8 @@
 //! favourite categories, sessions of views with some favourites, carts and
 //! purchases, spread over a number of days.
 
-use crate::import::write_atomically;
+use crate::options::DAY;
+use crate::publish::write_atomically;
 use anyhow::Result;
 use std::path::Path;
 
@@ -100,8 +101,8 @@ pub fn generate(out: &Path, o: &SynthOptions) -> Result<()> {
         }
         Ok(())
     })?;
-    let start = i64::from(o.end_day - o.days as i32) * 86_400;
-    let span = i64::from(o.days) * 86_400;
+    let start = i64::from(o.end_day - o.days as i32) * DAY;
+    let span = i64::from(o.days) * DAY;
     write_atomically(&out.join("events.csv"), |w| {
         writeln!(w, "user_id,item_id,event,ts")?;
         let mut written = 0u64;
