@@ -10,7 +10,7 @@
 //! where `wᵢ` is the user's event-weighted count on item `i`. The user
 //! vector never leaves the device.
 
-use crate::format::DecodeError;
+use crate::format::{check_len, DecodeError};
 use crate::util::dot;
 use wincode::{SchemaRead, SchemaWrite};
 
@@ -92,25 +92,14 @@ impl FactorsSection {
                 what: "factors.dim",
             });
         }
-        let len = |what, left: usize, right: usize| {
-            if left == right {
-                Ok(())
-            } else {
-                Err(DecodeError::LengthMismatch {
-                    what,
-                    left: left as u64,
-                    right: right as u64,
-                })
-            }
-        };
-        len("factors.scales vs item count", self.scales.len(), items)?;
-        len(
+        check_len("factors.scales vs item count", self.scales.len(), items)?;
+        check_len(
             "factors.codes vs item count * dim",
             self.codes.len(),
             items.saturating_mul(dim),
         )?;
-        len("factors.gram vs dim * dim", self.gram.len(), dim * dim)?;
-        len(
+        check_len("factors.gram vs dim * dim", self.gram.len(), dim * dim)?;
+        check_len(
             "factors.event_weights vs event kinds",
             self.event_weights.len(),
             4,

@@ -4,12 +4,13 @@
 //! checks); after that the scorer indexes the arrays without checks.
 
 use crate::factors::FactorsSection;
-use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError, Header};
+use crate::format::{
+    check_len, decode_section, encode_section, BlobKind, Container, DecodeError, Header,
+};
 use crate::packed::PackedNeighbours;
 use crate::params::{RankerParams, RankerSection};
 use crate::ruleset::RuleSet;
 use crate::util::fnv1a64;
-use crate::wire::check_len;
 pub use crate::wire::{
     NeighboursSection, StringTable, MAX_CATEGORIES, MAX_ID_BYTES, MAX_ITEMS, MAX_NEIGHBOURS,
     NO_CATEGORY,

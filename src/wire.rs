@@ -4,7 +4,7 @@
 //! model, the profile and the packed tables build on it, and it imports
 //! none of them.
 
-use crate::format::DecodeError;
+use crate::format::{check_len, DecodeError};
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The largest number of items a model may hold.
@@ -167,17 +167,5 @@ impl NeighboursSection {
             return Err(DecodeError::NonFinite { what: names[5] });
         }
         Ok(())
-    }
-}
-
-pub(crate) fn check_len(what: &'static str, left: usize, right: usize) -> Result<(), DecodeError> {
-    if left == right {
-        Ok(())
-    } else {
-        Err(DecodeError::LengthMismatch {
-            what,
-            left: left as u64,
-            right: right as u64,
-        })
     }
 }

@@ -16,13 +16,18 @@ const EXPECTED_PATH: &str = concat!(
     "/tests/data/golden-expected.json"
 );
 
-fn run_cases(rec: &mut Recommender, cases: &Value) -> Vec<Value> {
-    let candidates: Vec<&str> = cases["candidates"]
+/// The cases' candidate ids.
+fn candidates(cases: &Value) -> Vec<&str> {
+    cases["candidates"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap())
-        .collect();
+        .collect()
+}
+
+fn run_cases(rec: &mut Recommender, cases: &Value) -> Vec<Value> {
+    let candidates = candidates(cases);
     cases["cases"]
         .as_array()
         .unwrap()
@@ -145,12 +150,7 @@ fn signals_on_new_items_lift_them() {
     assert_eq!(unknown["scores"][at], 0.0);
     // Every case's signals that count: those on known or candidate items,
     // not from the future.
-    let candidates: Vec<&str> = cases["candidates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let candidates = candidates(&cases);
     let now = 1_512_300_000.0;
     let mut used = |signals: &[(&str, u8, f64)]| {
         rec.rerank_id_positions(&candidates, signals, now, false)

@@ -270,3 +270,17 @@ where
         },
     })
 }
+
+/// `Ok` when two lengths a section ties together agree, else
+/// [`DecodeError::LengthMismatch`] naming them (`what`).
+pub(crate) fn check_len(what: &'static str, left: usize, right: usize) -> Result<(), DecodeError> {
+    if left == right {
+        Ok(())
+    } else {
+        Err(DecodeError::LengthMismatch {
+            what,
+            left: left as u64,
+            right: right as u64,
+        })
+    }
+}
