@@ -68,13 +68,13 @@ impl Neighbour {
     /// Why it is listed for item `of`, as text: "viewed together with X",
     /// "bought together with X" or "more from CATEGORY".
     pub fn reason(&self, model: &Model, of: &str, kind: NeighbourKind) -> String {
-        match self.link(kind) {
-            "category" => format!(
+        match (self.same_category, kind) {
+            (true, _) => format!(
                 "more from {}",
                 model.category_name(model.category_of(self.index))
             ),
-            "complement" => format!("bought together with {of}"),
-            _ => format!("viewed together with {of}"),
+            (false, NeighbourKind::Complement) => format!("bought together with {of}"),
+            (false, NeighbourKind::Similar) => format!("viewed together with {of}"),
         }
     }
 }
