@@ -2,7 +2,7 @@
 //!
 //! The core is pure Rust and is compiled twice: natively for the
 //! `model-builder` (build, evaluate, push) and to WebAssembly for the phone
-//! and the edge. Only [`wasm`] (compiled for `wasm32` alone) knows about
+//! and the edge. Only the `wasm` module (compiled for `wasm32` alone) knows about
 //! JavaScript.
 //!
 //! ```
