@@ -24,23 +24,34 @@ fn build_trained(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String
     manifest(out)["model_id"].as_str().unwrap().to_string()
 }
 
-/// Runs `command --data data --as-of as_of --out out` with `extra` flags;
-/// its output.
+/// `command --data data --as-of as_of --out out` and `extra` flags.
+fn args_on<'a>(
+    command: &'a str,
+    data: &'a Path,
+    as_of: &'a str,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let fixed = [
+        command,
+        "--data",
+        data.to_str().unwrap(),
+        "--as-of",
+        as_of,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    [&fixed[..], extra].concat()
+}
+
+/// Runs [`args_on`]; its output.
 fn run_on(command: &str, data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
-    let args = [
-        &[
-            command,
-            "--data",
-            data.to_str().unwrap(),
-            "--as-of",
-            as_of,
-            "--out",
-            out.to_str().unwrap(),
-        ][..],
-        extra,
-    ]
-    .concat();
-    ok(&args)
+    ok(&args_on(command, data, as_of, out, extra))
+}
+
+/// Runs `build` as [`args_on`] and expects it to fail; its error output.
+fn build_fails(data: &Path, as_of: &str, out: &Path, extra: &[&str]) -> String {
+    fails(&args_on("build", data, as_of, out, extra))
 }
 
 /// The Taobao sample, imported once per test that asks.
@@ -174,10 +185,9 @@ fn a_bad_parquet_row_is_named_by_file_row_and_column() {
     )
     .unwrap();
     model_builder::engine::parquet::csv_to_parquet(&data).unwrap();
-    let d = data.to_str().unwrap();
     let out = data.join("model");
-    let o = out.to_str().unwrap();
-    let err = fails(&["build", "--data", d, "--as-of", "2020-09-16", "--out", o]);
+    let day = "2020-09-16";
+    let err = build_fails(&data, day, &out, &[]);
     assert!(err.contains("dt=2020-09-13"), "{err}");
     assert!(
         err.contains(".parquet: row 2: column `event`: unknown event `click`"),
@@ -185,39 +195,23 @@ fn a_bad_parquet_row_is_named_by_file_row_and_column() {
     );
     assert!(!out.join("manifest.json").exists());
     // On the engine, the builder still reads every row, and says the same.
-    let err = fails(&[
-        "build",
-        "--data",
-        d,
-        "--as-of",
-        "2020-09-16",
-        "--out",
-        o,
-        "--engine",
-        "embedded",
-    ]);
+    let err = build_fails(&data, day, &out, &["--engine", "embedded"]);
     assert!(
         err.contains(".parquet: row 2: column `event`: unknown event `click`"),
         "{err}"
     );
     assert!(!out.join("manifest.json").exists());
-    let msg = ok(&[
+    let msg = run_on(
         "build",
-        "--data",
-        d,
-        "--as-of",
-        "2020-09-16",
-        "--out",
-        o,
-        "--max-bad-rows",
-        "1",
-        "--train-days",
-        "0",
-    ]);
+        &data,
+        day,
+        &out,
+        &["--max-bad-rows", "1", "--train-days", "0"],
+    );
     assert!(msg.contains("built"), "{msg}");
     // A table in two forms is refused, naming both.
     std::fs::write(data.join("events.csv"), "user_id,item_id,event,ts\n").unwrap();
-    let err = fails(&["build", "--data", d, "--as-of", "2020-09-16", "--out", o]);
+    let err = build_fails(&data, day, &out, &[]);
     assert!(
         err.contains("the table `events` is there in more than one form"),
         "{err}"
@@ -234,17 +228,7 @@ fn an_unreachable_scheduler_fails_fast_and_names_its_address() {
     let live = build(&data, day, &out, &[]);
     let engine = format!("df://127.0.0.1:{}", free_port());
     let t = Instant::now();
-    let err = fails(&[
-        "build",
-        "--data",
-        data.to_str().unwrap(),
-        "--as-of",
-        day,
-        "--out",
-        out.to_str().unwrap(),
-        "--engine",
-        &engine,
-    ]);
+    let err = build_fails(&data, day, &out, &["--engine", &engine]);
     let took = t.elapsed();
     assert!(err.contains(&engine[5..]), "the address: {err}");
     assert!(
@@ -374,21 +358,20 @@ fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
     build(&data, day, &live, &[]);
     let before = std::fs::read_to_string(live.join("manifest.json")).unwrap();
     let mut child = Command::new(BIN)
-        .args([
+        .args(args_on(
             "build",
-            "--data",
-            data.to_str().unwrap(),
-            "--as-of",
+            &data,
             day,
-            "--out",
-            live.to_str().unwrap(),
-            "--train-days",
-            "0",
-            "--engine",
-            &engine,
-            "--query-timeout-seconds",
-            "60",
-        ])
+            &live,
+            &[
+                "--train-days",
+                "0",
+                "--engine",
+                &engine,
+                "--query-timeout-seconds",
+                "60",
+            ],
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
