@@ -43,6 +43,9 @@ pub fn scheduler(
         for f in functions::aggregates() {
             state.register_udaf(f)?;
         }
+        for f in functions::scalars() {
+            state.register_udf(f)?;
+        }
         Ok(state)
     }));
     println!(
@@ -61,6 +64,9 @@ fn registry() -> BallistaFunctionRegistry {
     let mut registry = BallistaFunctionRegistry::default();
     for f in functions::aggregates() {
         registry.aggregate_functions.insert(f.name().to_string(), f);
+    }
+    for f in functions::scalars() {
+        registry.scalar_functions.insert(f.name().to_string(), f);
     }
     registry
 }

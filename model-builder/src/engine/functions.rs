@@ -6,7 +6,15 @@
 //! per partition, merged after the shuffle), so on a cluster it cuts the
 //! shuffle to `k` pairs per item and partition.
 //!
-//! Every place a plan runs must know the function by name: the embedded
+//!
+//! `nr_pairs(items)` turns one user's list of `{m, a}` structs (an item
+//! number below 2^32 and its affinity) into every unordered pair of its
+//! items, as `{k, w}` structs: the pair's key `k = min(m) << 32 | max(m)`
+//! (one integer, which the engine groups on fastest) and its weight
+//! `w = min(a)`. It replaces a self-join of the users' items, which sorted
+//! both sides and read them twice.
+//!
+//! Every place a plan runs must know the functions by name: the embedded
 //! session and a cluster client ([`register`]), a Ballista scheduler
 //! (its session builder) and its executors (their function registry), see
 //! [`super::cluster`].
@@ -19,7 +27,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float32Typ
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::prelude::SessionContext;
@@ -34,10 +43,145 @@ pub fn aggregates() -> Vec<Arc<AggregateUDF>> {
     vec![Arc::new(AggregateUDF::from(TopK::new()))]
 }
 
+/// Every scalar function the project adds to the engine.
+pub fn scalars() -> Vec<Arc<ScalarUDF>> {
+    vec![Arc::new(ScalarUDF::from(Pairs::new()))]
+}
+
 /// Makes the project's functions known to `ctx`.
 pub fn register(ctx: &SessionContext) {
     for f in aggregates() {
         ctx.register_udaf(f.as_ref().clone());
+    }
+    for f in scalars() {
+        ctx.register_udf(f.as_ref().clone());
+    }
+}
+
+/// The name SQL calls the pair generator by.
+pub const PAIRS: &str = "nr_pairs";
+
+/// `nr_pairs(items LIST<STRUCT<m UBIGINT, a REAL>>)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Pairs {
+    signature: Signature,
+}
+
+impl Pairs {
+    fn new() -> Self {
+        Pairs {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+
+    fn output_fields() -> Fields {
+        Fields::from(vec![
+            Field::new("k", DataType::UInt64, false),
+            Field::new("w", DataType::Float32, false),
+        ])
+    }
+
+    fn output_type() -> DataType {
+        DataType::List(Arc::new(Field::new_list_field(
+            DataType::Struct(Self::output_fields()),
+            false,
+        )))
+    }
+}
+
+impl ScalarUDFImpl for Pairs {
+    fn name(&self) -> &str {
+        PAIRS
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        let ok = match &args[0] {
+            DataType::List(f) => match f.data_type() {
+                DataType::Struct(fields) => {
+                    fields.len() == 2
+                        && fields[0].data_type() == &DataType::UInt64
+                        && fields[1].data_type() == &DataType::Float32
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if !ok {
+            return plan_err!(
+                "{PAIRS}: expects a list of {{m UBIGINT, a REAL}} structs, not {}",
+                args[0]
+            );
+        }
+        Ok(Self::output_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let lists = match &args.args[0] {
+            ColumnarValue::Array(a) => Arc::clone(a),
+            ColumnarValue::Scalar(s) => s.to_array()?,
+        };
+        let lists = lists.as_list::<i32>();
+        let items = lists.values().as_struct();
+        let (ms, as_) = (
+            items.column(0).as_primitive::<UInt64Type>(),
+            items.column(1).as_primitive::<Float32Type>(),
+        );
+        let mut offsets = vec![0i32];
+        let (mut ks, mut ws) = (Vec::new(), Vec::new());
+        let mut user: Vec<(u64, f32)> = Vec::new();
+        for r in 0..lists.len() {
+            if lists.is_valid(r) {
+                let (start, end) = (
+                    lists.value_offsets()[r] as usize,
+                    lists.value_offsets()[r + 1] as usize,
+                );
+                user.clear();
+                for p in start..end {
+                    if items.is_null(p) || ms.is_null(p) || as_.is_null(p) {
+                        return exec_err!("{PAIRS}: an item or its affinity is null");
+                    }
+                    let m = ms.value(p);
+                    if m > u64::from(u32::MAX) {
+                        return exec_err!("{PAIRS}: item number {m} does not fit in 32 bits");
+                    }
+                    user.push((m, as_.value(p)));
+                }
+                user.sort_unstable_by_key(|x| x.0);
+                for (x, &(i, ai)) in user.iter().enumerate() {
+                    for &(j, aj) in &user[x + 1..] {
+                        if i == j {
+                            return exec_err!("{PAIRS}: item number {i} is listed twice");
+                        }
+                        ks.push(i << 32 | j);
+                        ws.push(ai.min(aj));
+                    }
+                }
+            }
+            let len = i32::try_from(ks.len())
+                .or_else(|_| exec_err!("{PAIRS}: more than 2^31 pairs in one batch"))?;
+            offsets.push(len);
+        }
+        let pairs = StructArray::new(
+            Self::output_fields(),
+            vec![
+                Arc::new(UInt64Array::from(ks)) as ArrayRef,
+                Arc::new(Float32Array::from(ws)),
+            ],
+            None,
+        );
+        Ok(ColumnarValue::Array(Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(
+                DataType::Struct(Self::output_fields()),
+                false,
+            )),
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(pairs),
+            lists.nulls().cloned(),
+        ))))
     }
 }
 
@@ -470,5 +614,79 @@ mod tests {
             let err = block_on(async { ctx.sql(sql).await?.collect().await }).unwrap_err();
             assert!(err.to_string().contains("k must be a positive integer literal"), "{err}");
         }
+    }
+
+    /// `nr_pairs` over the users of `t(u, m, a)`, as sorted `(i, j, w)`.
+    fn pairs_of(rows: &[(u64, u64, f32)]) -> Result<Vec<(u64, u64, f32)>> {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "u",
+                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+            ),
+            (
+                "m",
+                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ),
+            (
+                "a",
+                Arc::new(Float32Array::from_iter_values(rows.iter().map(|r| r.2))),
+            ),
+        ])
+        .unwrap();
+        ctx.register_batch("t", batch).unwrap();
+        let sql = "SELECT p['k'], p['w'] FROM (
+                       SELECT unnest(nr_pairs(array_agg(named_struct('m', m, 'a', a)))) AS p
+                       FROM t GROUP BY u)";
+        let out = block_on(async { ctx.sql(sql).await?.collect().await })?;
+        let mut got = Vec::new();
+        for b in out {
+            let (k, w) = (
+                b.column(0).as_primitive::<UInt64Type>(),
+                b.column(1).as_primitive::<Float32Type>(),
+            );
+            for r in 0..b.num_rows() {
+                got.push((k.value(r) >> 32, k.value(r) & 0xffff_ffff, w.value(r)));
+            }
+        }
+        got.sort_by_key(|x| (x.0, x.1));
+        Ok(got)
+    }
+
+    #[test]
+    fn pairs_are_every_two_items_of_a_user_smaller_first_with_the_smaller_affinity() {
+        let rows = [
+            (1, 7, 0.5),
+            (1, 3, 2.0),
+            (1, 5, 1.0),
+            (2, 3, 0.25),
+            (2, 9, 4.0),
+            (3, 4, 1.0), // alone: no pair
+        ];
+        assert_eq!(
+            pairs_of(&rows).unwrap(),
+            vec![(3, 5, 1.0), (3, 7, 0.5), (3, 9, 0.25), (5, 7, 0.5)]
+        );
+    }
+
+    #[test]
+    fn pairs_refuse_an_item_number_past_32_bits_and_a_repeated_item() {
+        let err = pairs_of(&[(1, 1 << 32, 1.0), (1, 2, 1.0)]).unwrap_err();
+        assert!(err.to_string().contains("does not fit in 32 bits"), "{err}");
+        let err = pairs_of(&[(1, 2, 1.0), (1, 2, 0.5)]).unwrap_err();
+        assert!(
+            err.to_string().contains("item number 2 is listed twice"),
+            "{err}"
+        );
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let err = block_on(async { ctx.sql("SELECT nr_pairs([1, 2])").await?.collect().await })
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expects a list of {m UBIGINT, a REAL} structs"),
+            "{err}"
+        );
     }
 }

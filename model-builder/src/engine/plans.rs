@@ -10,7 +10,7 @@
 //! bytes, the model's item order). So the engine's blob equals the
 //! in-memory one, whatever the partitioning of the sums.
 
-use super::functions::TOP_K;
+use super::functions::{PAIRS, TOP_K};
 use crate::options::{BuildOptions, Similarity, DAY};
 use crate::rows::Table;
 use crate::runtime::block_on;
@@ -29,23 +29,37 @@ use std::path::Path;
 /// `events_raw`, read as the shop wrote it).
 pub struct Session {
     ctx: SessionContext,
+    /// The `clean` CTE for this log ([`clean_sql`]).
+    clean: String,
     engine: String,
     timeout: Option<std::time::Duration>,
 }
 
 /// The events as every plan reads them: trimmed text, `ts` as an integer,
 /// and only rows the builder's reader accepts (a bad row is reported when
-/// the data is loaded, and skipped here alike).
-const CLEAN: &str = "clean AS (
+/// the data is loaded, and skipped here alike). `ts` is the column's text
+/// parsed, as a CSV gives it, or, where a Parquet log stores it as an
+/// integer, the integer itself (the same value, without formatting and
+/// parsing every row).
+fn clean_sql(integer_ts: bool) -> String {
+    let ts = if integer_ts {
+        "TRY_CAST(ts AS BIGINT)"
+    } else {
+        "TRY_CAST(trim(CAST(ts AS VARCHAR)) AS BIGINT)"
+    };
+    format!(
+        "clean AS (
     SELECT user_id, item_id, event, ts FROM (
         SELECT trim(CAST(user_id AS VARCHAR)) AS user_id,
                trim(CAST(item_id AS VARCHAR)) AS item_id,
                trim(CAST(event AS VARCHAR)) AS event,
-               TRY_CAST(trim(CAST(ts AS VARCHAR)) AS BIGINT) AS ts
+               {ts} AS ts
         FROM events_raw)
     WHERE user_id <> '' AND item_id <> '' AND octet_length(user_id) <= 256 AND octet_length(item_id) <= 256
       AND event IN ('view', 'fav', 'cart', 'purchase')
-      AND ts BETWEEN 0 AND 4102444800)";
+      AND ts BETWEEN 0 AND 4102444800)"
+    )
+}
 
 /// A cart or a purchase, as SQL.
 const CONVERSION: &str = "event IN ('cart', 'purchase')";
@@ -93,7 +107,14 @@ impl Session {
             )),
         }
         .with_context(|| format!("cannot register {} with the engine", path.display()))?;
+        let schema = block_on(ctx.table_provider("events_raw"))
+            .with_context(|| format!("cannot read the columns of {}", path.display()))?
+            .schema();
+        let integer_ts = schema
+            .field_with_name("ts")
+            .is_ok_and(|f| f.data_type().is_integer());
         Ok(Session {
+            clean: clean_sql(integer_ts),
             ctx,
             engine: engine.describe(),
             timeout,
@@ -139,8 +160,9 @@ impl Session {
     /// The time of the log's first event, and the days (since 1970-01-01)
     /// holding a conversion, in order.
     pub fn log_days(&self) -> Result<(Option<i64>, Vec<i32>)> {
+        let clean = &self.clean;
         let mut first = None;
-        let sql = format!("WITH {CLEAN} SELECT MIN(ts) FROM clean");
+        let sql = format!("WITH {clean} SELECT MIN(ts) FROM clean");
         self.for_each_batch(&sql, "the log's first event", |b| {
             let ts = b.column(0).as_primitive::<Int64Type>();
             if b.num_rows() > 0 && ts.is_valid(0) {
@@ -150,7 +172,7 @@ impl Session {
         })?;
         let mut days = Vec::new();
         let sql =
-            format!("WITH {CLEAN} SELECT DISTINCT ts / {DAY} AS day FROM clean WHERE {CONVERSION}");
+            format!("WITH {clean} SELECT DISTINCT ts / {DAY} AS day FROM clean WHERE {CONVERSION}");
         self.for_each_batch(&sql, "the days with a conversion", |b| {
             let d = b.column(0).as_primitive::<Int64Type>();
             days.extend(d.values().iter().map(|&d| d as i32));
@@ -171,8 +193,9 @@ impl Session {
     }
 
     fn distinct(&self, column: &str, what: &str) -> Result<Vec<String>> {
+        let clean = &self.clean;
         let mut out = Vec::new();
-        let sql = format!("WITH {CLEAN} SELECT DISTINCT {column} FROM clean");
+        let sql = format!("WITH {clean} SELECT DISTINCT {column} FROM clean");
         self.for_each_batch(&sql, what, |b| {
             let names = b.column(0).as_string_view_or_utf8();
             out.extend((0..b.num_rows()).map(|r| names.value(r)));
@@ -229,8 +252,9 @@ impl Session {
         what: &str,
         mut f: impl FnMut(&str, &str, Event, i64),
     ) -> Result<()> {
+        let clean = &self.clean;
         let sql =
-            format!("WITH {CLEAN} SELECT user_id, item_id, event, ts FROM clean WHERE {condition}");
+            format!("WITH {clean} SELECT user_id, item_id, event, ts FROM clean WHERE {condition}");
         self.for_each_batch(&sql, what, |b| {
             let (users, items, events, ts) = (
                 b.column(0).as_string_view_or_utf8(),
@@ -258,8 +282,9 @@ impl Session {
         user: impl Fn(&str) -> Result<u32>,
         item: impl Fn(&str) -> Result<u32>,
     ) -> Result<Vec<(u32, u32, f32)>> {
+        let clean = &self.clean;
         let sql = format!(
-            "WITH {CLEAN} SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
+            "WITH {clean} SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
              FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id",
             weight = weight_sql(o),
         );
@@ -281,11 +306,12 @@ impl Session {
     /// Up to `limit` items with an event before `cutoff`, most recently
     /// active first, in the order [`crate::build::recent_items`] gives.
     pub fn recent_items(&self, cutoff: i64, limit: usize) -> Result<Vec<String>> {
+        let clean = &self.clean;
         // In-memory, events sorted by (time, user, item, event) are walked
         // backwards: an item comes at its latest time, then by the largest
         // user id at that time, then by the larger item id.
         let sql = format!(
-            "WITH {CLEAN},
+            "WITH {clean},
              latest AS (SELECT item_id, MAX(ts) AS t FROM clean WHERE ts < {cutoff} GROUP BY item_id)
              SELECT c.item_id, MAX(l.t) AS t, MAX(c.user_id) AS u
              FROM clean c JOIN latest l ON c.item_id = l.item_id AND c.ts = l.t
@@ -313,8 +339,9 @@ impl Session {
     /// before it, and the trend (event weight times a decay of
     /// `trend_half_life_days`, summed).
     pub fn item_stats(&self, cutoff: i64, o: &BuildOptions) -> Result<HashMap<String, (u32, f64)>> {
+        let clean = &self.clean;
         let sql = format!(
-            "WITH {CLEAN}
+            "WITH {clean}
              SELECT item_id,
                     CAST(SUM(CASE WHEN {CONVERSION} AND ts >= {week} THEN 1 ELSE 0 END) AS BIGINT) AS conversions,
                     SUM({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span})) AS trend
@@ -347,6 +374,7 @@ impl Session {
         k: usize,
         conversions_only: bool,
     ) -> Result<HashMap<String, Vec<(String, f32)>>> {
+        let clean = &self.clean;
         let k = k.min(nestrank::model::MAX_NEIGHBOURS);
         if k == 0 {
             return Ok(HashMap::new());
@@ -361,11 +389,14 @@ impl Session {
         // orders them), so that the pairs are grouped and ranked on
         // integers; names are looked up in the builder. DataFusion computes
         // a CTE again at every reference, so the per-user aggregation
-        // (`touched`) is referenced only by the two sides of the pair join
-        // and by the items' total affinities (`diag`): the numbering reads
-        // the events' distinct items, and names are not joined back in the
-        // plan. Each pair is counted once (i < j) and then ranked from both
-        // ends.
+        // (`touched`) is referenced twice: by each user's pairs and by the
+        // items' total affinities (`diag`); the numbering reads the events'
+        // distinct items, and names are not joined back in the plan. A
+        // user's pairs come from `nr_pairs` over the user's kept items (not
+        // from a self-join, which sorted and read them twice), keyed by one
+        // integer `i << 32 | j`; each pair is counted once (i < j) and then
+        // ranked from both ends (the two-row side of that cross join first,
+        // as its build side).
         let (weight, span) = (weight_sql(o), o.cooc_half_life_days * DAY as f64);
         let only = if conversions_only {
             format!("AND {CONVERSION}")
@@ -378,7 +409,7 @@ impl Session {
                  FROM (SELECT DISTINCT item_id FROM clean WHERE ts < {cutoff} {only}))"
         );
         let sql = format!(
-            "WITH {CLEAN}, {ids},
+            "WITH {clean}, {ids},
              touched AS (
                  SELECT user_id, item_id,
                         MAX(CAST({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span}) AS REAL)) AS a,
@@ -394,17 +425,21 @@ impl Session {
                  WHERE r.recency <= {per_user}),
              diag AS (SELECT m, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY m),
              pairs AS (
-                 SELECT x.m AS i, y.m AS j, SUM(CAST(least(x.a, y.a) AS DOUBLE)) AS c
-                 FROM kept x JOIN kept y ON x.user_id = y.user_id AND x.m < y.m
-                 GROUP BY x.m, y.m),
+                 SELECT p['k'] AS k, SUM(CAST(p['w'] AS DOUBLE)) AS c
+                 FROM (SELECT unnest({PAIRS}(items)) AS p
+                       FROM (SELECT array_agg(named_struct('m', m, 'a', a)) AS items
+                             FROM kept GROUP BY user_id))
+                 GROUP BY p['k']),
              half AS (
                  SELECT i, j, CAST({similarity} AS REAL) AS s
                  FROM (SELECT p.i, p.j, p.c, di.d AS di, dj.d AS dj
-                       FROM pairs p JOIN diag di ON p.i = di.m JOIN diag dj ON p.j = dj.m)),
+                       FROM diag di
+                       JOIN (SELECT k >> 32 AS i, k & 4294967295 AS j, c FROM pairs) p ON p.i = di.m
+                       JOIN diag dj ON p.j = dj.m)),
              scored AS (
                  SELECT CASE WHEN f = 0 THEN i ELSE j END AS i,
                         CASE WHEN f = 0 THEN j ELSE i END AS j, s
-                 FROM half CROSS JOIN (VALUES (0), (1)) AS flip(f))
+                 FROM (VALUES (0), (1)) AS flip(f) CROSS JOIN half)
              SELECT i, unnest(top) FROM (
                  SELECT i, {TOP_K}(j, s, {k}) AS top
                  FROM scored WHERE s > 0 AND s < 'Infinity'::REAL
@@ -414,7 +449,7 @@ impl Session {
         // The numbering, by the same definition, for the names.
         let mut names = Vec::new();
         self.for_each_batch(
-            &format!("WITH {CLEAN}, {ids} SELECT item_id FROM ids ORDER BY m"),
+            &format!("WITH {clean}, {ids} SELECT item_id FROM ids ORDER BY m"),
             "the co-occurrence item numbers",
             |b| {
                 let items = b.column(0).as_string_view_or_utf8();
