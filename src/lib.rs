@@ -26,6 +26,7 @@ pub mod rank;
 pub mod recommender;
 pub mod rules;
 pub mod ruleset;
+pub mod score;
 pub mod signals;
 pub mod stage;
 pub mod testing;
@@ -36,7 +37,8 @@ pub mod wire;
 
 pub use format::DecodeError;
 pub use model::{Model, ModelParts};
-pub use rank::{RankerKind, RankerParams, Ranking, Reason, RerankError, Scratch};
+pub use rank::{RankerKind, RankerParams, Ranking, Reason};
 pub use recommender::{IdRanking, Recommender};
 pub use rules::{RuleSet, RulesError};
+pub use score::{RerankError, Scratch};
 pub use signals::{Event, Signals};

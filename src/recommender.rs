@@ -7,8 +7,9 @@
 use crate::format::DecodeError;
 use crate::model::Model;
 use crate::profile::Profile;
-use crate::rank::{rerank_into, RankerParams, Ranking, RerankError, Scratch};
+use crate::rank::{RankerParams, Ranking};
 use crate::rules::{ApplyContext, CompiledRules, RuleSet, RulesError};
+use crate::score::{rerank_into, RerankError, Scratch};
 use crate::signals::{Event, Signals};
 use std::collections::HashMap;
 

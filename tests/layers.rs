@@ -19,6 +19,7 @@ const CORE: &[&[&str]] = &[
     &["params"],
     &["model"],
     &["rank"],
+    &["score"],
     &["rules", "codec"],
     &["recommender", "testing"],
     &["wasm"],

@@ -44,7 +44,7 @@ fn recommender() -> Recommender {
 fn feature(rec: &Recommender, sig: Signals<'_>, cand: u32, now: f64, k: usize) -> f32 {
     let mut s = nestrank::Scratch::new();
     let (model, params) = (rec.model(), rec.model().ranker());
-    nestrank::rank::compute_features(model, params, &mut s, &[cand], sig, now).unwrap();
+    nestrank::score::compute_features(model, params, &mut s, &[cand], sig, now).unwrap();
     s.features()[0][k]
 }
 

@@ -3,7 +3,8 @@
 
 use nestrank::factors::FactorsSection;
 use nestrank::model::{ItemsSection, ModelParts, NeighboursSection, StringTable, NO_CATEGORY};
-use nestrank::rank::{rerank, RankerKind, RankerParams, Scratch, NUM_FEATURES};
+use nestrank::rank::{RankerKind, RankerParams, NUM_FEATURES};
+use nestrank::score::{rerank, Scratch};
 use nestrank::{Model, Signals};
 use proptest::prelude::*;
 use std::collections::BTreeSet;

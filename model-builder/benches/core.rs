@@ -8,7 +8,8 @@ use model_builder::data::Dataset;
 use model_builder::options::BuildOptions;
 use model_builder::replay::{events_by_user, replay_day};
 use model_builder::rows::BadRowPolicy;
-use nestrank::rank::{compute_features, RankerParams, Ranking, Scratch};
+use nestrank::rank::{RankerParams, Ranking};
+use nestrank::score::{compute_features, Scratch};
 use nestrank::util::parse_date;
 use nestrank::{Model, Signals};
 use std::hint::black_box;
@@ -103,7 +104,7 @@ fn benches(c: &mut Criterion) {
             &sig,
             |b, sig| {
                 b.iter(|| {
-                    nestrank::rank::rerank_into(
+                    nestrank::score::rerank_into(
                         &f.model,
                         &params,
                         &mut scratch,

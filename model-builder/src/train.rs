@@ -4,7 +4,7 @@
 //!
 //! For a model as of day `D`, each training day `d < D` is replayed exactly
 //! as EVAL.md does it, against a model built as of `d`: the features of every
-//! candidate of every case come from `nestrank::rank::compute_features`, the
+//! candidate of every case come from `nestrank::score::compute_features`, the
 //! code the phone runs. The fit is full-batch Adam on standardized features,
 //! with per-chunk gradients summed in a fixed order, so the result does not
 //! depend on the number of threads.
@@ -14,7 +14,8 @@ use crate::data::Dataset;
 use crate::options::{BuildOptions, DAY};
 use crate::replay::{events_by_user, replay_day};
 use anyhow::{Context, Result};
-use nestrank::rank::{compute_features, RankerKind, RankerParams, Scratch, F_FACTOR, NUM_FEATURES};
+use nestrank::rank::{RankerKind, RankerParams, F_FACTOR, NUM_FEATURES};
+use nestrank::score::{compute_features, Scratch};
 use nestrank::Recommender;
 use rayon::prelude::*;
 use serde::Serialize;
