@@ -4,7 +4,7 @@
 //! The evaluation (`eval`) and the ranker's training both replay days
 //! through this module.
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Ev};
 use crate::options::DAY;
 use anyhow::Result;
 use nestrank::util::{fnv1a64, format_date};
@@ -125,8 +125,9 @@ pub fn events_by_user(ds: &Dataset) -> Vec<Vec<usize>> {
     by_user
 }
 
-/// Steps 2 to 5 of EVAL.md for `day`, against `model` (built as of `day`).
-pub fn replay_day(ds: &Dataset, by_user: &[Vec<usize>], day: i32, model: &Model) -> ReplayDay {
+/// Steps 2 and 3 of EVAL.md: the events of `day`, and its specials (item
+/// numbers of `ds`) in the fixed order.
+fn day_specials(ds: &Dataset, day: i32) -> (&[Ev], Vec<u32>) {
     let (start, end) = (i64::from(day) * DAY, i64::from(day + 1) * DAY);
     let lo = ds.events.partition_point(|e| e.ts < start);
     let hi = ds.events.partition_point(|e| e.ts < end);
@@ -153,36 +154,55 @@ pub fn replay_day(ds: &Dataset, by_user: &[Vec<usize>], day: i32, model: &Model)
             name.to_string(),
         )
     });
-    // Items the model does not know get ids past its table, so that a
-    // same-day signal on a new item still matches it as a candidate.
-    let n = model.item_count() as u32;
-    let to_index = |item: u32| -> u32 { model.index_of(ds.items.name(item)).unwrap_or(n + item) };
+    (today, specials)
+}
+
+/// Step 4 of EVAL.md: the day's test cases, as each case's event and the
+/// target's position among `specials` (a user's first conversion on an
+/// item, in time order).
+fn case_events<'a>(today: &'a [Ev], specials: &[u32]) -> impl Iterator<Item = (&'a Ev, u32)> + 'a {
     let position: HashMap<u32, u32> = specials
         .iter()
         .enumerate()
         .map(|(p, &i)| (i, p as u32))
         .collect();
-
-    // Steps 4 and 5: test cases, each with the user's earlier signals.
     let mut seen: HashSet<(u32, u32)> = HashSet::new();
-    let mut cases = Vec::new();
-    for e in today {
-        let Some(&target) = position.get(&e.item) else {
-            continue;
-        };
-        if e.event.is_conversion() && seen.insert((e.user, e.item)) {
+    today.iter().filter_map(move |e| {
+        let &target = position.get(&e.item)?;
+        (e.event.is_conversion() && seen.insert((e.user, e.item))).then_some((e, target))
+    })
+}
+
+/// How many test cases `day` has: what [`replay_day`] would give, without
+/// a model.
+pub fn case_count(ds: &Dataset, day: i32) -> usize {
+    let (today, specials) = day_specials(ds, day);
+    case_events(today, &specials).count()
+}
+
+/// Steps 2 to 5 of EVAL.md for `day`, against `model` (built as of `day`).
+pub fn replay_day(ds: &Dataset, by_user: &[Vec<usize>], day: i32, model: &Model) -> ReplayDay {
+    let (today, specials) = day_specials(ds, day);
+    // Items the model does not know get ids past its table, so that a
+    // same-day signal on a new item still matches it as a candidate.
+    let n = model.item_count() as u32;
+    let to_index = |item: u32| -> u32 { model.index_of(ds.items.name(item)).unwrap_or(n + item) };
+
+    // Step 5: each case with the user's earlier signals.
+    let cases = case_events(today, &specials)
+        .map(|(e, target)| {
             let evs = &by_user[e.user as usize];
             let evs = &evs[..evs.partition_point(|&x| ds.events[x].ts < e.ts)];
-            cases.push(Case {
+            Case {
                 user: e.user,
                 target,
                 ts: e.ts,
                 items: evs.iter().map(|&x| to_index(ds.events[x].item)).collect(),
                 events: evs.iter().map(|&x| ds.events[x].event as u8).collect(),
                 times: evs.iter().map(|&x| ds.events[x].ts as f64).collect(),
-            });
-        }
-    }
+            }
+        })
+        .collect();
     ReplayDay {
         day,
         candidates: specials.iter().map(|&i| to_index(i)).collect(),

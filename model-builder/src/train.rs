@@ -12,7 +12,7 @@
 use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
 use crate::options::{BuildOptions, DAY};
-use crate::replay::{events_by_user, replay_day};
+use crate::replay::{case_count, events_by_user, replay_day};
 use anyhow::{Context, Result};
 use nestrank::rank::{RankerKind, RankerParams, F_FACTOR, NUM_FEATURES};
 use nestrank::score::{compute_features, Scratch};
@@ -103,6 +103,9 @@ pub struct TrainOptions {
     /// 15, and ALS is most of a training day's build.
     pub als_iterations: usize,
     /// The most cases fitted; more are thinned evenly (deterministic).
+    /// Training days are taken newest first until they hold this many
+    /// cases: on a large log one day is enough, and each older day would
+    /// cost a whole model build for cases that thinning then drops.
     /// 0: no limit.
     pub max_cases: usize,
 }
@@ -238,7 +241,9 @@ impl<'a> Trainer<'a> {
         let train_days = if self.opts.days == 0 {
             Vec::new()
         } else {
-            self.training_days(as_of)
+            enough_days(&self.training_days(as_of), self.opts.max_cases, |d| {
+                case_count(self.ds, d)
+            })
         };
         let mut cases: Vec<Arc<Vec<CaseRows>>> = Vec::new();
         for &day in &train_days {
@@ -313,6 +318,18 @@ pub fn training_days(conversion_days: &[i32], as_of: i32, opts: &TrainOptions) -
         .filter(|&d| d < as_of && d >= earliest)
         .collect();
     before[before.len().saturating_sub(opts.days)..].to_vec()
+}
+
+/// The newest of `days` (in order) whose cases, counted by `cases`, first
+/// reach `max` (all of them if they never do, or if `max` is 0).
+fn enough_days(days: &[i32], max: usize, cases: impl Fn(i32) -> usize) -> Vec<i32> {
+    let mut held = 0;
+    let mut from = days.len();
+    while from > 0 && (max == 0 || held < max) {
+        from -= 1;
+        held += cases(days[from]);
+    }
+    days[from..].to_vec()
 }
 
 /// At most `max` of `cases`, evenly spaced (all of them if they fit, or
@@ -517,6 +534,23 @@ mod tests {
         r[nestrank::rank::F_OWN_RECENCY] = own;
         r[nestrank::rank::F_POPULARITY] = pop;
         r
+    }
+
+    #[test]
+    fn training_days_stop_once_the_newest_hold_enough_cases() {
+        let days = [10, 11, 12];
+        let cases = |d: i32| match d {
+            10 => 5,
+            11 => 3,
+            _ => 4,
+        };
+        assert_eq!(enough_days(&days, 4, cases), vec![12]);
+        assert_eq!(enough_days(&days, 5, cases), vec![11, 12]);
+        assert_eq!(enough_days(&days, 7, cases), vec![11, 12]);
+        assert_eq!(enough_days(&days, 8, cases), vec![10, 11, 12]);
+        assert_eq!(enough_days(&days, 100, cases), vec![10, 11, 12]);
+        assert_eq!(enough_days(&days, 0, cases), vec![10, 11, 12]);
+        assert_eq!(enough_days(&[], 4, cases), Vec::<i32>::new());
     }
 
     #[test]
