@@ -11,7 +11,7 @@
 //! vector never leaves the device.
 
 use crate::format::{check_len, DecodeError};
-use crate::util::dot;
+use crate::numeric::dot;
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The largest factor dimension a blob may carry.
@@ -144,7 +144,7 @@ impl FactorsSection {
     #[inline]
     pub fn score(&self, i: usize, x: &[f32]) -> f32 {
         let dim = self.dim as usize;
-        crate::util::dot(&self.codes[i * dim..(i + 1) * dim], x) * self.scales[i]
+        crate::numeric::dot(&self.codes[i * dim..(i + 1) * dim], x) * self.scales[i]
     }
 
     /// Solves for the user vector from `(item, w)` pairs (item indices below

@@ -15,10 +15,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod calendar;
 pub mod codec;
 pub mod factors;
 pub mod format;
+pub mod hash;
 pub mod model;
+pub mod numeric;
 pub mod packed;
 pub mod params;
 pub mod profile;
@@ -30,7 +33,6 @@ pub mod score;
 pub mod signals;
 pub mod stage;
 pub mod testing;
-pub mod util;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 pub mod wire;

@@ -7,10 +7,10 @@ use crate::factors::FactorsSection;
 use crate::format::{
     check_len, decode_section, encode_section, BlobKind, Container, DecodeError, Header,
 };
+use crate::hash::fnv1a64;
 use crate::packed::PackedNeighbours;
 use crate::params::{RankerParams, RankerSection};
 use crate::ruleset::RuleSet;
-use crate::util::fnv1a64;
 pub use crate::wire::{
     NeighboursSection, StringTable, MAX_CATEGORIES, MAX_ID_BYTES, MAX_ITEMS, MAX_NEIGHBOURS,
     NO_CATEGORY,

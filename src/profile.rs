@@ -10,8 +10,8 @@
 //! container as a model (FORMAT.md): magic, version, CRC-32, sections
 //! `baby` (1) and `affinities` (2, optional). A few hundred bytes.
 
+use crate::calendar::{days_from_civil, format_date, parse_date, DAY_S};
 use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError};
-use crate::util::{days_from_civil, format_date, parse_date, DAY_S};
 use crate::wire::StringTable;
 use wincode::{SchemaRead, SchemaWrite};
 

@@ -211,7 +211,7 @@ impl Recommender {
             more.sort_unstable();
             let trend: Vec<f32> = more.iter().map(|&j| self.model.trend(j)).collect();
             let mut order: Vec<u32> = (0..more.len() as u32).collect();
-            crate::util::sort_by_score_desc(&mut order, &trend);
+            crate::numeric::sort_by_score_desc(&mut order, &trend);
             out.extend(order.iter().take(k - out.len()).map(|&p| Neighbour {
                 index: more[p as usize],
                 score: 0.0,

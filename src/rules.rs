@@ -32,6 +32,8 @@
 //! The output is always a permutation of the unfiltered candidates, and
 //! equal inputs give equal pages.
 
+use crate::calendar::DAY_S;
+use crate::hash::{fnv1a64, mix64};
 use crate::model::Model;
 use crate::rank::Ranking;
 pub use crate::rank::RuleNote;
@@ -40,7 +42,6 @@ pub use crate::ruleset::{
     Boost, Diversity, Explore, Pin, RuleSet, RulesError, MAX_ADD, MAX_EXPLORE_SLOTS, MAX_FILTER,
     MAX_RULES, MAX_TIMES, MAX_WINDOW,
 };
-use crate::util::{fnv1a64, mix64, DAY_S};
 use std::collections::HashMap;
 
 /// The two groupings an item has, as indices into `[brand, category]`.
@@ -322,7 +323,7 @@ impl CompiledRules {
         }
         let scores: Vec<f32> = unsorted.iter().map(|e| e.0.score).collect();
         let mut by_score: Vec<u32> = (0..unsorted.len() as u32).collect();
-        crate::util::sort_by_score_desc(&mut by_score, &scores);
+        crate::numeric::sort_by_score_desc(&mut by_score, &scores);
         let mut entries: Vec<Entry> = by_score.iter().map(|&k| unsorted[k as usize].0).collect();
         let groups: Vec<[Option<u32>; 2]> =
             by_score.iter().map(|&k| unsorted[k as usize].1).collect();

@@ -91,7 +91,7 @@ impl Scratch {
 }
 
 fn decay(age_s: f64, half_life_h: f32) -> f32 {
-    crate::util::pow2_neg(age_s / (f64::from(half_life_h) * 3600.0))
+    crate::numeric::pow2_neg(age_s / (f64::from(half_life_h) * 3600.0))
 }
 
 /// Computes the features of every candidate into `scratch` (see
@@ -286,9 +286,9 @@ fn read_signals(
                 ew * decay(age, params.half_life_cat_h),
                 ew * decay(age, params.session_h),
             ];
-            for k in 0..2 {
-                s.cat_weight[c][k] += w[k];
-                t.cat[k] += w[k];
+            for (k, &wk) in w.iter().enumerate() {
+                s.cat_weight[c][k] += wk;
+                t.cat[k] += wk;
             }
         }
         if let Some(price) = family.map(|f| f.price[item as usize]).filter(|&p| p > 0.0) {
@@ -532,7 +532,7 @@ fn family_features(
         f[F_PRICE_FIT] = (1.0 - off).max(0.0) as f32;
     }
     if cat != NO_CATEGORY && cat_bought[cat as usize].is_finite() {
-        let since = (c.now - cat_bought[cat as usize]) / crate::util::DAY_S;
+        let since = (c.now - cat_bought[cat as usize]) / crate::calendar::DAY_S;
         f[F_RESTOCK] = f32::from(fam.restock(cat, since));
     }
 }
@@ -603,7 +603,7 @@ pub fn rerank_into(
     let scores = &scratch.scores;
     out.order.clear();
     out.order.extend(0..candidates.len() as u32);
-    crate::util::sort_by_score_desc(&mut out.order, scores);
+    crate::numeric::sort_by_score_desc(&mut out.order, scores);
     out.scores.clear();
     out.scores
         .extend(out.order.iter().map(|&p| scores[p as usize]));

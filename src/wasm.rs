@@ -5,11 +5,11 @@
 //! arguments) and whose message names the problem; nothing here panics on
 //! input.
 
+use crate::calendar::format_date;
 use crate::codec::{self, OwnedSignal};
 use crate::recommender::Recommender as Core;
 use crate::signals::Event;
 use crate::signals::Signals;
-use crate::util::format_date;
 use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;

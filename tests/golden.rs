@@ -171,7 +171,7 @@ fn signals_on_new_items_lift_them() {
 /// brands, two categories, a price band, built 2026-11-27.
 fn golden_profile() -> nestrank::profile::Profile {
     use nestrank::profile::{affinities_from, Profile};
-    let day = nestrank::util::parse_date("2026-11-27").unwrap();
+    let day = nestrank::calendar::parse_date("2026-11-27").unwrap();
     let mut p = Profile::from_birthday("2026-05-01", "boy", f64::from(day) * 86_400.0).unwrap();
     p.as_of_day = day;
     p.affinities = affinities_from(

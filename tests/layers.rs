@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// The core crate, lowest layer first.
 const CORE: &[&[&str]] = &[
-    &["util", "stage"],
+    &["calendar", "hash", "numeric", "stage"],
     &["format"],
     &["wire", "ruleset", "factors"],
     &["packed", "profile"],
@@ -30,8 +30,8 @@ const BUILDER: &[&[&str]] = &[
     &["runtime", "progress", "publish", "als"],
     &["rows", "options"],
     &["data", "import", "engine"],
-    &["stage", "push", "replay", "shop", "synth"],
-    &["build"],
+    &["stage", "profiles", "push", "replay", "shop", "synth"],
+    &["build", "stage_eval"],
     &["train", "next_item"],
     &["eval", "pipeline"],
 ];

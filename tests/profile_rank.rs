@@ -15,7 +15,7 @@ const DAY: f64 = 86_400.0;
 /// dress, `d` a Moonbean product; as of 2026-11-27.
 fn recommender() -> Recommender {
     let mut parts = nestrank::testing::tiny_model();
-    parts.as_of_day = nestrank::util::parse_date("2026-11-27").unwrap();
+    parts.as_of_day = nestrank::calendar::parse_date("2026-11-27").unwrap();
     let lift = |item: usize, b: usize| -> u8 {
         let months = (f64::from(EDGES[b]) + f64::from(EDGES[b + 1]).min(48.0)) / 2.0;
         quantize_lift(match item {
@@ -59,7 +59,7 @@ fn order(rec: &mut Recommender, now: f64) -> Vec<u32> {
 #[test]
 fn the_stage_moves_the_order_as_the_baby_arrives_with_no_new_model() {
     let mut rec = recommender();
-    let due = nestrank::util::parse_date("2026-12-20").unwrap();
+    let due = nestrank::calendar::parse_date("2026-12-20").unwrap();
     let before_birth = f64::from(due - 20) * DAY;
     let after_birth = f64::from(due + 20) * DAY;
     rec.set_profile(Some(
@@ -89,7 +89,7 @@ fn the_stage_moves_the_order_as_the_baby_arrives_with_no_new_model() {
 #[test]
 fn gender_and_brand() {
     let mut rec = recommender();
-    let now = f64::from(nestrank::util::parse_date("2026-11-27").unwrap()) * DAY;
+    let now = f64::from(nestrank::calendar::parse_date("2026-11-27").unwrap()) * DAY;
     let mut boy = Profile::from_birthday("2026-01-01", "boy", now).unwrap();
     rec.set_profile(Some(boy.clone()));
     let o = order(&mut rec, now);

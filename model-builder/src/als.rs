@@ -110,7 +110,7 @@ fn init(rows: usize, dim: usize, seed: u64) -> Array2<f32> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    nestrank::util::dot(a, b)
+    nestrank::numeric::dot(a, b)
 }
 
 #[inline]
@@ -122,7 +122,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             return unsafe { dot_avx2(a, b) };
         }
     }
-    nestrank::util::dot(a, b)
+    nestrank::numeric::dot(a, b)
 }
 
 /// `YᵀY + λI`.

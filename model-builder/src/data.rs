@@ -191,7 +191,7 @@ impl Dataset {
             let user = parse_id(f[c_user]).map_err(|p| at("user_id", p))?;
             let birth = match c_birth.map(|c| f[c].trim()) {
                 Some(v) if !v.is_empty() => {
-                    Some(nestrank::util::parse_date(v).ok_or_else(|| {
+                    Some(nestrank::calendar::parse_date(v).ok_or_else(|| {
                         at("baby_birthday", format!("`{v}` is not a date YYYY-MM-DD"))
                     })?)
                 }

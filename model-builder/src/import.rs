@@ -93,7 +93,7 @@ fn tianchi_day(raw: &str) -> std::result::Result<i32, String> {
         return Err(bad());
     }
     let (y, m, d) = (&t[..4], &t[4..6], &t[6..]);
-    nestrank::util::days_from_civil(
+    nestrank::calendar::days_from_civil(
         y.parse().map_err(|_| bad())?,
         m.parse().map_err(|_| bad())?,
         d.parse().map_err(|_| bad())?,
@@ -128,7 +128,10 @@ pub fn tianchi_mum_baby(dir: &Path, out: &Path, policy: BadRowPolicy) -> Result<
             "2" => "",
             other => return Err(at("gender", format!("gender `{other}` is not 0, 1 or 2"))),
         };
-        users.insert(user.to_string(), (nestrank::util::format_date(day), gender));
+        users.insert(
+            user.to_string(),
+            (nestrank::calendar::format_date(day), gender),
+        );
         Ok(())
     })?;
     let trades_path = dir.join("sam_tianchi_mum_baby_trade_history.csv");

@@ -3,16 +3,16 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use model_builder::als::AlsOptions;
-use model_builder::build::{build_parts_on, restrict, Restriction, Stages};
+use model_builder::build::{Restriction, Stages};
 use model_builder::data::Dataset;
 use model_builder::eval::{default_rankers, replay};
 use model_builder::import;
 use model_builder::options::{BuildOptions, Similarity, DAY};
-use model_builder::publish::{publish, rollback, KEEP_DEFAULT};
+use model_builder::publish::{rollback, KEEP_DEFAULT};
 use model_builder::rows::BadRowPolicy;
-use model_builder::train::{Fallback, RankerLoss, TrainOptions, Trainer};
+use model_builder::train::{Fallback, RankerLoss, TrainOptions};
 use model_builder::{pipeline, shop, synth};
-use nestrank::util::{format_date, parse_date};
+use nestrank::calendar::{format_date, parse_date};
 use nestrank::Model;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -727,64 +727,64 @@ fn run(cli: Cli) -> Result<()> {
             let day = date_arg("--as-of", &as_of)?;
             let rules = rules.as_deref().map(read_rules).transpose()?;
             let engine = engine.open(&data)?;
-            let train = train.options();
-            let t = Instant::now();
-            let ds = pipeline::load_for_build(&data, policy(rows), day, &train, engine.stages())?;
-            let load_s = t.elapsed().as_secs_f64();
-            let t = Instant::now();
             let build = BuildOptions {
                 rules,
                 ..model.options()
             };
-            let (mut parts, stages) = build_parts_on(&ds, day, &build, engine.stages())?;
-            let build_s = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let mut trainer = Trainer::new(&ds, &build, &train, engine.stages());
-            let ranker = trainer.ranker_for(day)?;
-            parts.ranker = ranker.params;
-            let train_s = t.elapsed().as_secs_f64();
-            if max_items > 0 || specials.is_some() {
-                let specials = match &specials {
-                    Some(path) => read_ids(path)?,
-                    None => Vec::new(),
-                };
-                let full = parts.items.ids.len();
-                let recent =
-                    pipeline::recent(&ds, day, max_items + specials.len(), engine.stages())?;
-                parts = restrict(
-                    &parts,
-                    &recent,
-                    &Restriction {
-                        specials,
+            let daily = (max_items > 0 || specials.is_some())
+                .then(|| -> Result<Restriction> {
+                    Ok(Restriction {
+                        specials: specials
+                            .as_deref()
+                            .map(read_ids)
+                            .transpose()?
+                            .unwrap_or_default(),
                         max_items,
                         full_lists,
-                    },
-                );
+                    })
+                })
+                .transpose()?;
+            let r = pipeline::build(
+                pipeline::BuildRequest {
+                    data: &data,
+                    policy: policy(rows),
+                    as_of: day,
+                    build: &build,
+                    train: &train.options(),
+                    daily,
+                    out: &out,
+                    keep,
+                },
+                engine.stages(),
+            )?;
+            if let Some((kept, full)) = r.daily {
                 println!(
-                    "daily blob: kept {} of {} items (specials + {} most recently active)",
-                    parts.items.ids.len(),
-                    full,
-                    max_items
+                    "daily blob: kept {kept} of {full} items (specials + {max_items} most recently active)"
                 );
             }
-            let (path, m) = publish(&parts, &out, keep)?;
+            let m = &r.manifest;
             println!(
                 "built {} (model {}, as of {}, {} items, {} bytes) in {:.2}s load + {:.2}s build + {:.2}s ranker training on {} day(s)",
-                path.display(),
+                r.path.display(),
                 m.model_id,
                 format_date(day),
                 m.item_count,
                 m.bytes,
-                load_s,
-                build_s,
-                train_s,
-                ranker.train_days.len()
+                r.load_s,
+                r.build_s,
+                r.train_s,
+                r.ranker.train_days.len()
             );
-            let days: Vec<String> = ranker.train_days.iter().map(|&d| format_date(d)).collect();
+            let days: Vec<String> = r
+                .ranker
+                .train_days
+                .iter()
+                .map(|&d| format_date(d))
+                .collect();
             println!(
                 "ranker: {} ({} training cases on {})",
-                ranker.shipped.name(),
-                ranker.train_cases,
+                r.ranker.shipped.name(),
+                r.ranker.train_cases,
                 if days.is_empty() {
                     "no day".to_string()
                 } else {
@@ -793,13 +793,13 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!(
                 "stages: items {:.2}s, neighbours {:.2}s, ALS ({} factors, {} iterations) {:.2}s",
-                stages.items,
-                stages.neighbours,
+                r.stages.items,
+                r.stages.neighbours,
                 build.als.factors,
                 build.als.iterations,
-                stages.als
+                r.stages.als
             );
-            let t = trainer.times;
+            let t = r.training;
             if t.cases > 0 {
                 println!(
                     "ranker training: models {:.2}s, features {:.2}s, fit {:.2}s ({} cases)",
@@ -1017,7 +1017,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::EvalStage { data, json, rows } => {
             let ds = Dataset::load(&data, policy(rows))?;
-            let r = model_builder::stage::eval_stage(&ds);
+            let r = model_builder::stage_eval::eval_stage(&ds);
             if json {
                 println!(
                     "{}",
@@ -1069,8 +1069,8 @@ fn run(cli: Cli) -> Result<()> {
                     continue;
                 }
                 let own = by_user[u as usize].as_slice();
-                let blob =
-                    model_builder::stage::profile_of(&ds, u, own, i64::from(day) * DAY).to_bytes();
+                let blob = model_builder::profiles::profile_of(&ds, u, own, i64::from(day) * DAY)
+                    .to_bytes();
                 bytes += blob.len();
                 model_builder::publish::write_atomically(&out.join(format!("{name}.nrp")), |w| {
                     Ok(w.write_all(&blob)?)

@@ -58,4 +58,4 @@ impl Default for BuildOptions {
 }
 
 /// Seconds in a UTC day.
-pub const DAY: i64 = nestrank::util::SECONDS_PER_DAY;
+pub const DAY: i64 = nestrank::calendar::SECONDS_PER_DAY;

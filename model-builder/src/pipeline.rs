@@ -8,14 +8,95 @@
 //! engine's plans, so the builder's memory grows with the users and items
 //! (it numbers them) and the conversions, not with the views.
 
-use crate::build::{recent_items, Stages};
+use crate::build::{build_parts_on, recent_items, restrict, Restriction, StageTimes, Stages};
 use crate::data::Dataset;
-use crate::options::DAY;
+use crate::options::{BuildOptions, DAY};
+use crate::publish::{publish, Manifest};
 use crate::push::{PushOptions, PushReport};
 use crate::rows::BadRowPolicy;
-use crate::train::TrainOptions;
+use crate::train::{ShippedRanker, TrainOptions, TrainStages, Trainer};
 use anyhow::Result;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What a nightly build makes.
+pub struct BuildRequest<'a> {
+    /// The shop's data directory.
+    pub data: &'a Path,
+    /// Its bad-row policy.
+    pub policy: BadRowPolicy,
+    /// The model's as-of day (days since 1970-01-01).
+    pub as_of: i32,
+    /// The model's settings.
+    pub build: &'a BuildOptions,
+    /// How its ranker is learned.
+    pub train: &'a TrainOptions,
+    /// Cut to a daily blob: the specials and the most recently active
+    /// items (`None`: every item).
+    pub daily: Option<Restriction>,
+    /// Where the blob and its manifest are published.
+    pub out: &'a Path,
+    /// How many older blobs stay beside it.
+    pub keep: usize,
+}
+
+/// What a nightly build did, and where its time went.
+pub struct BuildReport {
+    /// The published blob.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Seconds reading the data.
+    pub load_s: f64,
+    /// Seconds building the model's tables.
+    pub build_s: f64,
+    /// Seconds learning the ranker.
+    pub train_s: f64,
+    /// The tables' stages.
+    pub stages: StageTimes,
+    /// The ranker that shipped.
+    pub ranker: ShippedRanker,
+    /// The ranker training's stages.
+    pub training: TrainStages,
+    /// A daily blob's kept and full item counts.
+    pub daily: Option<(usize, usize)>,
+}
+
+/// The nightly build: reads the data, builds the model's tables on
+/// `stages`, learns its ranker, cuts a daily blob if asked, and publishes.
+pub fn build(req: BuildRequest<'_>, stages: Stages) -> Result<BuildReport> {
+    let day = req.as_of;
+    let t = Instant::now();
+    let ds = load_for_build(req.data, req.policy, day, req.train, stages)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (mut parts, times) = build_parts_on(&ds, day, req.build, stages)?;
+    let build_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut trainer = Trainer::new(&ds, req.build, req.train, stages);
+    let ranker = trainer.ranker_for(day)?;
+    parts.ranker = ranker.params.clone();
+    let train_s = t.elapsed().as_secs_f64();
+    let mut daily = None;
+    if let Some(r) = req.daily {
+        let full = parts.items.ids.len();
+        let recent = recent(&ds, day, r.max_items + r.specials.len(), stages)?;
+        parts = restrict(&parts, &recent, &r);
+        daily = Some((parts.items.ids.len(), full));
+    }
+    let (path, manifest) = publish(&parts, req.out, req.keep)?;
+    Ok(BuildReport {
+        path,
+        manifest,
+        load_s,
+        build_s,
+        train_s,
+        stages: times,
+        ranker,
+        training: trainer.times,
+        daily,
+    })
+}
 
 /// The data a build as of `as_of` (days since 1970-01-01) reads from
 /// `dir`, its ranker trained with `train`.

@@ -16,7 +16,7 @@
 //! process right after that step (one of [`STEPS`]).
 
 use anyhow::{bail, Context, Result};
-use nestrank::util::format_date;
+use nestrank::calendar::format_date;
 use nestrank::{Model, ModelParts};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -353,7 +353,7 @@ pub fn specials_on_sale(data: &Path, day: i32, policy: BadRowPolicy) -> Result<V
     let mut out = Vec::new();
     csv.for_each_row(&mut bad, |row, f| {
         let date = |c: usize, name: &str| {
-            nestrank::util::parse_date(f[c].trim())
+            nestrank::calendar::parse_date(f[c].trim())
                 .ok_or_else(|| row.bad(name, format!("`{}` is not a date YYYY-MM-DD", f[c])))
         };
         let item = parse_id(f[c_item]).map_err(|p| row.bad("item_id", p))?;

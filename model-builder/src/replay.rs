@@ -7,7 +7,8 @@
 use crate::data::{Dataset, Ev};
 use crate::options::DAY;
 use anyhow::Result;
-use nestrank::util::{fnv1a64, format_date};
+use nestrank::calendar::format_date;
+use nestrank::hash::fnv1a64;
 use nestrank::{Model, Recommender, Signals};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};

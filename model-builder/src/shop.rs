@@ -13,7 +13,7 @@
 use crate::options::DAY;
 use crate::publish::write_atomically;
 use anyhow::Result;
-use nestrank::util::format_date;
+use nestrank::calendar::format_date;
 use serde::Serialize;
 use std::path::Path;
 
@@ -38,7 +38,7 @@ impl Default for ShopOptions {
         ShopOptions {
             families: 3_000,
             days: 28,
-            today: nestrank::util::parse_date("2026-11-27").expect("a valid date"),
+            today: nestrank::calendar::parse_date("2026-11-27").expect("a valid date"),
             launches_per_day: 85,
             seed: 7,
         }
@@ -62,7 +62,7 @@ struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        nestrank::util::mix64(self.0)
+        nestrank::hash::mix64(self.0)
     }
     fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next()) * n as u128) >> 64) as usize

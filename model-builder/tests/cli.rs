@@ -511,7 +511,7 @@ fn profiles_for_every_family() {
     let bytes = std::fs::read(out.join(format!("{user}.nrp"))).unwrap();
     assert!(bytes.len() < 500, "{} bytes", bytes.len());
     let p = nestrank::profile::Profile::from_bytes(&bytes).unwrap();
-    assert_eq!(p.birth_day, nestrank::util::parse_date(&birthday));
+    assert_eq!(p.birth_day, nestrank::calendar::parse_date(&birthday));
     let top = p
         .affinities
         .brand_weights

@@ -7,7 +7,7 @@ use model_builder::build::{build_parts, recent_items, restrict, Restriction};
 use model_builder::data::Dataset;
 use model_builder::options::BuildOptions;
 use model_builder::rows::BadRowPolicy;
-use nestrank::util::parse_date;
+use nestrank::calendar::parse_date;
 use nestrank::{Event, Model, Recommender};
 use std::path::Path;
 

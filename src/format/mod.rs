@@ -230,7 +230,7 @@ pub fn seal(kind: BlobKind, as_of_day: i32, sections: &[(u16, Vec<u8>)]) -> Vec<
     let header = Header {
         version: VERSION,
         kind: kind as u16,
-        model_id: crate::util::fnv1a64(&hashed),
+        model_id: crate::hash::fnv1a64(&hashed),
         as_of_day,
     };
     write_container(&header, sections)

@@ -1,0 +1,81 @@
+//! Family profiles as the builder writes them (`model-builder profiles`):
+//! what a shop's logs say about a family, in the core's profile blob.
+
+use crate::data::Dataset;
+use crate::options::DAY;
+use std::collections::HashMap;
+
+/// The most brands and categories a built profile keeps.
+pub const PROFILE_AFFINITIES: usize = 12;
+
+/// A family's profile as the builder sees it before `cutoff`: birthday or
+/// due date and gender from `users.csv`, brand and category affinities
+/// from the family's own event-weighted signals (30-day half-life), and
+/// the price band (20th to 80th percentile) of what it carted or bought.
+/// The strongest [`PROFILE_AFFINITIES`] brands and categories are kept.
+///
+/// `events` are the indices of the user's own events in `ds.events`
+/// ([`crate::replay::events_by_user`]).
+pub fn profile_of(
+    ds: &Dataset,
+    user: u32,
+    events: &[usize],
+    cutoff: i64,
+) -> nestrank::profile::Profile {
+    use nestrank::profile::{affinities_from, AffinitiesSection, Gender, Profile};
+    let (birth_day, gender) = ds
+        .babies
+        .get(&user)
+        .copied()
+        .unwrap_or((None, Gender::Unknown));
+    let mut brands: HashMap<u32, f32> = HashMap::new();
+    let mut cats: HashMap<u32, f32> = HashMap::new();
+    let mut prices: Vec<f32> = Vec::new();
+    for e in events
+        .iter()
+        .map(|&k| &ds.events[k])
+        .filter(|e| e.ts < cutoff)
+    {
+        let w = [1.0f32, 2.0, 3.0, 4.0][e.event as usize]
+            * 0.5f32.powf((cutoff - e.ts) as f32 / (30.0 * DAY as f32));
+        let a = &ds.attrs[e.item as usize];
+        if a.brand != u32::MAX {
+            *brands.entry(a.brand).or_insert(0.0) += w;
+        }
+        let c = ds.item_category[e.item as usize];
+        if c != u32::MAX {
+            *cats.entry(c).or_insert(0.0) += w;
+        }
+        if e.event.is_conversion() && a.price.is_finite() && a.price > 0.0 {
+            prices.push(a.price);
+        }
+    }
+    prices.sort_by(f32::total_cmp);
+    let band = if prices.is_empty() {
+        (0.0, 0.0)
+    } else {
+        let at = |q: f32| prices[((prices.len() - 1) as f32 * q).round() as usize];
+        (at(0.2), at(0.8))
+    };
+    // The strongest few: a profile stays a few hundred bytes.
+    let named = |m: HashMap<u32, f32>, names: &crate::data::Interner| -> Vec<(String, f32)> {
+        let mut v: Vec<(String, f32)> = m
+            .into_iter()
+            .map(|(k, w)| (names.name(k).to_string(), w))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(PROFILE_AFFINITIES);
+        v
+    };
+    let affinities: AffinitiesSection = affinities_from(
+        &named(brands, &ds.brands),
+        &named(cats, &ds.categories),
+        band,
+    );
+    Profile {
+        birth_day,
+        gender,
+        affinities,
+        as_of_day: (cutoff / DAY) as i32,
+    }
+}
