@@ -37,6 +37,21 @@ pub struct FactorsSection {
 }
 
 impl FactorsSection {
+    /// The rows of the `kept` items (ascending). The Gram matrix and the
+    /// settings stay those of the whole catalog, so a kept item scores
+    /// exactly as in the full model.
+    pub fn select_items(&self, kept: &[usize]) -> Self {
+        let dim = self.dim as usize;
+        FactorsSection {
+            codes: kept
+                .iter()
+                .flat_map(|&i| self.codes[i * dim..(i + 1) * dim].iter().copied())
+                .collect(),
+            scales: kept.iter().map(|&i| self.scales[i]).collect(),
+            ..self.clone()
+        }
+    }
+
     /// Quantizes f32 factors (row-major, `items * dim`) and computes the Gram
     /// matrix of the quantized values.
     pub fn quantize(

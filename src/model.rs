@@ -83,6 +83,31 @@ pub struct ItemsSection {
     pub trend_max: f32,
 }
 
+impl ItemsSection {
+    /// The `kept` items (ascending), their categories renumbered by
+    /// `cat_index` (old category -> new, or [`NO_CATEGORY`]). The
+    /// catalog-wide maxima stay, so a kept item scores as in the full
+    /// model.
+    pub fn select_items(&self, kept: &[usize], cat_index: &[u32]) -> Self {
+        ItemsSection {
+            ids: StringTable::from_strings(
+                &kept.iter().map(|&i| self.ids.get(i)).collect::<Vec<_>>(),
+            ),
+            category: kept
+                .iter()
+                .map(|&i| match self.category[i] {
+                    NO_CATEGORY => NO_CATEGORY,
+                    c => cat_index[c as usize],
+                })
+                .collect(),
+            conversions_7d: kept.iter().map(|&i| self.conversions_7d[i]).collect(),
+            trend: kept.iter().map(|&i| self.trend[i]).collect(),
+            conversions_max: self.conversions_max,
+            trend_max: self.trend_max,
+        }
+    }
+}
+
 /// Everything a model is made of, before it is written or after it is read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelParts {
@@ -491,6 +516,30 @@ impl WireTable {
 }
 
 impl FamilySection {
+    /// The `kept` items (ascending) and the categories `cat_index` keeps
+    /// (old category -> new, or [`NO_CATEGORY`] for a dropped one).
+    pub fn select_items(&self, kept: &[usize], cat_index: &[u32]) -> Self {
+        let b = crate::stage::BUCKETS;
+        FamilySection {
+            brands: self.brands.clone(),
+            brand: kept.iter().map(|&i| self.brand[i]).collect(),
+            gender: kept.iter().map(|&i| self.gender[i]).collect(),
+            edges: self.edges.clone(),
+            lifts: if self.lifts.is_empty() {
+                Vec::new()
+            } else {
+                kept.iter()
+                    .flat_map(|&i| self.lifts[i * b..(i + 1) * b].iter().copied())
+                    .collect()
+            },
+            price: kept.iter().map(|&i| self.price[i]).collect(),
+            restock_days: (0..cat_index.len())
+                .filter(|&c| cat_index[c] != NO_CATEGORY)
+                .map(|c| self.restock_days[c])
+                .collect(),
+        }
+    }
+
     /// The brand index of item `i`, if known.
     pub fn brand_of(&self, i: u32) -> Option<u32> {
         let b = self.brand[i as usize];

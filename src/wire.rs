@@ -108,6 +108,32 @@ pub struct NeighboursSection {
 }
 
 impl NeighboursSection {
+    /// The lists of the `kept` items (indices into this table, ascending),
+    /// each keeping only the neighbours `j` that are kept
+    /// (`new_index[j] != u32::MAX`) and allowed (`target[j]`), renumbered
+    /// by `new_index`: a daily blob's table.
+    pub fn select_items(&self, kept: &[usize], new_index: &[u32], target: &[bool]) -> Self {
+        let mut out = NeighboursSection {
+            offsets: vec![0],
+            items: Vec::new(),
+            scores: Vec::new(),
+            scale: self.scale,
+        };
+        for &i in kept {
+            let (a, b) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+            for k in a..b {
+                let old = self.items[k] as usize;
+                let j = new_index[old];
+                if j != u32::MAX && target[old] {
+                    out.items.push(j);
+                    out.scores.push(self.scores[k]);
+                }
+            }
+            out.offsets.push(out.items.len() as u32);
+        }
+        out
+    }
+
     /// Row `index` of a validated table: `(neighbour index, score)`.
     pub fn row(&self, index: u32) -> impl Iterator<Item = (u32, f32)> + '_ {
         let i = index as usize;

@@ -30,8 +30,8 @@ const BUILDER: &[&[&str]] = &[
     &["runtime", "progress", "publish", "als"],
     &["rows", "options"],
     &["data", "import", "engine"],
-    &["stage", "profiles", "push", "replay", "shop", "synth"],
-    &["build", "stage_eval"],
+    &["stage", "push", "replay", "shop", "synth"],
+    &["build", "stage_eval", "profiles"],
     &["train", "next_item"],
     &["eval", "pipeline"],
 ];

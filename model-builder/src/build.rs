@@ -624,89 +624,21 @@ pub fn restrict(parts: &ModelParts, recent: &[String], r: &Restriction) -> Model
             cat_names.push(parts.categories.get(c));
         }
     }
-    let restrict_table = |nb: &NeighboursSection| {
-        let mut out = NeighboursSection {
-            offsets: vec![0],
-            items: Vec::new(),
-            scores: Vec::new(),
-            scale: nb.scale,
-        };
-        for &i in &kept {
-            let (a, b) = (nb.offsets[i] as usize, nb.offsets[i + 1] as usize);
-            for k in a..b {
-                let old = nb.items[k] as usize;
-                let j = new_index[old];
-                if j != u32::MAX && target[old] {
-                    out.items.push(j);
-                    out.scores.push(nb.scores[k]);
-                }
-            }
-            out.offsets.push(out.items.len() as u32);
-        }
-        out
-    };
-    let neighbours = restrict_table(&parts.neighbours);
-    let complements = parts.complements.as_ref().map(restrict_table);
-    let factors = parts.factors.as_ref().map(|f| {
-        let dim = f.dim as usize;
-        let mut g = f.clone();
-        g.codes = kept
-            .iter()
-            .flat_map(|&i| f.codes[i * dim..(i + 1) * dim].iter().copied())
-            .collect();
-        g.scales = kept.iter().map(|&i| f.scales[i]).collect();
-        g
-    });
     ModelParts {
         as_of_day: parts.as_of_day,
-        items: ItemsSection {
-            ids: StringTable::from_strings(
-                &kept
-                    .iter()
-                    .map(|&i| parts.items.ids.get(i))
-                    .collect::<Vec<_>>(),
-            ),
-            category: kept
-                .iter()
-                .map(|&i| match parts.items.category[i] {
-                    NO_CATEGORY => NO_CATEGORY,
-                    c => cat_index[c as usize],
-                })
-                .collect(),
-            conversions_7d: kept
-                .iter()
-                .map(|&i| parts.items.conversions_7d[i])
-                .collect(),
-            trend: kept.iter().map(|&i| parts.items.trend[i]).collect(),
-            conversions_max: parts.items.conversions_max,
-            trend_max: parts.items.trend_max,
-        },
+        items: parts.items.select_items(&kept, &cat_index),
         categories: StringTable::from_strings(&cat_names),
-        neighbours,
-        complements,
+        neighbours: parts.neighbours.select_items(&kept, &new_index, &target),
+        complements: parts
+            .complements
+            .as_ref()
+            .map(|c| c.select_items(&kept, &new_index, &target)),
         rules: parts.rules.clone(),
         ranker: parts.ranker.clone(),
-        factors,
-        family: parts.family.as_ref().map(|f| {
-            let b = nestrank::stage::BUCKETS;
-            nestrank::model::FamilySection {
-                brands: f.brands.clone(),
-                brand: kept.iter().map(|&i| f.brand[i]).collect(),
-                gender: kept.iter().map(|&i| f.gender[i]).collect(),
-                edges: f.edges.clone(),
-                lifts: if f.lifts.is_empty() {
-                    Vec::new()
-                } else {
-                    kept.iter()
-                        .flat_map(|&i| f.lifts[i * b..(i + 1) * b].iter().copied())
-                        .collect()
-                },
-                price: kept.iter().map(|&i| f.price[i]).collect(),
-                restock_days: (0..cat_index.len())
-                    .filter(|&c| cat_index[c] != NO_CATEGORY)
-                    .map(|c| f.restock_days[c])
-                    .collect(),
-            }
-        }),
+        factors: parts.factors.as_ref().map(|f| f.select_items(&kept)),
+        family: parts
+            .family
+            .as_ref()
+            .map(|f| f.select_items(&kept, &cat_index)),
     }
 }

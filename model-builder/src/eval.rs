@@ -7,9 +7,9 @@
 
 use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
-use crate::options::BuildOptions;
+use crate::options::{BuildOptions, Similarity};
 use crate::replay::{evaluated_days, events_by_user, ranks, replay_day, Metrics};
-use crate::train::{Shipped, TrainOptions, Trainer};
+use crate::train::{RankerLoss, Shipped, TrainOptions, Trainer};
 use anyhow::{Context, Result};
 use nestrank::calendar::format_date;
 use nestrank::rank::{RankerKind, RankerParams};
@@ -152,5 +152,71 @@ impl EvalReport {
         }
         s.push('\n');
         s
+    }
+}
+
+/// The settings `eval --sweep` replays, one changed at a time from `build`
+/// and `train` (first, as given), each with its flag as a name. Figures
+/// from them are tuned on the evaluated days: optimistic, not held out.
+pub fn sweep_points(
+    build: &BuildOptions,
+    train: &TrainOptions,
+) -> Vec<(String, BuildOptions, TrainOptions)> {
+    let mut points = vec![("(as given)".to_string(), build.clone(), *train)];
+    let mut vary = |name: String, f: &dyn Fn(&mut BuildOptions, &mut TrainOptions)| {
+        let (mut b, mut t) = (build.clone(), *train);
+        f(&mut b, &mut t);
+        points.push((name, b, t));
+    };
+    for k in [20, 50, 100] {
+        vary(format!("--k {k}"), &|b, _| b.k = k);
+    }
+    for similarity in [Similarity::Jaccard, Similarity::Cosine, Similarity::Lift] {
+        let name = format!("--similarity {similarity:?}").to_lowercase();
+        vary(name, &|b, _| b.similarity = similarity);
+    }
+    for h in [7.0, 30.0, 90.0] {
+        vary(format!("--cooc-half-life-days {h}"), &|b, _| {
+            b.cooc_half_life_days = h
+        });
+    }
+    for factors in [0, 16, 32, 64] {
+        vary(format!("--factors {factors}"), &|b, _| {
+            b.als.factors = factors
+        });
+    }
+    for alpha in [1.0, 10.0, 40.0] {
+        vary(format!("--alpha {alpha}"), &|b, _| b.als.alpha = alpha);
+    }
+    for days in [0, 1, 3, 5] {
+        vary(format!("--train-days {days}"), &|_, t| t.days = days);
+    }
+    for loss in [RankerLoss::Pairwise, RankerLoss::Lambdarank] {
+        let name = format!("--ranker-loss {loss:?}").to_lowercase();
+        vary(name, &|_, t| t.loss = loss);
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_changes_one_setting_per_point() {
+        let (b, t) = (BuildOptions::default(), TrainOptions::default());
+        let points = sweep_points(&b, &t);
+        assert_eq!(points[0].0, "(as given)");
+        assert_eq!(points.len(), 1 + 3 + 3 + 3 + 4 + 3 + 4 + 2);
+        let find = |name: &str| points.iter().find(|p| p.0 == name).unwrap();
+        let k = find("--k 20");
+        assert_eq!((k.1.k, k.1.als.factors, k.2), (20, b.als.factors, t));
+        let f = find("--factors 0");
+        assert_eq!((f.1.als.factors, f.1.k), (0, b.k));
+        let d = find("--train-days 5");
+        assert_eq!((d.2.days, d.2.loss, d.1.k), (5, t.loss, b.k));
+        let l = find("--ranker-loss lambdarank");
+        assert_eq!((l.2.loss, l.2.days), (RankerLoss::Lambdarank, t.days));
+        assert_eq!(find("--similarity cosine").1.similarity, Similarity::Cosine);
     }
 }

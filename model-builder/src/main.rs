@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 use model_builder::als::AlsOptions;
 use model_builder::build::{Restriction, Stages};
 use model_builder::data::Dataset;
-use model_builder::eval::{default_rankers, replay};
+use model_builder::eval::{default_rankers, replay, sweep_points};
 use model_builder::import;
-use model_builder::options::{BuildOptions, Similarity, DAY};
+use model_builder::options::{BuildOptions, Similarity};
 use model_builder::publish::{rollback, KEEP_DEFAULT};
 use model_builder::rows::BadRowPolicy;
 use model_builder::train::{Fallback, RankerLoss, TrainOptions};
@@ -557,97 +557,6 @@ fn date_arg(flag: &str, value: &str) -> Result<i32> {
     parse_date(value).with_context(|| format!("{flag} `{value}` is not a date YYYY-MM-DD"))
 }
 
-/// The one-at-a-time sweep of `eval --sweep`.
-fn run_sweep(
-    ds: &Dataset,
-    days: usize,
-    base: &ModelArgs,
-    train: TrainArgs,
-    stages: Stages,
-) -> Result<()> {
-    println!(
-        "SWEEP: every figure below is tuned on the evaluated days themselves, so the best\n\
-         row is an optimistic figure, not a held-out one. Report `eval` without --sweep."
-    );
-    println!(
-        "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "setting", "hybrid", "HR@10", "itemcf", "als", "seconds"
-    );
-    let mut points: Vec<(String, ModelArgs, TrainArgs)> =
-        vec![("(as given)".into(), base.clone(), train)];
-    for k in [20, 50, 100] {
-        points.push((format!("--k {k}"), ModelArgs { k, ..base.clone() }, train));
-    }
-    for similarity in [Similarity::Jaccard, Similarity::Cosine, Similarity::Lift] {
-        let name = format!("--similarity {similarity:?}").to_lowercase();
-        points.push((
-            name,
-            ModelArgs {
-                similarity,
-                ..base.clone()
-            },
-            train,
-        ));
-    }
-    for h in [7.0, 30.0, 90.0] {
-        let args = ModelArgs {
-            cooc_half_life_days: h,
-            ..base.clone()
-        };
-        points.push((format!("--cooc-half-life-days {h}"), args, train));
-    }
-    for factors in [0, 16, 32, 64] {
-        let args = ModelArgs {
-            factors,
-            ..base.clone()
-        };
-        points.push((format!("--factors {factors}"), args, train));
-    }
-    for alpha in [1.0, 10.0, 40.0] {
-        let args = ModelArgs {
-            alpha,
-            ..base.clone()
-        };
-        points.push((format!("--alpha {alpha}"), args, train));
-    }
-    for train_days in [0, 1, 3, 5] {
-        let t = TrainArgs {
-            train_days,
-            ..train
-        };
-        points.push((format!("--train-days {train_days}"), base.clone(), t));
-    }
-    for ranker_loss in [RankerLoss::Pairwise, RankerLoss::Lambdarank] {
-        let t = TrainArgs {
-            ranker_loss,
-            ..train
-        };
-        let name = format!("--ranker-loss {ranker_loss:?}").to_lowercase();
-        points.push((name, base.clone(), t));
-    }
-    for (name, model, train) in points {
-        let t = Instant::now();
-        let r = replay(
-            ds,
-            days,
-            &model.options(),
-            &train.options(),
-            &default_rankers(),
-            stages,
-        )?;
-        println!(
-            "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.1}",
-            name,
-            r.rankers["hybrid"].ndcg10,
-            r.rankers["hybrid"].hr10,
-            r.rankers["itemcf"].ndcg10,
-            r.rankers["als"].ndcg10,
-            t.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
-}
-
 /// Rewrites a freshly written CSV data directory in `format`.
 fn write_format(out: &std::path::Path, format: Format) -> Result<()> {
     match format {
@@ -1052,35 +961,13 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let day = date_arg("--as-of", &as_of)?;
             let ds = Dataset::load(&data, policy(rows))?;
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
-            let by_user = model_builder::replay::events_by_user(&ds);
-            let mut users: Vec<u32> = ds.babies.keys().copied().collect();
-            users.sort_unstable();
-            let (mut written, mut skipped, mut bytes) = (0usize, 0usize, 0usize);
-            for u in users {
-                let name = ds.users.name(u);
-                if !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                {
-                    eprintln!("warning: skipping user `{name}`: not a safe file name");
-                    skipped += 1;
-                    continue;
-                }
-                let own = by_user[u as usize].as_slice();
-                let blob = model_builder::profiles::profile_of(&ds, u, own, i64::from(day) * DAY)
-                    .to_bytes();
-                bytes += blob.len();
-                model_builder::publish::write_atomically(&out.join(format!("{name}.nrp")), |w| {
-                    Ok(w.write_all(&blob)?)
-                })?;
-                written += 1;
-            }
+            let r = model_builder::profiles::write_profiles(&ds, day, &out)?;
             println!(
-                "wrote {written} profile blobs into {} ({} bytes on average; {skipped} skipped)",
+                "wrote {} profile blobs into {} ({} bytes on average; {} skipped)",
+                r.written,
                 out.display(),
-                bytes.checked_div(written).unwrap_or(0)
+                r.bytes.checked_div(r.written).unwrap_or(0),
+                r.skipped
             );
         }
         Command::Rollback { out } => {
@@ -1133,7 +1020,36 @@ fn run(cli: Cli) -> Result<()> {
             let ds = Dataset::load(&data, policy(rows))?;
             let engine = engine.open(&data)?;
             if sweep {
-                return run_sweep(&ds, days, &model, train, engine.stages());
+                println!(
+                    "SWEEP: every figure below is tuned on the evaluated days themselves, so the best\n\
+                     row is an optimistic figure, not a held-out one. Report `eval` without --sweep."
+                );
+                println!(
+                    "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    "setting", "hybrid", "HR@10", "itemcf", "als", "seconds"
+                );
+                let points = sweep_points(&model.options(), &train.options());
+                for (name, build, train) in points {
+                    let t = Instant::now();
+                    let r = replay(
+                        &ds,
+                        days,
+                        &build,
+                        &train,
+                        &default_rankers(),
+                        engine.stages(),
+                    )?;
+                    println!(
+                        "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.1}",
+                        name,
+                        r.rankers["hybrid"].ndcg10,
+                        r.rankers["hybrid"].hr10,
+                        r.rankers["itemcf"].ndcg10,
+                        r.rankers["als"].ndcg10,
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+                return Ok(());
             }
             let report = replay(
                 &ds,

@@ -79,3 +79,50 @@ pub fn profile_of(
         as_of_day: (cutoff / DAY) as i32,
     }
 }
+
+/// What [`write_profiles`] wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProfilesWritten {
+    /// Profile blobs written.
+    pub written: usize,
+    /// Users skipped: an id that is not a safe file name.
+    pub skipped: usize,
+    /// Bytes written in all.
+    pub bytes: usize,
+}
+
+/// Writes the profile blob of every family with a known baby, as of `day`,
+/// into `out` as `USER.nrp` (atomically, one file each). A user id that
+/// is not a safe file name (ASCII letters, digits, `_`, `-`) is skipped
+/// with a warning.
+pub fn write_profiles(
+    ds: &Dataset,
+    day: i32,
+    out: &std::path::Path,
+) -> anyhow::Result<ProfilesWritten> {
+    use anyhow::Context;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let by_user = crate::replay::events_by_user(ds);
+    let mut users: Vec<u32> = ds.babies.keys().copied().collect();
+    users.sort_unstable();
+    let mut r = ProfilesWritten::default();
+    for u in users {
+        let name = ds.users.name(u);
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            eprintln!("warning: skipping user `{name}`: not a safe file name");
+            r.skipped += 1;
+            continue;
+        }
+        let own = by_user[u as usize].as_slice();
+        let blob = profile_of(ds, u, own, i64::from(day) * DAY).to_bytes();
+        r.bytes += blob.len();
+        crate::publish::write_atomically(&out.join(format!("{name}.nrp")), |w| {
+            Ok(w.write_all(&blob)?)
+        })?;
+        r.written += 1;
+    }
+    Ok(r)
+}
