@@ -122,7 +122,7 @@ pub fn compute_features(
     let folded = fold_in_user(s, model, params);
     let context = Context::new(signals, now, &totals);
     for (p, &item) in candidates.iter().enumerate() {
-        candidate_features(s, model, candidates, p, item, &context, &totals, folded);
+        candidate_features(s, model, p, item, &context, &totals, folded);
     }
     s.clear_marks(model.item_count(), candidates);
     Ok(())
@@ -440,11 +440,9 @@ fn share(w: f32, total: f32) -> f32 {
 /// The features of the candidate at position `p`: a repeat copies its
 /// first occurrence; a model item gets its category, popularity, family
 /// and taste features.
-#[allow(clippy::too_many_arguments)]
 fn candidate_features(
     s: &mut Scratch,
     model: &Model,
-    candidates: &[u32],
     p: usize,
     item: u32,
     c: &Context<'_>,
@@ -470,7 +468,6 @@ fn candidate_features(
         s.own_event[p] = s.own_event[first];
         return;
     }
-    debug_assert_eq!(candidates[p], item);
     let f = &mut s.features[p];
     f[F_OWN_SESSION] = f[F_OWN_SESSION].ln_1p();
     let cat = model.category_of(item);
