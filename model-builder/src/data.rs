@@ -279,6 +279,17 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// A dataset of just the events `events` yields, in canonical order
+    /// (no catalogue, no profiles): enough to count a day's replay cases.
+    pub fn from_events(
+        events: impl FnOnce(&mut dyn FnMut(&str, &str, Event, i64)) -> Result<()>,
+    ) -> Result<Self> {
+        let mut ds = Dataset::default();
+        ds.add_events(events)?;
+        ds.canonicalize();
+        Ok(ds)
+    }
+
     /// Adds the events `events` yields (interning their users and items),
     /// and sizes the per-item columns to the items.
     fn add_events(

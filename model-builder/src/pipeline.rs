@@ -114,7 +114,20 @@ pub fn load_for_build(
         Stages::Engine(session) => {
             let (log_start, days) = session.log_days()?;
             let days = crate::train::without_first_day(days, log_start);
-            let learn = crate::train::training_days(&days, as_of, train);
+            // Only the days the ranker will learn from need their
+            // learners' events: count each candidate day's cases from its
+            // conversions first (the trainer makes the same choice from
+            // the loaded data).
+            let candidates = crate::train::training_days(&days, as_of, train);
+            let learn = if candidates.is_empty() {
+                candidates
+            } else {
+                let probe =
+                    Dataset::from_events(|f| session.for_each_conversion_on(&candidates, f))?;
+                crate::train::days_to_learn(&days, as_of, train, |d| {
+                    crate::replay::case_count(&probe, d)
+                })
+            };
             let (items, users) = (session.items()?, session.users()?);
             Dataset::load_selected(dir, policy, &items, &users, log_start, |f| {
                 session.for_each_selected_event(i64::from(as_of) * DAY, &learn, f)

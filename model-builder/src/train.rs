@@ -238,13 +238,9 @@ impl<'a> Trainer<'a> {
     /// The ranker for a model as of `as_of`: learned on the training days,
     /// or the fallback when training is off or they hold no test case.
     pub fn ranker_for(&mut self, as_of: i32) -> Result<ShippedRanker> {
-        let train_days = if self.opts.days == 0 {
-            Vec::new()
-        } else {
-            enough_days(&self.training_days(as_of), self.opts.max_cases, |d| {
-                case_count(self.ds, d)
-            })
-        };
+        let train_days = days_to_learn(&self.conversion_days, as_of, self.opts, |d| {
+            case_count(self.ds, d)
+        });
         let mut cases: Vec<Arc<Vec<CaseRows>>> = Vec::new();
         for &day in &train_days {
             cases.push(self.day_rows(day)?);
@@ -318,6 +314,25 @@ pub fn training_days(conversion_days: &[i32], as_of: i32, opts: &TrainOptions) -
         .filter(|&d| d < as_of && d >= earliest)
         .collect();
     before[before.len().saturating_sub(opts.days)..].to_vec()
+}
+
+/// The days a ranker as of `as_of` learns from: the newest of
+/// [`training_days`] that hold `opts.max_cases` cases, counted by `cases`
+/// (none when `opts.days` is 0).
+pub fn days_to_learn(
+    conversion_days: &[i32],
+    as_of: i32,
+    opts: &TrainOptions,
+    cases: impl Fn(i32) -> usize,
+) -> Vec<i32> {
+    if opts.days == 0 {
+        return Vec::new();
+    }
+    enough_days(
+        &training_days(conversion_days, as_of, opts),
+        opts.max_cases,
+        cases,
+    )
 }
 
 /// The newest of `days` (in order) whose cases, counted by `cases`, first

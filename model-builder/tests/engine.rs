@@ -139,6 +139,31 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         ),
         trained
     );
+    // When the newest training day holds enough cases, the engine's load
+    // selects only that day's learners, and the blob is still the
+    // in-memory one.
+    let one_day = ["--train-max-cases", "20"];
+    let said = run_on("build", &csv, day, &out.join("one-day"), &one_day);
+    assert!(said.contains("training on 1 day(s)"), "{said}");
+    let said_embedded = run_on(
+        "build",
+        &parquet,
+        day,
+        &out.join("one-day-embedded"),
+        &[&["--engine", "embedded"], &one_day[..]].concat(),
+    );
+    assert!(
+        said_embedded.contains("training on 1 day(s)"),
+        "{said_embedded}"
+    );
+    assert_eq!(
+        manifest(&out.join("one-day-embedded"))["model_id"],
+        manifest(&out.join("one-day"))["model_id"]
+    );
+    assert_ne!(
+        manifest(&out.join("one-day"))["model_id"].as_str().unwrap(),
+        trained
+    );
 
     // Push: the engine hands over the window's events, and the lines are
     // the in-memory ones.

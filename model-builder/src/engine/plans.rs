@@ -231,6 +231,20 @@ impl Session {
         )
     }
 
+    /// Calls `f(user, item, event, ts)` for the conversions on `days`.
+    pub fn for_each_conversion_on(
+        &self,
+        days: &[i32],
+        f: impl FnMut(&str, &str, Event, i64),
+    ) -> Result<()> {
+        let days: Vec<String> = days.iter().map(i32::to_string).collect();
+        self.for_each_event_where(
+            &format!("{CONVERSION} AND ts / {DAY} IN ({})", days.join(", ")),
+            "the training days' conversions",
+            f,
+        )
+    }
+
     /// Calls `f(user, item, event, ts)` for the events from `start` to
     /// just before `end` (a push's window).
     pub fn for_each_event_between(
