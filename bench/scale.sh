@@ -3,7 +3,8 @@
 # synthetic log written as day partitions of Parquet, then the nightly build
 # (ranker trained on 3 days, as shipped) in memory and on the embedded
 # DataFusion engine under a memory limit, side by side in one run. Prints
-# wall time per stage and peak RSS of each.
+# wall time per stage and peak RSS of each, and for the engine each query's
+# wall time (--query-log; what is left of a stage is the builder's own work).
 # Usage: bench/scale.sh [EVENTS...]   (default: 1000000 3000000)
 #        MEMORY_LIMIT=4GB ENGINES=embedded bench/scale.sh 10000000 30000000 100000000
 set -euo pipefail
@@ -25,7 +26,9 @@ for n in "${sizes[@]}"; do
   fi
   for engine in "${engines[@]}"; do
     flags=(--engine "$engine")
-    [ "$engine" = embedded ] && flags+=(--memory-limit "$limit" --spill-dir "$work/spill")
+    queries=$work/queries-$n-$engine.jsonl
+    rm -f "$queries"
+    [ "$engine" = embedded ] && flags+=(--memory-limit "$limit" --spill-dir "$work/spill" --query-log "$queries")
     log=$work/build-$n-$engine.log
     rm -rf "$work/model-$n-$engine"
     if ! /usr/bin/time -v $B build --data "$data" --as-of 2026-11-01 --out "$work/model-$n-$engine" \
@@ -44,6 +47,8 @@ for n in "${sizes[@]}"; do
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$log")
     rss=$(awk '/Maximum resident set size/ {printf "%.2fGB", $6 / 1e6}' "$log")
     printf '%-11s %-9s %8s %8s %10s %8s %8s %8s %9s\n' "$n" "$engine" "$load" "$items" "$neigh" "$als" "$train" "$wall" "$rss"
+    # The engine's share of each stage: its queries' wall time.
+    [ -f "$queries" ] && python3 bench/cluster_report.py "$queries" - "$n"
   done
   [ ${#engines[@]} -eq 2 ] && [ -f "$work/model-$n-embedded/manifest.json" ] || continue
   cmp -s <(sed -n 's/.*"model_id": *"\([0-9a-f]*\)".*/\1/p' "$work/model-$n-memory/manifest.json") \

@@ -66,6 +66,10 @@ struct EngineArgs {
     /// model as it was (0: no limit).
     #[arg(long, default_value_t = 0)]
     query_timeout_seconds: u64,
+    /// With an engine: appends a JSON line per query to this file (what it
+    /// computes, when it ran, the rows it returned).
+    #[arg(long)]
+    query_log: Option<PathBuf>,
 }
 
 /// The engine a command's stages run on, open for as long as they run.
@@ -82,6 +86,10 @@ impl EngineArgs {
                 self.memory_limit.is_none() && self.spill_dir.is_none(),
                 "--memory-limit and --spill-dir go with --engine embedded"
             );
+            anyhow::ensure!(
+                self.query_log.is_none(),
+                "--query-log goes with --engine embedded or df://HOST:PORT"
+            );
             return Ok(EngineRun {
                 #[cfg(feature = "engine")]
                 session: None,
@@ -95,8 +103,12 @@ impl EngineArgs {
             eprintln!("engine: {}", engine.describe());
             let timeout = (self.query_timeout_seconds > 0)
                 .then(|| std::time::Duration::from_secs(self.query_timeout_seconds));
+            let mut session = Session::new(&engine, data, timeout)?;
+            if let Some(path) = &self.query_log {
+                session = session.log_queries_to(path)?;
+            }
             Ok(EngineRun {
-                session: Some(Session::new(&engine, data, timeout)?),
+                session: Some(session),
             })
         }
         #[cfg(not(feature = "engine"))]
@@ -486,6 +498,11 @@ enum ClusterRole {
         /// Where shuffle files go (default: a temporary folder).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        /// Appends a JSON line per finished task to this file: its job,
+        /// stage, seconds and the bytes it wrote to shuffle (for sizing a
+        /// cluster; see bench/cluster.sh).
+        #[arg(long)]
+        task_log: Option<PathBuf>,
     },
 }
 
@@ -802,6 +819,7 @@ fn run(cli: Cli) -> Result<()> {
                 external_host,
                 cores,
                 work_dir,
+                task_log,
             } => {
                 let (host, port) = scheduler
                     .rsplit_once(':')
@@ -815,6 +833,7 @@ fn run(cli: Cli) -> Result<()> {
                         external_host,
                         cores,
                         work_dir,
+                        task_log,
                     },
                 )?
             }

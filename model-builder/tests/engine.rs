@@ -328,6 +328,10 @@ impl Cluster {
         wait_for_port(scheduler, "the scheduler");
         for k in 0..executors {
             let (flight, grpc) = (free_port(), free_port());
+            // The last executor times its tasks (the others run Ballista's
+            // engine as it comes).
+            let task_log = logs.join("tasks.jsonl");
+            let metered = ["--task-log", task_log.to_str().unwrap()];
             cluster.children.push(
                 Command::new(BIN)
                     .args([
@@ -344,6 +348,11 @@ impl Cluster {
                         "--work-dir",
                         logs.join(format!("work-{k}")).to_str().unwrap(),
                     ])
+                    .args(if k + 1 == executors {
+                        &metered[..]
+                    } else {
+                        &[]
+                    })
                     .stdout(log(&format!("executor-{k}.log")))
                     .stderr(Stdio::inherit())
                     .spawn()
@@ -371,12 +380,53 @@ fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
     let memory = build(&data, day, &out.join("memory"), &[]);
     let mut cluster = Cluster::start("cluster", 2);
     let engine = cluster.engine();
+    let queries = out.join("queries.jsonl");
     assert_eq!(
-        build(&data, day, &out.join("cluster"), &["--engine", &engine]),
+        build(
+            &data,
+            day,
+            &out.join("cluster"),
+            &[
+                "--engine",
+                &engine,
+                "--query-log",
+                queries.to_str().unwrap()
+            ]
+        ),
         memory,
         "the cluster's blob (logs in {})",
         cluster.logs.display()
     );
+    // What bench/cluster.sh sizes a cluster from: each query of the build,
+    // and each task the (metered) executor ran for it, with its shuffle
+    // output.
+    let lines = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let queries = lines(&queries);
+    assert!(queries.iter().all(|q| q["ok"] == true), "{queries:?}");
+    let neighbours = queries
+        .iter()
+        .find(|q| q["query"] == "the co-occurrence neighbours")
+        .expect("the neighbours' query is logged");
+    assert!(neighbours["rows"].as_u64().unwrap() > 0);
+    let tasks = lines(&cluster.logs.join("tasks.jsonl"));
+    let (first, last) = (
+        queries[0]["start_ms"].as_u64().unwrap(),
+        queries.last().unwrap()["end_ms"].as_u64().unwrap(),
+    );
+    assert!(tasks.len() >= queries.len() / 2, "{} tasks", tasks.len());
+    for t in &tasks {
+        let end = t["end_ms"].as_u64().unwrap();
+        assert!(first <= end && end <= last + 1000, "{t} outside the build");
+        assert!(t["secs"].as_f64().unwrap() >= 0.0 && t["ok"] == true, "{t}");
+    }
+    let shuffled: u64 = tasks.iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
+    assert!(shuffled > 0, "no shuffle bytes recorded");
 
     // Publish once, then rebuild while an executor is killed.
     let live = out.join("live");

@@ -7,16 +7,31 @@ use super::functions;
 use crate::runtime::block_on;
 use anyhow::{anyhow, Context, Result};
 use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::serde::protobuf::{
+    RuntimeStatsReport, ShuffleWritePartition, TaskColumnStats, WindowStateReport,
+};
 use ballista_core::utils::default_session_builder;
+use ballista_core::JobId;
+use ballista_executor::execution_engine::{
+    DefaultExecutionEngine, ExecutionEngine, QueryStageExecutor,
+};
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::metrics::MetricsSet;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
+use std::future::Future;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Runs a scheduler on `bind` until the process is stopped. `external_host`
 /// is the name executors and clients reach it by (default: the bind
@@ -89,6 +104,8 @@ pub struct ExecutorOptions {
     pub cores: usize,
     /// Where shuffle files go (default: a temporary folder).
     pub work_dir: Option<PathBuf>,
+    /// Appends a JSON line per finished task here (see [`TaskLog`]).
+    pub task_log: Option<PathBuf>,
 }
 
 /// Runs an executor until the process is stopped.
@@ -127,6 +144,13 @@ pub fn executor(o: ExecutorOptions) -> Result<()> {
         executor_heartbeat_interval_seconds: EXECUTOR_HEARTBEAT_S,
         // Tasks name the project's functions; the executor looks them up here.
         override_function_registry: Some(Arc::new(registry())),
+        override_execution_engine: match &o.task_log {
+            Some(path) => Some(Arc::new(MeteredEngine {
+                inner: Arc::new(DefaultExecutionEngine::new()),
+                log: Arc::new(TaskLog::create(path)?),
+            })),
+            None => None,
+        },
         ..defaults
     };
     println!(
@@ -141,4 +165,154 @@ pub fn executor(o: ExecutorOptions) -> Result<()> {
             o.scheduler.1
         )
     })
+}
+
+/// Where an executor records what each task did, for sizing a cluster
+/// (`bench/cluster.sh`): one JSON line per finished task, with the job,
+/// the stage, when it ended (Unix milliseconds), its seconds on one task
+/// slot, and the rows and bytes it wrote to shuffle (for a job's last
+/// stage, what the client fetches).
+pub struct TaskLog {
+    file: Mutex<std::fs::File>,
+}
+
+impl TaskLog {
+    /// Appends to `path`, creating it.
+    pub fn create(path: &std::path::Path) -> Result<TaskLog> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the task log {}", path.display()))?;
+        Ok(TaskLog {
+            file: Mutex::new(file),
+        })
+    }
+
+    fn record(&self, task: &Task, secs: f64, written: Option<&[ShuffleWritePartition]>) {
+        let end_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let (rows, bytes) = written
+            .unwrap_or_default()
+            .iter()
+            .fold((0, 0), |(r, b), p| (r + p.num_rows, b + p.num_bytes));
+        let line = format!(
+            "{{\"job\":\"{}\",\"stage\":{},\"task\":{},\"end_ms\":{end_ms},\"secs\":{secs:.6},\"rows\":{rows},\"bytes\":{bytes},\"ok\":{}}}\n",
+            task.job,
+            task.stage,
+            task.task,
+            written.is_some()
+        );
+        // A lost line only loses a measurement, never the task.
+        if let Ok(mut f) = self.file.lock() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Which task a stage executor runs.
+#[derive(Debug, Clone)]
+struct Task {
+    job: JobId,
+    stage: usize,
+    task: usize,
+}
+
+/// DataFusion's execution engine for Ballista, each stage's executor
+/// wrapped so that its task is timed and its shuffle output counted.
+struct MeteredEngine {
+    inner: Arc<dyn ExecutionEngine>,
+    log: Arc<TaskLog>,
+}
+
+impl ExecutionEngine for MeteredEngine {
+    fn create_query_stage_exec(
+        &self,
+        job_id: JobId,
+        stage_id: usize,
+        task_id: usize,
+        global_output_partition_ids: Vec<usize>,
+        plan: Arc<dyn ExecutionPlan>,
+        work_dir: &str,
+        config: &SessionConfig,
+    ) -> datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
+        let task = Task {
+            job: job_id.clone(),
+            stage: stage_id,
+            task: task_id,
+        };
+        let inner = self.inner.create_query_stage_exec(
+            job_id,
+            stage_id,
+            task_id,
+            global_output_partition_ids,
+            plan,
+            work_dir,
+            config,
+        )?;
+        Ok(Arc::new(MeteredStage {
+            inner,
+            task,
+            log: self.log.clone(),
+        }))
+    }
+}
+
+struct MeteredStage {
+    inner: Arc<dyn QueryStageExecutor>,
+    task: Task,
+    log: Arc<TaskLog>,
+}
+
+impl std::fmt::Debug for MeteredStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl std::fmt::Display for MeteredStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+type Written = datafusion::error::Result<Vec<ShuffleWritePartition>>;
+
+impl QueryStageExecutor for MeteredStage {
+    // The trait is `async_trait`: this is its expansion, written out.
+    fn execute_query_stage<'a, 'b>(
+        &'a self,
+        task_id: usize,
+        context: Arc<TaskContext>,
+    ) -> Pin<Box<dyn Future<Output = Written> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let start = Instant::now();
+            let written = self.inner.execute_query_stage(task_id, context).await;
+            let secs = start.elapsed().as_secs_f64();
+            self.log
+                .record(&self.task, secs, written.as_ref().ok().map(|w| &w[..]));
+            written
+        })
+    }
+
+    fn collect_plan_metrics(&self) -> Vec<MetricsSet> {
+        self.inner.collect_plan_metrics()
+    }
+
+    fn collect_runtime_stats_reports(&self) -> Vec<RuntimeStatsReport> {
+        self.inner.collect_runtime_stats_reports()
+    }
+
+    fn collect_window_state_reports(&self) -> datafusion::error::Result<Vec<WindowStateReport>> {
+        self.inner.collect_window_state_reports()
+    }
+
+    fn collect_column_stats(&self) -> Vec<TaskColumnStats> {
+        self.inner.collect_column_stats()
+    }
 }

@@ -33,6 +33,7 @@ pub struct Session {
     clean: String,
     engine: String,
     timeout: Option<std::time::Duration>,
+    query_log: Option<std::sync::Mutex<std::fs::File>>,
 }
 
 /// The events as every plan reads them: trimmed text, `ts` as an integer,
@@ -59,6 +60,13 @@ fn clean_sql(integer_ts: bool) -> String {
       AND event IN ('view', 'fav', 'cart', 'purchase')
       AND ts BETWEEN 0 AND 4102444800)"
     )
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 /// A cart or a purchase, as SQL.
@@ -118,12 +126,53 @@ impl Session {
             ctx,
             engine: engine.describe(),
             timeout,
+            query_log: None,
         })
+    }
+
+    /// Appends a JSON line per query to `path`: what it computes, when it
+    /// started and ended (Unix milliseconds) and the rows it returned. With
+    /// the executors' task logs, this says what each of the build's stages
+    /// costs a cluster (`bench/cluster.sh`).
+    pub fn log_queries_to(mut self, path: &Path) -> Result<Session> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the query log {}", path.display()))?;
+        self.query_log = Some(std::sync::Mutex::new(file));
+        Ok(self)
     }
 
     /// Runs `sql` and hands each result batch to `f` as it arrives, so a
     /// large result is never held whole.
     fn for_each_batch(
+        &self,
+        sql: &str,
+        what: &str,
+        mut f: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let start = unix_ms();
+        let mut rows = 0;
+        let done = self.run_batches(sql, what, |b| {
+            rows += b.num_rows();
+            f(b)
+        });
+        if let Some(log) = &self.query_log {
+            let line = format!(
+                "{{\"query\":{what:?},\"start_ms\":{start},\"end_ms\":{},\"rows\":{rows},\"ok\":{}}}\n",
+                unix_ms(),
+                done.is_ok()
+            );
+            if let Ok(mut file) = log.lock() {
+                std::io::Write::write_all(&mut *file, line.as_bytes())
+                    .context("cannot write the query log")?;
+            }
+        }
+        done
+    }
+
+    fn run_batches(
         &self,
         sql: &str,
         what: &str,
