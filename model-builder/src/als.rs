@@ -81,15 +81,26 @@ impl Csr {
         &self.entries[self.offsets[r]..self.offsets[r + 1]]
     }
 
-    /// The transpose, with `cols` rows.
+    /// The transpose, with `cols` rows: a counting sort by column, so it
+    /// holds no more than the result (rows come out in increasing order,
+    /// as [`Csr::from_triples`] would give them).
     pub fn transpose(&self, cols: usize) -> Csr {
-        let mut triples = Vec::with_capacity(self.entries.len());
+        let mut offsets = vec![0usize; cols + 1];
+        for &(c, _) in &self.entries {
+            offsets[c as usize + 1] += 1;
+        }
+        for c in 0..cols {
+            offsets[c + 1] += offsets[c];
+        }
+        let mut next = offsets[..cols].to_vec();
+        let mut entries = vec![(0u32, 0f32); self.entries.len()];
         for r in 0..self.rows() {
             for &(c, v) in self.row(r) {
-                triples.push((c, r as u32, v));
+                entries[next[c as usize]] = (r as u32, v);
+                next[c as usize] += 1;
             }
         }
-        Csr::from_triples(cols, triples)
+        Csr { offsets, entries }
     }
 }
 
@@ -226,6 +237,20 @@ mod tests {
         assert_eq!(t.row(0), &[(1, 4.0)]);
         assert_eq!(t.row(1), &[]);
         assert_eq!(t.row(2), &[(0, 2.0)]);
+        // A larger matrix: the transpose's rows are those of the
+        // transposed triples, and transposing twice gives it back.
+        let triples: Vec<(u32, u32, f32)> = (0..500u32)
+            .map(|k| ((k * 7919) % 37, (k * 104_729) % 23, k as f32))
+            .collect();
+        let m = Csr::from_triples(37, triples.clone());
+        let flipped = Csr::from_triples(23, triples.iter().map(|&(r, c, v)| (c, r, v)).collect());
+        let t = m.transpose(23);
+        assert_eq!(
+            (t.offsets.clone(), t.entries.clone()),
+            (flipped.offsets, flipped.entries)
+        );
+        let back = t.transpose(37);
+        assert_eq!((back.offsets, back.entries), (m.offsets, m.entries));
     }
 
     #[test]
