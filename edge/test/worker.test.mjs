@@ -39,6 +39,17 @@ const visitorB = encodeSignals([
   { item: brandItems("Nestling")[0], event: "cart", ts: NOW - 600 },
 ]);
 
+// What the core keeps or drops on purpose, which the worker must not decide
+// for itself: a purchase from the future past the core's slack (dropped;
+// the order differs if it is kept), a signal on an id the model does not
+// know, and a repeated view.
+const visitorC = encodeSignals([
+  { item: "no-such-item", event: "cart", ts: NOW - 900 },
+  ...brandItems("Tinytrek").slice(0, 2).map((item, k) => ({ item, event: "view", ts: NOW - 1800 + 60 * k })),
+  { item: brandItems("Tinytrek")[0], event: "view", ts: NOW - 1700 },
+  { item: brandItems("Nestling")[1], event: "purchase", ts: NOW + 3 * 86400 },
+]);
+
 let mf, url;
 before(async () => {
   mf = new Miniflare(workerOptions({ trustNow: true }));
@@ -74,6 +85,14 @@ test("two visitors' cookies: two orders, each the native core's", async () => {
   }
   assert.notDeepEqual(orders[0].slice(0, 10), orders[1].slice(0, 10));
   assert.notDeepEqual(orders[0], defaultOrder);
+});
+
+test("unknown ids, a future signal and a repeat: the worker orders them as the core does", async () => {
+  const { res, body } = await get(url, "/specials", `nr_signals=${visitorC}`);
+  assert.equal(res.status, 200);
+  const json = JSON.parse(body);
+  assert.equal(json.personalized, true);
+  assert.deepEqual(json.items.map((i) => i.id), nativeOrder(visitorC));
 });
 
 test("the HTML page is rewritten to the same order, the rest of it intact", async () => {
