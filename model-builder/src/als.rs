@@ -1,13 +1,19 @@
-//! Implicit-feedback ALS (Hu, Koren and Volinsky 2008) with the conjugate
-//! gradient solver of Takács et al. (2011), as the `implicit` library does
-//! it: three CG steps per row, warm-started from the previous iteration.
+//! Implicit-feedback ALS (Hu, Koren and Volinsky 2008), each row solved
+//! exactly (a Cholesky factorization of its `dim x dim` system), so that a
+//! user's factor depends only on the item factors and the user's row, never
+//! on a previous iteration: an iteration is then one pass over the users
+//! that adds up, per item, what the item half-step needs ([`ItemSums`]).
+//! That pass is an aggregation, which runs in memory here or as one
+//! aggregate on the engine (`nr_als_sums`, [`crate::engine::functions`]),
+//! and the item half-step is solved from its result.
 //!
 //! Confidence is `c = 1 + alpha * w` where `w` is the user's event-weighted
-//! count on the item; preference is 1 for every observed pair. Rows are
-//! solved in parallel with rayon; each row is independent, so the result
-//! does not depend on the number of threads.
+//! count on the item; preference is 1 for every observed pair. Every sum
+//! is taken on a fixed grid ([`GRID_BITS`]), so that it is exact and the
+//! factors are the same whatever the order, the threads or the engine's
+//! partitioning of the users.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use rayon::prelude::*;
 
 /// ALS settings.
@@ -21,8 +27,6 @@ pub struct AlsOptions {
     pub regularization: f32,
     /// Alternating iterations.
     pub iterations: usize,
-    /// Conjugate-gradient steps per row and iteration.
-    pub cg_steps: usize,
     /// Seed of the initial factors.
     pub seed: u64,
 }
@@ -34,7 +38,6 @@ impl Default for AlsOptions {
             alpha: 10.0,
             regularization: 0.01,
             iterations: 15,
-            cg_steps: 3,
             seed: 42,
         }
     }
@@ -80,28 +83,6 @@ impl Csr {
     pub fn row(&self, r: usize) -> &[(u32, f32)] {
         &self.entries[self.offsets[r]..self.offsets[r + 1]]
     }
-
-    /// The transpose, with `cols` rows: a counting sort by column, so it
-    /// holds no more than the result (rows come out in increasing order,
-    /// as [`Csr::from_triples`] would give them).
-    pub fn transpose(&self, cols: usize) -> Csr {
-        let mut offsets = vec![0usize; cols + 1];
-        for &(c, _) in &self.entries {
-            offsets[c as usize + 1] += 1;
-        }
-        for c in 0..cols {
-            offsets[c + 1] += offsets[c];
-        }
-        let mut next = offsets[..cols].to_vec();
-        let mut entries = vec![(0u32, 0f32); self.entries.len()];
-        for r in 0..self.rows() {
-            for &(c, v) in self.row(r) {
-                entries[next[c as usize]] = (r as u32, v);
-                next[c as usize] += 1;
-            }
-        }
-        Csr { offsets, entries }
-    }
 }
 
 fn init(rows: usize, dim: usize, seed: u64) -> Array2<f32> {
@@ -114,114 +95,498 @@ fn init(rows: usize, dim: usize, seed: u64) -> Array2<f32> {
     })
 }
 
-/// The core's eight-lane dot product, compiled a second time with AVX2 so
-/// that the eight lanes fit one register where the CPU has it (chosen at
-/// run time). Without FMA the operations, and so the results, are the same
-/// as the baseline build's: only the register width differs.
+/// Sums are kept on a grid of `2^-GRID_BITS`: every term is rounded to it
+/// before it is added, so a sum of terms is exact, and the same whatever
+/// order (and on whatever partitioning or machine) the terms are added
+/// in, as long as it stays below [`EXACT_BELOW`].
+pub const GRID_BITS: i32 = 20;
+
+/// Adding and then subtracting `1.5 * 2^(52 - GRID_BITS)` rounds a value
+/// below `2^(51 - GRID_BITS)` to the grid (to nearest, ties to even), in
+/// two plain additions that vectorize.
+const ROUND: f64 = 1.5 * (1u64 << (52 - GRID_BITS)) as f64;
+
+/// Sums on the grid are exact below `2^(53 - GRID_BITS)`; a result is
+/// checked against half that.
+pub const EXACT_BELOW: f64 = (1u64 << (52 - GRID_BITS)) as f64;
+
+#[inline(always)]
+fn on_grid(v: f64) -> f64 {
+    (v + ROUND) - ROUND
+}
+
+/// Entries of a `dim x dim` symmetric matrix kept as its upper triangle,
+/// row by row.
+fn triangle(dim: usize) -> usize {
+    dim * (dim + 1) / 2
+}
+
+/// `acc += k x xᵀ` (upper triangle) and, when `b` is given,
+/// `b += (k + 1) x`, every term rounded to the grid. `k x_a` is exact (two
+/// `f32`s), so each term is one rounded product: the same everywhere.
+#[inline(always)]
+fn rank1_body(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
+    let d = x.len();
+    let mut o = 0;
+    for a in 0..d {
+        let s = k * x[a];
+        let n = d - a;
+        for (r, &xb) in acc[o..o + n].iter_mut().zip(&x[a..]) {
+            *r += on_grid(s * xb);
+        }
+        o += n;
+    }
+    if let Some(b) = b {
+        for (r, &xa) in b.iter_mut().zip(x) {
+            *r += on_grid(c * xa);
+        }
+    }
+}
+
+/// [`rank1_body`] compiled a second time with AVX2 (chosen at run time):
+/// wider registers, the same operations (no FMA), so the same results.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    nestrank::numeric::dot(a, b)
+unsafe fn rank1_avx2(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
+    rank1_body(acc, b, x, k, c)
 }
 
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn rank1(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { dot_avx2(a, b) };
+            return unsafe { rank1_avx2(acc, b, x, k, c) };
         }
     }
-    nestrank::numeric::dot(a, b)
+    rank1_body(acc, b, x, k, c)
 }
 
-/// `YᵀY + λI`.
-fn gram(y: ArrayView2<f32>, regularization: f32) -> Array2<f32> {
-    let mut g = y.t().dot(&y);
-    for d in 0..g.nrows() {
-        g[[d, d]] += regularization;
+/// Solves `(T + λI) x = b` by Cholesky, where `T` is an upper triangle;
+/// `false` (and `x` zero) when the matrix is not positive definite.
+fn solve(tri: &[f64], b: &[f64], regularization: f64, l: &mut Vec<f64>, x: &mut [f32]) -> bool {
+    let d = b.len();
+    l.clear();
+    l.resize(d * d, 0.0);
+    // The full matrix's lower half, from the triangle's rows.
+    let mut o = 0;
+    for a in 0..d {
+        for c in a..d {
+            l[c * d + a] = tri[o];
+            o += 1;
+        }
+        l[a * d + a] += regularization;
     }
-    g
+    for j in 0..d {
+        let mut s = l[j * d + j];
+        for k in 0..j {
+            s -= l[j * d + k] * l[j * d + k];
+        }
+        if !(s > 0.0 && s.is_finite()) {
+            x.fill(0.0);
+            return false;
+        }
+        let pivot = s.sqrt();
+        l[j * d + j] = pivot;
+        for i in j + 1..d {
+            let mut s = l[i * d + j];
+            for k in 0..j {
+                s -= l[i * d + k] * l[j * d + k];
+            }
+            l[i * d + j] = s / pivot;
+        }
+    }
+    // L z = b, then Lᵀ x = z.
+    let mut z = b.to_vec();
+    for i in 0..d {
+        for k in 0..i {
+            z[i] -= l[i * d + k] * z[k];
+        }
+        z[i] /= l[i * d + i];
+    }
+    for i in (0..d).rev() {
+        for k in i + 1..d {
+            z[i] -= l[k * d + i] * z[k];
+        }
+        z[i] /= l[i * d + i];
+    }
+    for (x, z) in x.iter_mut().zip(z) {
+        *x = z as f32;
+    }
+    true
 }
 
-/// One half-step: solves every row of `x` against the fixed `y`.
-fn solve_rows(x: &mut Array2<f32>, y: &Array2<f32>, rows: &Csr, opts: &AlsOptions) {
-    let dim = opts.factors;
-    let yty = gram(y.view(), opts.regularization);
-    let yty = yty.as_slice().expect("standard layout");
-    let y = y.as_slice().expect("standard layout");
-    let alpha = opts.alpha;
-    x.as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(dim)
-        .enumerate()
-        .for_each_init(
-            || (vec![0f32; dim], vec![0f32; dim], vec![0f32; dim]),
-            |(r, p, ap), (u, xu)| {
+/// What a half-step over the users needs: the item factors and their Gram
+/// matrix `YᵀY`. Built once per iteration (and, on an engine, once per
+/// partition from the factors' bytes, [`Step::encode`]).
+#[derive(Debug, Clone)]
+pub struct Step {
+    dim: usize,
+    alpha: f32,
+    regularization: f32,
+    /// `items x dim`, row-major.
+    y: Vec<f32>,
+    /// `YᵀY`, on the grid.
+    yy: Vec<f64>,
+}
+
+/// A user's working space, reused from user to user.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    v: Vec<f64>,
+    l: Vec<f64>,
+    /// The last user's factor.
+    pub x: Vec<f32>,
+}
+
+impl Step {
+    /// The step for item factors `y` (`items x opts.factors`).
+    pub fn new(y: Vec<f32>, opts: &AlsOptions) -> Step {
+        Step::from_parts(y, opts.factors, opts.alpha, opts.regularization)
+    }
+
+    fn from_parts(y: Vec<f32>, dim: usize, alpha: f32, regularization: f32) -> Step {
+        let mut yy = vec![0f64; triangle(dim)];
+        let mut v = vec![0f64; dim];
+        for row in y.chunks_exact(dim.max(1)) {
+            for (v, &f) in v.iter_mut().zip(row) {
+                *v = f as f64;
+            }
+            rank1(&mut yy, None, &v, 1.0, 0.0);
+        }
+        Step {
+            dim,
+            alpha,
+            regularization,
+            y,
+            yy,
+        }
+    }
+
+    /// The number of items.
+    pub fn items(&self) -> usize {
+        self.y.len() / self.dim.max(1)
+    }
+
+    /// The factor dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The confidence slope.
+    pub fn alpha(&self) -> f32 {
+        self.alpha
+    }
+
+    /// Solves the factor of the user with `row` (item, weight) into
+    /// `s.x`: `(YᵀY + Σ (c-1) y yᵀ + λI) x = Σ c y`, with `c = 1 + α w`.
+    /// An item past the factors is an error (it names the item).
+    pub fn user(&self, row: &[(u32, f32)], s: &mut Scratch) -> Result<(), u32> {
+        let d = self.dim;
+        s.a.clear();
+        s.a.extend_from_slice(&self.yy);
+        s.b.clear();
+        s.b.resize(d, 0.0);
+        s.v.resize(d, 0.0);
+        s.x.resize(d, 0.0);
+        for &(i, w) in row {
+            let yi = self.y.get(i as usize * d..(i as usize + 1) * d).ok_or(i)?;
+            for (v, &f) in s.v.iter_mut().zip(yi) {
+                *v = f as f64;
+            }
+            let c = 1.0 + self.alpha * w;
+            rank1(&mut s.a, Some(&mut s.b), &s.v, (c - 1.0) as f64, c as f64);
+        }
+        solve(&s.a, &s.b, self.regularization as f64, &mut s.l, &mut s.x);
+        Ok(())
+    }
+
+    /// The factors and settings as bytes, for an engine's aggregate: the
+    /// dimension (`u32`), `alpha` and `λ` (`f32`), then the factors, all
+    /// little-endian.
+    pub fn encode(y: &[f32], opts: &AlsOptions) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + y.len() * 4);
+        out.extend_from_slice(&(opts.factors as u32).to_le_bytes());
+        out.extend_from_slice(&opts.alpha.to_le_bytes());
+        out.extend_from_slice(&opts.regularization.to_le_bytes());
+        for f in y {
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        out
+    }
+
+    /// The step [`Step::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Step, String> {
+        let word = |k: usize| -> [u8; 4] { bytes[k..k + 4].try_into().expect("4 bytes") };
+        if bytes.len() < 12 || !bytes.len().is_multiple_of(4) {
+            return Err(format!("{} bytes of ALS factors", bytes.len()));
+        }
+        let dim = u32::from_le_bytes(word(0)) as usize;
+        let floats = (bytes.len() - 12) / 4;
+        if dim == 0 || dim > 256 || !floats.is_multiple_of(dim) {
+            return Err(format!("{floats} factor values do not make rows of {dim}"));
+        }
+        let y = (0..floats)
+            .map(|k| f32::from_le_bytes(word(12 + 4 * k)))
+            .collect();
+        Ok(Step::from_parts(
+            y,
+            dim,
+            f32::from_le_bytes(word(4)),
+            f32::from_le_bytes(word(8)),
+        ))
+    }
+}
+
+/// The sums one item half-step needs, over a set of users (with their
+/// factors `x`): `XᵀX`, and per item `Σ (c-1) x xᵀ` and `Σ c x`. Held only
+/// for the items the users touched; sums of several sets merge exactly.
+#[derive(Debug, Clone)]
+pub struct ItemSums {
+    dim: usize,
+    xx: Vec<f64>,
+    /// Where each item's sums start in `sums` (`u32::MAX`: untouched).
+    slot: Vec<u32>,
+    touched: Vec<u32>,
+    sums: Vec<f64>,
+}
+
+impl ItemSums {
+    /// Empty sums for `items` items.
+    pub fn new(items: usize, dim: usize) -> ItemSums {
+        ItemSums {
+            dim,
+            xx: vec![0.0; triangle(dim)],
+            slot: vec![u32::MAX; items],
+            touched: Vec::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    fn width(&self) -> usize {
+        triangle(self.dim) + self.dim
+    }
+
+    fn item(&mut self, i: u32) -> &mut [f64] {
+        let w = self.width();
+        let s = &mut self.slot[i as usize];
+        if *s == u32::MAX {
+            *s = self.touched.len() as u32;
+            self.touched.push(i);
+            self.sums.resize(self.sums.len() + w, 0.0);
+        }
+        let at = *s as usize * w;
+        &mut self.sums[at..at + w]
+    }
+
+    /// Adds a user with `row` and factor `x`. Items must be below the
+    /// number the sums were made for (a [`Step::user`] checked them).
+    pub fn add_user(&mut self, row: &[(u32, f32)], x: &[f32], alpha: f32) {
+        let v: Vec<f64> = x.iter().map(|&f| f as f64).collect();
+        rank1(&mut self.xx, None, &v, 1.0, 0.0);
+        let t = triangle(self.dim);
+        for &(i, w) in row {
+            let c = 1.0 + alpha * w;
+            let (g, b) = self.item(i).split_at_mut(t);
+            rank1(g, Some(b), &v, (c - 1.0) as f64, c as f64);
+        }
+    }
+
+    /// Adds `other`'s sums.
+    pub fn merge(&mut self, other: &ItemSums) {
+        for (a, b) in self.xx.iter_mut().zip(&other.xx) {
+            *a += b;
+        }
+        let w = self.width();
+        for (k, &i) in other.touched.iter().enumerate() {
+            for (a, b) in self.item(i).iter_mut().zip(&other.sums[k * w..(k + 1) * w]) {
+                *a += b;
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        (self.xx.len() + self.sums.capacity()) * 8 + (self.slot.len() + self.touched.capacity()) * 4
+    }
+
+    /// Whether every sum stayed well inside the range where sums on the grid
+    /// are exact (and so equal whatever the order they were added in).
+    pub fn exact(&self) -> bool {
+        self.xx
+            .iter()
+            .chain(&self.sums)
+            .all(|v| v.abs() < EXACT_BELOW / 2.0)
+    }
+
+    /// The same sums with every item `i` renamed `to[i]`, for `items`
+    /// items (an engine numbers items its own way).
+    pub fn renumber(&self, to: &[u32], items: usize) -> ItemSums {
+        let mut out = ItemSums::new(items, self.dim);
+        out.xx.clone_from(&self.xx);
+        let w = self.width();
+        for (k, &i) in self.touched.iter().enumerate() {
+            out.item(to[i as usize])
+                .copy_from_slice(&self.sums[k * w..(k + 1) * w]);
+        }
+        out
+    }
+
+    /// The item factors these sums give, `items x dim` (zero for an item no
+    /// user touched): `(XᵀX + Σ (c-1) x xᵀ + λI) y = Σ c x`.
+    pub fn solve(&self, regularization: f32) -> Vec<f32> {
+        let (d, t, w) = (self.dim, triangle(self.dim), self.width());
+        let mut y = vec![0f32; self.slot.len() * d];
+        y.par_chunks_mut(d.max(1))
+            .zip(self.slot.par_iter())
+            .for_each_init(
+                || (vec![0f64; t], Vec::new()),
+                |(a, l), (yi, &s)| {
+                    if s == u32::MAX {
+                        return;
+                    }
+                    let sums = &self.sums[s as usize * w..(s as usize + 1) * w];
+                    for ((a, &x), &g) in a.iter_mut().zip(&self.xx).zip(&sums[..t]) {
+                        *a = x + g;
+                    }
+                    solve(a, &sums[t..], regularization as f64, l, yi);
+                },
+            );
+        y
+    }
+
+    /// The sums as bytes (the engine's partial and final result): the
+    /// dimension, the number of items and of touched items (`u32`), `XᵀX`,
+    /// then per touched item its number (`u32`) and sums (`f64`), all
+    /// little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + (self.xx.len() + self.sums.len()) * 8);
+        for n in [self.dim, self.slot.len(), self.touched.len()] {
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        for v in &self.xx {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let w = self.width();
+        for (k, &i) in self.touched.iter().enumerate() {
+            out.extend_from_slice(&i.to_le_bytes());
+            for v in &self.sums[k * w..(k + 1) * w] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// The sums [`ItemSums::encode`] wrote, which must be of dimension
+    /// `dim` over `items` items.
+    pub fn decode(bytes: &[u8], dim: usize, items: usize) -> Result<ItemSums, String> {
+        let mut at = 0;
+        let mut take = |n: usize| -> Result<&[u8], String> {
+            let part = bytes.get(at..at + n).ok_or_else(|| {
+                format!(
+                    "the ALS sums end at byte {}, before {}",
+                    bytes.len(),
+                    at + n
+                )
+            })?;
+            at += n;
+            Ok(part)
+        };
+        let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize;
+        let (d, n, touched) = (u32_(take(4)?), u32_(take(4)?), u32_(take(4)?));
+        if (d, n) != (dim, items) || touched > items {
+            return Err(format!(
+                "ALS sums of dimension {d} over {n} items ({touched} touched), not {dim} over {items}"
+            ));
+        }
+        let length = 12 + triangle(dim) * 8 + touched * (4 + (triangle(dim) + dim) * 8);
+        if bytes.len() > length {
+            return Err(format!("{} bytes after the ALS sums", bytes.len() - length));
+        }
+        let f64s = |b: &[u8]| -> Vec<f64> {
+            b.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect()
+        };
+        let mut out = ItemSums::new(items, dim);
+        out.xx = f64s(take(triangle(dim) * 8)?);
+        let w = out.width();
+        for _ in 0..touched {
+            let i = u32_(take(4)?);
+            let values = f64s(take(w * 8)?);
+            if i >= items || out.slot[i] != u32::MAX {
+                return Err(format!("ALS sums name item {i} twice or past {items}"));
+            }
+            out.item(i as u32).copy_from_slice(&values);
+        }
+        Ok(out)
+    }
+}
+
+/// The item sums of every user of `rows` (users in rows), one part per
+/// thread, merged; the same whatever the number of threads.
+pub fn sums_in_memory(step: &Step, rows: &Csr) -> ItemSums {
+    let parts = rayon::current_num_threads().max(1);
+    let users = rows.rows();
+    (0..parts)
+        .into_par_iter()
+        .map(|p| {
+            let mut sums = ItemSums::new(step.items(), step.dim());
+            let mut s = Scratch::default();
+            for u in users * p / parts..users * (p + 1) / parts {
                 let row = rows.row(u);
                 if row.is_empty() {
-                    xu.iter_mut().for_each(|v| *v = 0.0);
-                    return;
+                    continue;
                 }
-                // r = b - A x
-                for a in 0..dim {
-                    r[a] = -dot(&yty[a * dim..(a + 1) * dim], xu);
-                }
-                for &(i, w) in row {
-                    let c = 1.0 + alpha * w;
-                    let yi = &y[i as usize * dim..(i as usize + 1) * dim];
-                    let k = c - (c - 1.0) * dot(yi, xu);
-                    for a in 0..dim {
-                        r[a] += k * yi[a];
-                    }
-                }
-                p.copy_from_slice(r);
-                let mut rs_old = dot(r, r);
-                for _ in 0..opts.cg_steps {
-                    if rs_old < 1e-20 {
-                        break;
-                    }
-                    for a in 0..dim {
-                        ap[a] = dot(&yty[a * dim..(a + 1) * dim], p);
-                    }
-                    for &(i, w) in row {
-                        let c = 1.0 + alpha * w;
-                        let yi = &y[i as usize * dim..(i as usize + 1) * dim];
-                        let k = (c - 1.0) * dot(yi, p);
-                        for a in 0..dim {
-                            ap[a] += k * yi[a];
-                        }
-                    }
-                    let step = rs_old / dot(p, ap);
-                    if !step.is_finite() {
-                        break;
-                    }
-                    for a in 0..dim {
-                        xu[a] += step * p[a];
-                        r[a] -= step * ap[a];
-                    }
-                    let rs_new = dot(r, r);
-                    for a in 0..dim {
-                        p[a] = r[a] + rs_new / rs_old * p[a];
-                    }
-                    rs_old = rs_new;
-                }
-            },
-        );
+                step.user(row, &mut s)
+                    .expect("the in-memory rows name the model's items");
+                sums.add_user(row, &s.x, step.alpha);
+            }
+            sums
+        })
+        .reduce_with(|mut a, b| {
+            a.merge(&b);
+            a
+        })
+        .unwrap_or_else(|| ItemSums::new(step.items(), step.dim()))
 }
 
-/// Trains item factors from a user x item matrix of event-weighted counts;
-/// returns them row-major, `items x factors`.
-pub fn train(user_items: &Csr, items: usize, opts: &AlsOptions) -> Vec<f32> {
-    let item_users = user_items.transpose(items);
-    let mut x = init(user_items.rows(), opts.factors, opts.seed);
-    let mut y = init(items, opts.factors, opts.seed ^ 0xA5A5);
+/// Item factors trained where `sums` runs each iteration's user half-step
+/// (given the item factors, the [`ItemSums`] of every user): in memory
+/// ([`train`]) or as one aggregate on an engine. Returns the factors,
+/// row-major `items x factors`, and whether every iteration's sums were
+/// exact ([`ItemSums::exact`]): then the factors are the same wherever
+/// the sums ran.
+pub fn train_with<E>(
+    items: usize,
+    opts: &AlsOptions,
+    mut sums: impl FnMut(&[f32]) -> Result<ItemSums, E>,
+) -> Result<(Vec<f32>, bool), E> {
+    let mut y = init(items, opts.factors, opts.seed ^ 0xA5A5)
+        .into_raw_vec_and_offset()
+        .0;
+    let mut exact = true;
     for _ in 0..opts.iterations {
-        solve_rows(&mut x, &y, user_items, opts);
-        solve_rows(&mut y, &x, &item_users, opts);
+        let s = sums(&y)?;
+        exact &= s.exact();
+        y = s.solve(opts.regularization);
     }
-    y.into_raw_vec_and_offset().0
+    Ok((y, exact))
+}
+
+/// Trains item factors from a user x item matrix of event-weighted counts,
+/// in memory; returns them row-major, `items x factors`.
+pub fn train(user_items: &Csr, items: usize, opts: &AlsOptions) -> (Vec<f32>, bool) {
+    let run = train_with(items, opts, |y| {
+        Ok::<_, std::convert::Infallible>(sums_in_memory(&Step::new(y.to_vec(), opts), user_items))
+    });
+    match run {
+        Ok(done) => done,
+        Err(never) => match never {},
+    }
 }
 
 #[cfg(test)]
@@ -229,28 +594,112 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csr_sums_duplicates_and_transposes() {
+    fn csr_sums_duplicates() {
         let m = Csr::from_triples(2, vec![(1, 0, 1.0), (0, 2, 2.0), (1, 0, 3.0)]);
         assert_eq!(m.row(0), &[(2, 2.0)]);
         assert_eq!(m.row(1), &[(0, 4.0)]);
-        let t = m.transpose(3);
-        assert_eq!(t.row(0), &[(1, 4.0)]);
-        assert_eq!(t.row(1), &[]);
-        assert_eq!(t.row(2), &[(0, 2.0)]);
-        // A larger matrix: the transpose's rows are those of the
-        // transposed triples, and transposing twice gives it back.
-        let triples: Vec<(u32, u32, f32)> = (0..500u32)
-            .map(|k| ((k * 7919) % 37, (k * 104_729) % 23, k as f32))
+    }
+
+    /// A user's factor solves its system: the residual is small.
+    #[test]
+    fn a_user_factor_solves_its_system() {
+        let opts = AlsOptions {
+            factors: 4,
+            ..AlsOptions::default()
+        };
+        let y = init(6, 4, 7).into_raw_vec_and_offset().0;
+        let y: Vec<f32> = y
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v * 100.0 + (k % 5) as f32 * 0.1)
             .collect();
-        let m = Csr::from_triples(37, triples.clone());
-        let flipped = Csr::from_triples(23, triples.iter().map(|&(r, c, v)| (c, r, v)).collect());
-        let t = m.transpose(23);
+        let step = Step::new(y.clone(), &opts);
+        let row = [(1u32, 1.0f32), (4, 3.0)];
+        let mut s = Scratch::default();
+        step.user(&row, &mut s).unwrap();
+        // (YᵀY + Σ (c-1) y yᵀ + λI) x - Σ c y, in f64.
+        let yi = |i: usize| &y[i * 4..(i + 1) * 4];
+        for a in 0..4 {
+            let mut r = opts.regularization as f64 * s.x[a] as f64;
+            for i in 0..6 {
+                let extra = row
+                    .iter()
+                    .find(|e| e.0 as usize == i)
+                    .map_or(0.0, |e| (opts.alpha * e.1) as f64);
+                let yx: f64 = (0..4).map(|b| yi(i)[b] as f64 * s.x[b] as f64).sum();
+                r += (1.0 + extra) * yi(i)[a] as f64 * yx;
+                if extra > 0.0 {
+                    r -= (1.0 + extra) * yi(i)[a] as f64;
+                }
+            }
+            assert!(r.abs() < 1e-3, "residual {r} in row {a}");
+        }
+        // An item past the factors is named.
+        assert_eq!(step.user(&[(6, 1.0)], &mut s), Err(6));
+    }
+
+    /// Sums merged in any grouping equal the sums in one pass, bit for bit,
+    /// and survive their bytes; bad bytes are refused.
+    #[test]
+    fn sums_are_exact_in_any_order_and_round_trip() {
+        let opts = AlsOptions {
+            factors: 8,
+            ..AlsOptions::default()
+        };
+        let items = 30;
+        let y = init(items, 8, 3).into_raw_vec_and_offset().0;
+        let y: Vec<f32> = y
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v * 300.0 - (k % 7) as f32 * 0.3)
+            .collect();
+        let step = Step::decode(&Step::encode(&y, &opts)).unwrap();
+        let rows: Vec<Vec<(u32, f32)>> = (0..40u32)
+            .map(|u| {
+                (0..1 + u % 6)
+                    .map(|k| ((u * 7 + k * 11) % items as u32, 1.0 + (k % 4) as f32))
+                    .collect()
+            })
+            .collect();
+        let sums_of = |users: &mut dyn Iterator<Item = &Vec<(u32, f32)>>| {
+            let mut sums = ItemSums::new(items, 8);
+            let mut s = Scratch::default();
+            for row in users {
+                step.user(row, &mut s).unwrap();
+                sums.add_user(row, &s.x, opts.alpha);
+            }
+            sums
+        };
+        let whole = sums_of(&mut rows.iter());
+        let mut parts = sums_of(&mut rows.iter().step_by(2).rev());
+        parts.merge(&sums_of(&mut rows.iter().skip(1).step_by(2).rev()));
+        let back = ItemSums::decode(&parts.encode(), 8, items).unwrap();
+        assert!(whole.exact());
+        // Items are touched in another order; the sums are the same.
+        let solved = whole.solve(opts.regularization);
+        assert!(solved.iter().any(|&v| v != 0.0));
+        assert_eq!(solved, back.solve(opts.regularization));
+        assert_eq!(whole.xx, back.xx);
+        // Renumbering and back is the identity.
+        let flip: Vec<u32> = (0..items as u32).rev().collect();
         assert_eq!(
-            (t.offsets.clone(), t.entries.clone()),
-            (flipped.offsets, flipped.entries)
+            back.renumber(&flip, items)
+                .renumber(&flip, items)
+                .solve(0.01),
+            solved
         );
-        let back = t.transpose(37);
-        assert_eq!((back.offsets, back.entries), (m.offsets, m.entries));
+        // Bad bytes.
+        let bytes = whole.encode();
+        assert!(ItemSums::decode(&bytes[..bytes.len() - 1], 8, items).is_err());
+        assert!(ItemSums::decode(&bytes, 8, items + 1)
+            .unwrap_err()
+            .contains("not 8 over 31"));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(ItemSums::decode(&longer, 8, items)
+            .unwrap_err()
+            .contains("after the ALS sums"));
+        assert!(Step::decode(&[0; 13]).is_err());
     }
 
     #[test]
@@ -270,8 +719,10 @@ mod tests {
             factors: 4,
             ..AlsOptions::default()
         };
-        let y = train(&m, 10, &opts);
+        let (y, exact) = train(&m, 10, &opts);
+        assert!(exact);
         let row = |i: usize| &y[i * 4..(i + 1) * 4];
+        let dot = nestrank::numeric::dot::<f32>;
         let cos = |a: &[f32], b: &[f32]| dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt());
         // Mean cosine within a community well above that across.
         let (mut within, mut across) = (0f32, 0f32);
@@ -289,6 +740,6 @@ mod tests {
         }
         assert!(within > across + 0.3, "within {within}, across {across}");
         // Deterministic.
-        assert_eq!(y, train(&m, 10, &opts));
+        assert_eq!(y, train(&m, 10, &opts).0);
     }
 }

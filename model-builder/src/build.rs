@@ -202,35 +202,59 @@ pub fn build_parts_on(
     times.neighbours = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let factors = if opts.als.factors > 0 {
-        let triples = match stages {
-            Stages::InMemory => past
-                .iter()
-                .map(|e| {
-                    (
-                        e.user,
-                        index.model_index[e.item as usize],
-                        opts.event_weights[e.event as usize],
-                    )
-                })
-                .collect(),
-            #[cfg(feature = "engine")]
-            Stages::Engine(session) => session.interactions(
-                cutoff,
-                opts,
-                |user| {
-                    ds.users.get(user).with_context(|| {
-                        format!("the engine read user `{user}`, which the loaded data does not have: did the files change during the build?")
+        let (y, exact) = match stages {
+            Stages::InMemory => {
+                // Rows follow the loaded users, numbered in id order.
+                let triples = past
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.user,
+                            index.model_index[e.item as usize],
+                            opts.event_weights[e.event as usize],
+                        )
                     })
-                },
-                |item| model_index_of(ds, &index, item),
-            )?,
+                    .collect();
+                let user_items = Csr::from_triples(ds.users.len(), triples);
+                als::train(&user_items, n, &opts.als)
+            }
+            // Each iteration's pass over the users is one aggregate on the
+            // engine; the builder holds only the item factors and sums.
+            #[cfg(feature = "engine")]
+            Stages::Engine(session) => {
+                let rows = session.als_rows(cutoff, opts)?;
+                // The engine numbers the items its rows name its own way;
+                // the model's other items (no event before the cutoff)
+                // follow, so that the factors' Gram matrix covers every
+                // item, as in memory.
+                let mut order = rows
+                    .items()
+                    .iter()
+                    .map(|item| model_index_of(ds, &index, item))
+                    .collect::<anyhow::Result<Vec<u32>>>()?;
+                let mut named = vec![false; n];
+                for &m in &order {
+                    named[m as usize] = true;
+                }
+                order.extend((0..n as u32).filter(|&m| !named[m as usize]));
+                let f = opts.als.factors;
+                als::train_with(n, &opts.als, |y| {
+                    let mut engine_y = Vec::with_capacity(y.len());
+                    for &m in &order {
+                        engine_y.extend_from_slice(&y[m as usize * f..(m as usize + 1) * f]);
+                    }
+                    Ok::<_, anyhow::Error>(rows.sums(&engine_y, &opts.als)?.renumber(&order, n))
+                })?
+            }
             #[cfg(not(feature = "engine"))]
             Stages::Never(_, never) => match never {},
         };
-        // Rows follow the loaded users, numbered in id order, so the
-        // engine's matrix is the in-memory one.
-        let user_items = Csr::from_triples(ds.users.len(), triples);
-        let y = als::train(&user_items, n, &opts.als);
+        if !exact {
+            eprintln!(
+                "warning: an ALS sum grew past {} (the weights are very large): the factors may differ in their last bits between engines",
+                als::EXACT_BELOW / 2.0
+            );
+        }
         Some(FactorsSection::quantize(
             &y,
             opts.als.factors,

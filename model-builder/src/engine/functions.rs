@@ -14,11 +14,22 @@
 //! `w = min(a)`. It replaces a self-join of the users' items, which sorted
 //! both sides and read them twice.
 //!
+//! `nr_als_sums(items, factors)` is one ALS iteration's pass over the
+//! users: over rows of `LIST<STRUCT<m UBIGINT, w REAL>>` (a user's items,
+//! numbered from 0, and event-weighted counts) and the item factors (a
+//! file that every executor can read, named by a text literal, which keeps
+//! the plan small: [`crate::als::Step::encode`]), it solves each user's
+//! factor and adds up what the item half-step needs
+//! ([`crate::als::ItemSums`], as bytes). It runs in two phases, partial
+//! sums per partition merged after the shuffle; the sums are exact, so the
+//! result does not depend on the partitioning.
+//!
 //! Every place a plan runs must know the functions by name: the embedded
 //! session and a cluster client ([`register`]), a Ballista scheduler
 //! (its session builder) and its executors (their function registry), see
 //! [`super::cluster`].
 
+use crate::als::{ItemSums, Scratch, Step};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, ListArray, StructArray, UInt64Array,
 };
@@ -40,7 +51,10 @@ pub const TOP_K: &str = "nr_top_k";
 
 /// Every aggregate the project adds to the engine.
 pub fn aggregates() -> Vec<Arc<AggregateUDF>> {
-    vec![Arc::new(AggregateUDF::from(TopK::new()))]
+    vec![
+        Arc::new(AggregateUDF::from(TopK::new())),
+        Arc::new(AggregateUDF::from(AlsSums::new())),
+    ]
 }
 
 /// Every scalar function the project adds to the engine.
@@ -55,6 +69,168 @@ pub fn register(ctx: &SessionContext) {
     }
     for f in scalars() {
         ctx.register_udf(f.as_ref().clone());
+    }
+}
+
+/// The name SQL calls the ALS pass by.
+pub const ALS_SUMS: &str = "nr_als_sums";
+
+/// `nr_als_sums(items LIST<STRUCT<m UBIGINT, w REAL>>, factors TEXT literal)`,
+/// `factors` the path of a file of [`Step::encode`]'s bytes.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct AlsSums {
+    signature: Signature,
+}
+
+impl AlsSums {
+    fn new() -> Self {
+        AlsSums {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for AlsSums {
+    fn name(&self) -> &str {
+        ALS_SUMS
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::LargeBinary)
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[sums]", args.name),
+            DataType::LargeBinary,
+            false,
+        ))])
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let value = args.exprs.get(1).and_then(|e| e.downcast_ref::<Literal>());
+        let path = match value.map(Literal::value) {
+            Some(
+                ScalarValue::Utf8(Some(p))
+                | ScalarValue::Utf8View(Some(p))
+                | ScalarValue::LargeUtf8(Some(p)),
+            ) => p.clone(),
+            other => {
+                let got = other.map(|v| v.data_type());
+                return plan_err!(
+                    "{ALS_SUMS}: the factors' path must be a text literal, not {got:?}"
+                );
+            }
+        };
+        let step = match std::fs::read(&path) {
+            Ok(bytes) => match Step::decode(&bytes) {
+                Ok(step) => step,
+                Err(e) => return plan_err!("{ALS_SUMS}: the factors in {path}: {e}"),
+            },
+            Err(e) => return plan_err!("{ALS_SUMS}: cannot read the factors {path}: {e}"),
+        };
+        let sums = ItemSums::new(step.items(), step.dim());
+        Ok(Box::new(AlsAccumulator {
+            step,
+            sums,
+            scratch: Scratch::default(),
+            row: Vec::new(),
+        }))
+    }
+}
+
+/// One partition's ALS sums.
+#[derive(Debug)]
+struct AlsAccumulator {
+    step: Step,
+    sums: ItemSums,
+    scratch: Scratch,
+    row: Vec<(u32, f32)>,
+}
+
+impl Accumulator for AlsAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(lists) = values[0].as_list_opt::<i32>() else {
+            return exec_err!(
+                "{ALS_SUMS}: expected a list of {{m, w}} structs, got {}",
+                values[0].data_type()
+            );
+        };
+        let Some(items) = lists.values().as_struct_opt() else {
+            return exec_err!("{ALS_SUMS}: the list's values are not {{m, w}} structs");
+        };
+        let (Some(ms), Some(ws)) = (
+            items
+                .column_by_name("m")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
+            items
+                .column_by_name("w")
+                .and_then(|c| c.as_primitive_opt::<Float32Type>()),
+        ) else {
+            return exec_err!("{ALS_SUMS}: the structs need m UBIGINT and w REAL");
+        };
+        let offsets = lists.value_offsets();
+        for r in 0..lists.len() {
+            if lists.is_null(r) {
+                continue;
+            }
+            self.row.clear();
+            for k in offsets[r] as usize..offsets[r + 1] as usize {
+                let m = ms.value(k);
+                if m >= self.step.items() as u64 {
+                    return exec_err!(
+                        "{ALS_SUMS}: item number {m}, past the {} items of the factors",
+                        self.step.items()
+                    );
+                }
+                self.row.push((m as u32, ws.value(k)));
+            }
+            if self.row.is_empty() {
+                continue;
+            }
+            if let Err(m) = self.step.user(&self.row, &mut self.scratch) {
+                return exec_err!("{ALS_SUMS}: item number {m} has no factors");
+            }
+            self.sums
+                .add_user(&self.row, &self.scratch.x, self.step.alpha());
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::LargeBinary(Some(self.sums.encode())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.sums.size() + self.step.items() * self.step.dim() * 12
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(partial) = states[0].as_binary_opt::<i64>() else {
+            return exec_err!("{ALS_SUMS}: partial sums of type {}", states[0].data_type());
+        };
+        for r in 0..partial.len() {
+            if partial.is_null(r) {
+                continue;
+            }
+            match ItemSums::decode(partial.value(r), self.step.dim(), self.step.items()) {
+                Ok(other) => self.sums.merge(&other),
+                Err(e) => return exec_err!("{ALS_SUMS}: partial sums: {e}"),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
 //! The build's data-parallel stages as DataFusion SQL plans, run on
 //! whichever [`super::Engine`] the session belongs to: per-item statistics
-//! (conversions in the last 7 days, the decayed trend) and the co-occurrence
-//! counts behind both neighbour tables.
+//! (conversions in the last 7 days, the decayed trend), the co-occurrence
+//! counts behind both neighbour tables, and ALS: the matrix's rows written
+//! once, then each iteration's pass over the users as one aggregate
+//! (`nr_als_sums`, exact sums, see [`crate::als`]).
 //!
 //! Each plan computes exactly what the in-memory stage in [`crate::build`]
 //! computes, with the same arithmetic where it decides the result: an
@@ -10,7 +12,8 @@
 //! bytes, the model's item order). So the engine's blob equals the
 //! in-memory one, whatever the partitioning of the sums.
 
-use super::functions::{PAIRS, TOP_K};
+use super::functions::{ALS_SUMS, PAIRS, TOP_K};
+use crate::als::{AlsOptions, ItemSums, Step};
 use crate::options::{BuildOptions, Similarity, DAY};
 use crate::rows::Table;
 use crate::runtime::block_on;
@@ -19,11 +22,14 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
     DataType, Field, Float32Type, Float64Type, Int64Type, Schema, UInt64Type,
 };
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::execution::FunctionRegistry;
+use datafusion::prelude::{
+    col, lit, CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext,
+};
 use futures::StreamExt;
 use nestrank::Event;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A session with the data directory's `events` table registered (as
 /// `events_raw`, read as the shop wrote it).
@@ -34,6 +40,77 @@ pub struct Session {
     engine: String,
     timeout: Option<std::time::Duration>,
     query_log: Option<std::sync::Mutex<std::fs::File>>,
+    /// Where intermediate tables are written ([`Session::with_work_dir`]).
+    work_dir: PathBuf,
+}
+
+/// Numbers the ALS row tables of this process.
+static ALS_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The ALS matrix's rows, on the engine, for as long as the value lives
+/// (the folder is removed when it is dropped).
+pub struct AlsRows<'a> {
+    session: &'a Session,
+    table: String,
+    dir: PathBuf,
+    items: Vec<String>,
+}
+
+impl AlsRows<'_> {
+    /// The items, by their number in the rows.
+    pub fn items(&self) -> &[String] {
+        &self.items
+    }
+
+    /// One iteration's pass over the users, as one aggregate: each user's
+    /// factor solved against the item factors `y` (in the rows' item
+    /// numbering; rows past those the rows name may follow), and the sums
+    /// of the item half-step.
+    pub fn sums(&self, y: &[f32], o: &AlsOptions) -> Result<ItemSums> {
+        let s = self.session;
+        let udaf = s
+            .ctx
+            .udaf(ALS_SUMS)
+            .with_context(|| format!("{ALS_SUMS} is not registered on {}", s.engine))?;
+        // The factors go in a file beside the rows, which every executor
+        // reads, and not in the plan.
+        let factors = self.dir.join("factors.bin");
+        std::fs::write(&factors, Step::encode(y, o))
+            .with_context(|| format!("cannot write the ALS factors to {}", factors.display()))?;
+        let path = factors
+            .to_str()
+            .with_context(|| format!("{}: the path is not UTF-8", factors.display()))?;
+        let frame = block_on(s.ctx.table(self.table.as_str())).and_then(|t| {
+            t.aggregate(
+                vec![],
+                vec![udaf.call(vec![col("items"), lit(path)]).alias("sums")],
+            )
+        });
+        let items = y.len() / o.factors.max(1);
+        let mut out = None;
+        s.for_each_frame(frame, "the ALS sums", |b| {
+            let sums = b.column(0).as_binary::<i64>();
+            for r in 0..b.num_rows() {
+                let decoded = ItemSums::decode(sums.value(r), o.factors, items)
+                    .map_err(|e| anyhow::anyhow!("the engine's ALS sums: {e}"))?;
+                out = Some(decoded);
+            }
+            Ok(())
+        })?;
+        // No users at all: no row, or an empty aggregate.
+        Ok(out.unwrap_or_else(|| ItemSums::new(items, o.factors)))
+    }
+}
+
+impl Drop for AlsRows<'_> {
+    fn drop(&mut self) {
+        let _ = self.session.ctx.deregister_table(self.table.as_str());
+        if self.dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                eprintln!("warning: cannot remove {}: {e}", self.dir.display());
+            }
+        }
+    }
 }
 
 /// The events as every plan reads them: trimmed text, `ts` as an integer,
@@ -127,7 +204,19 @@ impl Session {
             engine: engine.describe(),
             timeout,
             query_log: None,
+            work_dir: std::env::temp_dir(),
         })
+    }
+
+    /// Writes intermediate tables (the ALS rows) under `dir`: on a cluster,
+    /// a folder that the builder and every executor see at the same path,
+    /// as they see the data (default: the OS's temporary folder).
+    pub fn with_work_dir(mut self, dir: &Path) -> Result<Session> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the work folder {}", dir.display()))?;
+        self.work_dir = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot resolve {}", dir.display()))?;
+        Ok(self)
     }
 
     /// Appends a JSON line per query to `path`: what it computes, when it
@@ -150,11 +239,22 @@ impl Session {
         &self,
         sql: &str,
         what: &str,
+        f: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_frame(block_on(self.ctx.sql(sql)), what, f)
+    }
+
+    /// [`Session::for_each_batch`] for a frame built without SQL (or the
+    /// error of building it).
+    fn for_each_frame(
+        &self,
+        frame: datafusion::error::Result<DataFrame>,
+        what: &str,
         mut f: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
         let start = unix_ms();
         let mut rows = 0;
-        let done = self.run_batches(sql, what, |b| {
+        let done = self.run_batches(frame, what, |b| {
             rows += b.num_rows();
             f(b)
         });
@@ -176,12 +276,11 @@ impl Session {
 
     fn run_batches(
         &self,
-        sql: &str,
+        frame: datafusion::error::Result<DataFrame>,
         what: &str,
         mut f: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let df = block_on(self.ctx.sql(sql))
-            .with_context(|| format!("planning {what} on {}", self.engine))?;
+        let df = frame.with_context(|| format!("planning {what} on {}", self.engine))?;
         let work = async {
             let mut stream = df
                 .execute_stream()
@@ -337,35 +436,68 @@ impl Session {
         })
     }
 
-    /// The implicit-feedback matrix before `cutoff`: per user and item,
-    /// the summed event weights, as `(user, item, weight)` with users
-    /// numbered by `user` and items by `item` (a model index).
-    pub fn interactions(
-        &self,
-        cutoff: i64,
-        o: &BuildOptions,
-        user: impl Fn(&str) -> Result<u32>,
-        item: impl Fn(&str) -> Result<u32>,
-    ) -> Result<Vec<(u32, u32, f32)>> {
+    /// The users' rows of the ALS matrix (event-weighted counts, as the
+    /// in-memory stage sums them), from events before `cutoff`, written
+    /// once as Parquet under the work folder, so that each iteration reads
+    /// them without grouping the events again. Items are numbered in the
+    /// byte order of their ids, from 0; [`AlsRows::items`] names them.
+    pub fn als_rows(&self, cutoff: i64, o: &BuildOptions) -> Result<AlsRows<'_>> {
         let clean = &self.clean;
-        let sql = format!(
-            "WITH {clean} SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
-             FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id",
-            weight = weight_sql(o),
+        let ids = format!(
+            "ids AS (
+                 SELECT item_id, ROW_NUMBER() OVER (ORDER BY item_id) - 1 AS m
+                 FROM (SELECT DISTINCT item_id FROM clean WHERE ts < {cutoff}))"
         );
-        let mut triples = Vec::new();
-        self.for_each_batch(&sql, "the user-item weights", |b| {
-            let (u, i, w) = (
-                b.column(0).as_string_view_or_utf8(),
-                b.column(1).as_string_view_or_utf8(),
-                b.column(2).as_primitive::<Float32Type>(),
-            );
-            for r in 0..b.num_rows() {
-                triples.push((user(&u.value(r))?, item(&i.value(r))?, w.value(r)));
-            }
-            Ok(())
-        })?;
-        Ok(triples)
+        let mut items = Vec::new();
+        self.for_each_batch(
+            &format!("WITH {clean}, {ids} SELECT item_id FROM ids ORDER BY m"),
+            "the ALS item numbers",
+            |b| {
+                let names = b.column(0).as_string_view_or_utf8();
+                items.extend((0..b.num_rows()).map(|r| names.value(r)));
+                Ok(())
+            },
+        )?;
+        let nonce = ALS_ROWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.work_dir.join(format!(
+            "nestrank-als-{}-{}-{nonce}",
+            std::process::id(),
+            unix_ms()
+        ));
+        let rows = AlsRows {
+            session: self,
+            table: format!("als_rows_{nonce}"),
+            dir,
+            items,
+        };
+        let at = rows.dir.join("rows");
+        let location = format!(
+            "{}/",
+            at.to_str()
+                .with_context(|| format!("{}: the path is not UTF-8", at.display()))?
+        );
+        self.for_each_batch(
+            &format!(
+                "COPY (
+                     WITH {clean}, {ids},
+                     w AS (SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
+                           FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id)
+                     SELECT array_agg(named_struct('m', CAST(ids.m AS BIGINT UNSIGNED), 'w', w.w)) AS items
+                     FROM w JOIN ids ON w.item_id = ids.item_id
+                     GROUP BY w.user_id)
+                 TO '{quoted}' STORED AS PARQUET",
+                weight = weight_sql(o),
+                quoted = location.replace('\'', "''"),
+            ),
+            "the ALS rows (written to the work folder)",
+            |_| Ok(()),
+        )?;
+        block_on(
+            self.ctx
+                .register_parquet(&rows.table, &location, ParquetReadOptions::default()),
+        )
+        .with_context(|| format!("cannot read back the ALS rows from {location}"))?;
+        Ok(rows)
     }
 
     /// Up to `limit` items with an event before `cutoff`, most recently
