@@ -163,9 +163,60 @@ fn rank1(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
     rank1_body(acc, b, x, k, c)
 }
 
+/// `a · b` in four independent lanes (a fixed order, so the same result
+/// everywhere), not one chain of dependent additions.
+#[inline(always)]
+fn dot4(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let mut s = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
 /// Solves `(T + λI) x = b` by Cholesky, where `T` is an upper triangle;
 /// `false` (and `x` zero) when the matrix is not positive definite.
 fn solve(tri: &[f64], b: &[f64], regularization: f64, l: &mut Vec<f64>, x: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { solve_avx2(tri, b, regularization, l, x) };
+        }
+    }
+    solve_body(tri, b, regularization, l, x)
+}
+
+/// [`solve_body`] with AVX2: the same operations (no FMA), so the same
+/// results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn solve_avx2(
+    tri: &[f64],
+    b: &[f64],
+    regularization: f64,
+    l: &mut Vec<f64>,
+    x: &mut [f32],
+) -> bool {
+    solve_body(tri, b, regularization, l, x)
+}
+
+#[inline(always)]
+fn solve_body(
+    tri: &[f64],
+    b: &[f64],
+    regularization: f64,
+    l: &mut Vec<f64>,
+    x: &mut [f32],
+) -> bool {
     let d = b.len();
     l.clear();
     l.resize(d * d, 0.0);
@@ -179,31 +230,26 @@ fn solve(tri: &[f64], b: &[f64], regularization: f64, l: &mut Vec<f64>, x: &mut 
         l[a * d + a] += regularization;
     }
     for j in 0..d {
-        let mut s = l[j * d + j];
-        for k in 0..j {
-            s -= l[j * d + k] * l[j * d + k];
-        }
+        let (above, rest) = l.split_at_mut((j + 1) * d);
+        let row_j = &mut above[j * d..];
+        let s = row_j[j] - dot4(&row_j[..j], &row_j[..j]);
         if !(s > 0.0 && s.is_finite()) {
             x.fill(0.0);
             return false;
         }
         let pivot = s.sqrt();
-        l[j * d + j] = pivot;
-        for i in j + 1..d {
-            let mut s = l[i * d + j];
-            for k in 0..j {
-                s -= l[i * d + k] * l[j * d + k];
-            }
-            l[i * d + j] = s / pivot;
+        row_j[j] = pivot;
+        let row_j = &row_j[..j];
+        for row_i in rest.chunks_exact_mut(d) {
+            let s = row_i[j] - dot4(&row_i[..j], row_j);
+            row_i[j] = s / pivot;
         }
     }
     // L z = b, then Lᵀ x = z.
     let mut z = b.to_vec();
     for i in 0..d {
-        for k in 0..i {
-            z[i] -= l[i * d + k] * z[k];
-        }
-        z[i] /= l[i * d + i];
+        let t = dot4(&l[i * d..i * d + i], &z[..i]);
+        z[i] = (z[i] - t) / l[i * d + i];
     }
     for i in (0..d).rev() {
         for k in i + 1..d {
@@ -341,17 +387,34 @@ impl Step {
     }
 }
 
+/// An item with at most this many users keeps their factors and
+/// confidences (`dim + 1` floats each) rather than its sums (`dim (dim +
+/// 3) / 2` doubles, 4.4 KB at 32 factors): most items of a shop have few
+/// users, and the sums of all would cost memory and time out of
+/// proportion to the log.
+pub const LIST_USERS: usize = 32;
+
+/// One item's part of [`ItemSums`].
+#[derive(Debug, Clone, Default)]
+enum Slot {
+    /// No user.
+    #[default]
+    Empty,
+    /// Each user's factor, then confidence `c`.
+    List(Vec<f32>),
+    /// `Σ (c-1) x xᵀ` (upper triangle), then `Σ c x`.
+    Sums(Box<[f64]>),
+}
+
 /// The sums one item half-step needs, over a set of users (with their
-/// factors `x`): `XᵀX`, and per item `Σ (c-1) x xᵀ` and `Σ c x`. Held only
-/// for the items the users touched; sums of several sets merge exactly.
+/// factors `x`): `XᵀX`, and per item `Σ (c-1) x xᵀ` and `Σ c x` (kept as
+/// the users' factors while an item has few, [`LIST_USERS`]). Sums of
+/// several sets merge exactly.
 #[derive(Debug, Clone)]
 pub struct ItemSums {
     dim: usize,
     xx: Vec<f64>,
-    /// Where each item's sums start in `sums` (`u32::MAX`: untouched).
-    slot: Vec<u32>,
-    touched: Vec<u32>,
-    sums: Vec<f64>,
+    items: Vec<Slot>,
 }
 
 impl ItemSums {
@@ -360,9 +423,7 @@ impl ItemSums {
         ItemSums {
             dim,
             xx: vec![0.0; triangle(dim)],
-            slot: vec![u32::MAX; items],
-            touched: Vec::new(),
-            sums: Vec::new(),
+            items: vec![Slot::Empty; items],
         }
     }
 
@@ -370,16 +431,30 @@ impl ItemSums {
         triangle(self.dim) + self.dim
     }
 
-    fn item(&mut self, i: u32) -> &mut [f64] {
-        let w = self.width();
-        let s = &mut self.slot[i as usize];
-        if *s == u32::MAX {
-            *s = self.touched.len() as u32;
-            self.touched.push(i);
-            self.sums.resize(self.sums.len() + w, 0.0);
+    /// Adds one user's factor `x` (`v` in `f64`) with confidence `c` to
+    /// `slot`.
+    fn add(slot: &mut Slot, dim: usize, x: &[f32], v: &[f64], c: f32) {
+        match slot {
+            Slot::Empty => {
+                let mut list = Vec::with_capacity(dim + 1);
+                list.extend_from_slice(x);
+                list.push(c);
+                *slot = Slot::List(list);
+            }
+            Slot::List(list) => {
+                list.extend_from_slice(x);
+                list.push(c);
+                if list.len() > LIST_USERS * (dim + 1) {
+                    let mut sums = vec![0f64; triangle(dim) + dim].into_boxed_slice();
+                    fold(&mut sums, dim, list);
+                    *slot = Slot::Sums(sums);
+                }
+            }
+            Slot::Sums(sums) => {
+                let (g, b) = sums.split_at_mut(triangle(dim));
+                rank1(g, Some(b), v, (c - 1.0) as f64, c as f64);
+            }
         }
-        let at = *s as usize * w;
-        &mut self.sums[at..at + w]
     }
 
     /// Adds a user with `row` and factor `x`. Items must be below the
@@ -387,11 +462,14 @@ impl ItemSums {
     pub fn add_user(&mut self, row: &[(u32, f32)], x: &[f32], alpha: f32) {
         let v: Vec<f64> = x.iter().map(|&f| f as f64).collect();
         rank1(&mut self.xx, None, &v, 1.0, 0.0);
-        let t = triangle(self.dim);
         for &(i, w) in row {
-            let c = 1.0 + alpha * w;
-            let (g, b) = self.item(i).split_at_mut(t);
-            rank1(g, Some(b), &v, (c - 1.0) as f64, c as f64);
+            Self::add(
+                &mut self.items[i as usize],
+                self.dim,
+                x,
+                &v,
+                1.0 + alpha * w,
+            );
         }
     }
 
@@ -400,81 +478,144 @@ impl ItemSums {
         for (a, b) in self.xx.iter_mut().zip(&other.xx) {
             *a += b;
         }
-        let w = self.width();
-        for (k, &i) in other.touched.iter().enumerate() {
-            for (a, b) in self.item(i).iter_mut().zip(&other.sums[k * w..(k + 1) * w]) {
-                *a += b;
+        let d = self.dim;
+        for (mine, theirs) in self.items.iter_mut().zip(&other.items) {
+            match theirs {
+                Slot::Empty => {}
+                Slot::List(list) => {
+                    let mut v = vec![0f64; d];
+                    for entry in list.chunks_exact(d + 1) {
+                        for (v, &f) in v.iter_mut().zip(entry) {
+                            *v = f as f64;
+                        }
+                        Self::add(mine, d, &entry[..d], &v, entry[d]);
+                    }
+                }
+                Slot::Sums(sums) => match mine {
+                    Slot::Sums(m) => {
+                        for (a, b) in m.iter_mut().zip(sums.iter()) {
+                            *a += b;
+                        }
+                    }
+                    _ => {
+                        let mut s = sums.clone();
+                        if let Slot::List(list) = mine {
+                            fold(&mut s, d, list);
+                        }
+                        *mine = Slot::Sums(s);
+                    }
+                },
             }
         }
     }
 
     /// Bytes held.
     pub fn size(&self) -> usize {
-        (self.xx.len() + self.sums.capacity()) * 8 + (self.slot.len() + self.touched.capacity()) * 4
+        self.xx.len() * 8
+            + self
+                .items
+                .iter()
+                .map(|s| {
+                    std::mem::size_of::<Slot>()
+                        + match s {
+                            Slot::Empty => 0,
+                            Slot::List(l) => l.capacity() * 4,
+                            Slot::Sums(s) => s.len() * 8,
+                        }
+                })
+                .sum::<usize>()
     }
 
-    /// Whether every sum stayed well inside the range where sums on the grid
-    /// are exact (and so equal whatever the order they were added in).
+    /// Whether every sum held stayed well inside the range where sums on
+    /// the grid are exact (and so equal whatever the order they were added
+    /// in).
     pub fn exact(&self) -> bool {
-        self.xx
-            .iter()
-            .chain(&self.sums)
-            .all(|v| v.abs() < EXACT_BELOW / 2.0)
+        let inside = |v: &f64| v.abs() < EXACT_BELOW / 2.0;
+        self.xx.iter().all(inside)
+            && self.items.iter().all(|s| match s {
+                Slot::Sums(s) => s.iter().all(inside),
+                _ => true,
+            })
     }
 
     /// The same sums with every item `i` renamed `to[i]`, for `items`
     /// items (an engine numbers items its own way).
-    pub fn renumber(&self, to: &[u32], items: usize) -> ItemSums {
-        let mut out = ItemSums::new(items, self.dim);
-        out.xx.clone_from(&self.xx);
-        let w = self.width();
-        for (k, &i) in self.touched.iter().enumerate() {
-            out.item(to[i as usize])
-                .copy_from_slice(&self.sums[k * w..(k + 1) * w]);
+    pub fn renumber(mut self, to: &[u32], items: usize) -> ItemSums {
+        let mut out = vec![Slot::Empty; items];
+        for (i, slot) in self.items.drain(..).enumerate() {
+            if !matches!(slot, Slot::Empty) {
+                out[to[i] as usize] = slot;
+            }
         }
-        out
+        self.items = out;
+        self
     }
 
     /// The item factors these sums give, `items x dim` (zero for an item no
     /// user touched): `(XᵀX + Σ (c-1) x xᵀ + λI) y = Σ c x`.
     pub fn solve(&self, regularization: f32) -> Vec<f32> {
-        let (d, t, w) = (self.dim, triangle(self.dim), self.width());
-        let mut y = vec![0f32; self.slot.len() * d];
+        let (d, t) = (self.dim, triangle(self.dim));
+        let mut y = vec![0f32; self.items.len() * d];
         y.par_chunks_mut(d.max(1))
-            .zip(self.slot.par_iter())
+            .zip(self.items.par_iter())
             .for_each_init(
-                || (vec![0f64; t], Vec::new()),
-                |(a, l), (yi, &s)| {
-                    if s == u32::MAX {
-                        return;
+                || (vec![0f64; t + d], vec![0f64; t], Vec::new()),
+                |(a, m, l), (yi, slot)| {
+                    let sums = match slot {
+                        Slot::Empty => return,
+                        Slot::Sums(s) => &s[..],
+                        Slot::List(list) => {
+                            a.fill(0.0);
+                            fold(a, d, list);
+                            &a[..]
+                        }
+                    };
+                    let (g, b) = sums.split_at(t);
+                    for ((m, x), g) in m.iter_mut().zip(&self.xx).zip(g) {
+                        *m = x + g;
                     }
-                    let sums = &self.sums[s as usize * w..(s as usize + 1) * w];
-                    for ((a, &x), &g) in a.iter_mut().zip(&self.xx).zip(&sums[..t]) {
-                        *a = x + g;
-                    }
-                    solve(a, &sums[t..], regularization as f64, l, yi);
+                    solve(m, b, regularization as f64, l, yi);
                 },
             );
         y
     }
 
     /// The sums as bytes (the engine's partial and final result): the
-    /// dimension, the number of items and of touched items (`u32`), `XᵀX`,
-    /// then per touched item its number (`u32`) and sums (`f64`), all
+    /// dimension, the number of items and of touched items (`u32`), `XᵀX`
+    /// (`f64`), then per touched item its number (`u32`), and either its
+    /// number of users `n <= LIST_USERS` and `n` times the user's factor
+    /// and confidence (`f32`), or `u32::MAX` and its sums (`f64`); all
     /// little-endian.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + (self.xx.len() + self.sums.len()) * 8);
-        for n in [self.dim, self.slot.len(), self.touched.len()] {
+        let mut out = Vec::new();
+        let touched = self
+            .items
+            .iter()
+            .filter(|s| !matches!(s, Slot::Empty))
+            .count();
+        for n in [self.dim, self.items.len(), touched] {
             out.extend_from_slice(&(n as u32).to_le_bytes());
         }
         for v in &self.xx {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        let w = self.width();
-        for (k, &i) in self.touched.iter().enumerate() {
-            out.extend_from_slice(&i.to_le_bytes());
-            for v in &self.sums[k * w..(k + 1) * w] {
-                out.extend_from_slice(&v.to_le_bytes());
+        for (i, slot) in self.items.iter().enumerate() {
+            match slot {
+                Slot::Empty => continue,
+                Slot::List(list) => {
+                    out.extend_from_slice(&(i as u32).to_le_bytes());
+                    out.extend_from_slice(&((list.len() / (self.dim + 1)) as u32).to_le_bytes());
+                    for v in list {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                Slot::Sums(sums) => {
+                    out.extend_from_slice(&(i as u32).to_le_bytes());
+                    out.extend_from_slice(&u32::MAX.to_le_bytes());
+                    for v in sums.iter() {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
             }
         }
         out
@@ -495,16 +636,16 @@ impl ItemSums {
             at += n;
             Ok(part)
         };
-        let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize;
-        let (d, n, touched) = (u32_(take(4)?), u32_(take(4)?), u32_(take(4)?));
+        let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
+        let (d, n, touched) = (
+            u32_(take(4)?) as usize,
+            u32_(take(4)?) as usize,
+            u32_(take(4)?) as usize,
+        );
         if (d, n) != (dim, items) || touched > items {
             return Err(format!(
                 "ALS sums of dimension {d} over {n} items ({touched} touched), not {dim} over {items}"
             ));
-        }
-        let length = 12 + triangle(dim) * 8 + touched * (4 + (triangle(dim) + dim) * 8);
-        if bytes.len() > length {
-            return Err(format!("{} bytes after the ALS sums", bytes.len() - length));
         }
         let f64s = |b: &[u8]| -> Vec<f64> {
             b.chunks_exact(8)
@@ -515,14 +656,42 @@ impl ItemSums {
         out.xx = f64s(take(triangle(dim) * 8)?);
         let w = out.width();
         for _ in 0..touched {
-            let i = u32_(take(4)?);
-            let values = f64s(take(w * 8)?);
-            if i >= items || out.slot[i] != u32::MAX {
+            let i = u32_(take(4)?) as usize;
+            let users = u32_(take(4)?);
+            if i >= items || !matches!(out.items[i], Slot::Empty) {
                 return Err(format!("ALS sums name item {i} twice or past {items}"));
             }
-            out.item(i as u32).copy_from_slice(&values);
+            out.items[i] = if users == u32::MAX {
+                Slot::Sums(f64s(take(w * 8)?).into_boxed_slice())
+            } else if (1..=LIST_USERS).contains(&(users as usize)) {
+                Slot::List(
+                    take(users as usize * (dim + 1) * 4)?
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                        .collect(),
+                )
+            } else {
+                return Err(format!("ALS sums give item {i} {users} listed users"));
+            };
+        }
+        if at != bytes.len() {
+            return Err(format!("{} bytes after the ALS sums", bytes.len() - at));
         }
         Ok(out)
+    }
+}
+
+/// Adds list entries (a user's factor, then confidence) to `sums`.
+fn fold(sums: &mut [f64], dim: usize, list: &[f32]) {
+    let t = triangle(dim);
+    let (g, b) = sums.split_at_mut(t);
+    let mut v = vec![0f64; dim];
+    for entry in list.chunks_exact(dim + 1) {
+        for (v, &f) in v.iter_mut().zip(entry) {
+            *v = f as f64;
+        }
+        let c = entry[dim];
+        rank1(g, Some(b), &v, (c - 1.0) as f64, c as f64);
     }
 }
 
@@ -654,7 +823,7 @@ mod tests {
             .map(|(k, v)| v * 300.0 - (k % 7) as f32 * 0.3)
             .collect();
         let step = Step::decode(&Step::encode(&y, &opts)).unwrap();
-        let rows: Vec<Vec<(u32, f32)>> = (0..40u32)
+        let rows: Vec<Vec<(u32, f32)>> = (0..300u32)
             .map(|u| {
                 (0..1 + u % 6)
                     .map(|k| ((u * 7 + k * 11) % items as u32, 1.0 + (k % 4) as f32))
@@ -675,6 +844,15 @@ mod tests {
         parts.merge(&sums_of(&mut rows.iter().skip(1).step_by(2).rev()));
         let back = ItemSums::decode(&parts.encode(), 8, items).unwrap();
         assert!(whole.exact());
+        // Both forms of an item's part, and merges across them.
+        let forms = |s: &ItemSums, sums: bool| {
+            s.items
+                .iter()
+                .filter(|i| matches!(i, Slot::Sums(_)) == sums && !matches!(i, Slot::Empty))
+                .count()
+        };
+        assert!(forms(&whole, true) > 0 && forms(&whole, false) > 0);
+        assert!(forms(&sums_of(&mut rows.iter().step_by(2)), false) > forms(&whole, false));
         // Items are touched in another order; the sums are the same.
         let solved = whole.solve(opts.regularization);
         assert!(solved.iter().any(|&v| v != 0.0));

@@ -70,12 +70,13 @@ struct EngineArgs {
     /// computes, when it ran, the rows it returned).
     #[arg(long)]
     query_log: Option<PathBuf>,
-    /// With an engine: where intermediate tables (the ALS matrix's rows)
-    /// are written and removed after; on a cluster, a folder that the
-    /// builder and every executor see at the same path, as they see
-    /// `--data` (default: the OS's temporary folder).
+    /// With an engine: where intermediate tables (the ALS matrix's rows
+    /// and each iteration's item factors) are written, and removed after;
+    /// on a cluster, a folder that the builder and every executor see at
+    /// the same path, as they see `--data` (default: the OS's temporary
+    /// folder, which only serves a cluster on one machine).
     #[arg(long)]
-    work_dir: Option<PathBuf>,
+    shared_dir: Option<PathBuf>,
 }
 
 /// The engine a command's stages run on, open for as long as they run.
@@ -93,8 +94,8 @@ impl EngineArgs {
                 "--memory-limit and --spill-dir go with --engine embedded"
             );
             anyhow::ensure!(
-                self.query_log.is_none() && self.work_dir.is_none(),
-                "--query-log and --work-dir go with --engine embedded or df://HOST:PORT"
+                self.query_log.is_none() && self.shared_dir.is_none(),
+                "--query-log and --shared-dir go with --engine embedded or df://HOST:PORT"
             );
             return Ok(EngineRun {
                 #[cfg(feature = "engine")]
@@ -113,8 +114,8 @@ impl EngineArgs {
             if let Some(path) = &self.query_log {
                 session = session.log_queries_to(path)?;
             }
-            if let Some(dir) = &self.work_dir {
-                session = session.with_work_dir(dir)?;
+            if let Some(dir) = &self.shared_dir {
+                session = session.with_shared_dir(dir)?;
             }
             Ok(EngineRun {
                 session: Some(session),

@@ -381,6 +381,7 @@ fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
     let mut cluster = Cluster::start("cluster", 2);
     let engine = cluster.engine();
     let queries = out.join("queries.jsonl");
+    let shared = out.join("shared");
     assert_eq!(
         build(
             &data,
@@ -390,7 +391,9 @@ fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
                 "--engine",
                 &engine,
                 "--query-log",
-                queries.to_str().unwrap()
+                queries.to_str().unwrap(),
+                "--shared-dir",
+                shared.to_str().unwrap(),
             ]
         ),
         memory,
@@ -414,6 +417,14 @@ fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
         .find(|q| q["query"] == "the co-occurrence neighbours")
         .expect("the neighbours' query is logged");
     assert!(neighbours["rows"].as_u64().unwrap() > 0);
+    // ALS ran on the executors, an aggregate per iteration, from rows
+    // written under the shared folder, which the build empties after.
+    let passes = queries
+        .iter()
+        .filter(|q| q["query"] == "the ALS sums")
+        .count();
+    assert!(passes >= 15, "{passes} ALS passes");
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
     let tasks = lines(&cluster.logs.join("tasks.jsonl"));
     let (first, last) = (
         queries[0]["start_ms"].as_u64().unwrap(),

@@ -40,8 +40,8 @@ pub struct Session {
     engine: String,
     timeout: Option<std::time::Duration>,
     query_log: Option<std::sync::Mutex<std::fs::File>>,
-    /// Where intermediate tables are written ([`Session::with_work_dir`]).
-    work_dir: PathBuf,
+    /// Where intermediate tables are written ([`Session::with_shared_dir`]).
+    shared_dir: PathBuf,
 }
 
 /// Numbers the ALS row tables of this process.
@@ -204,17 +204,17 @@ impl Session {
             engine: engine.describe(),
             timeout,
             query_log: None,
-            work_dir: std::env::temp_dir(),
+            shared_dir: std::env::temp_dir(),
         })
     }
 
     /// Writes intermediate tables (the ALS rows) under `dir`: on a cluster,
     /// a folder that the builder and every executor see at the same path,
     /// as they see the data (default: the OS's temporary folder).
-    pub fn with_work_dir(mut self, dir: &Path) -> Result<Session> {
+    pub fn with_shared_dir(mut self, dir: &Path) -> Result<Session> {
         std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the work folder {}", dir.display()))?;
-        self.work_dir = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot create the shared folder {}", dir.display()))?;
+        self.shared_dir = std::fs::canonicalize(dir)
             .with_context(|| format!("cannot resolve {}", dir.display()))?;
         Ok(self)
     }
@@ -438,7 +438,7 @@ impl Session {
 
     /// The users' rows of the ALS matrix (event-weighted counts, as the
     /// in-memory stage sums them), from events before `cutoff`, written
-    /// once as Parquet under the work folder, so that each iteration reads
+    /// once as Parquet under the shared folder, so that each iteration reads
     /// them without grouping the events again. Items are numbered in the
     /// byte order of their ids, from 0; [`AlsRows::items`] names them.
     pub fn als_rows(&self, cutoff: i64, o: &BuildOptions) -> Result<AlsRows<'_>> {
@@ -459,7 +459,7 @@ impl Session {
             },
         )?;
         let nonce = ALS_ROWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = self.work_dir.join(format!(
+        let dir = self.shared_dir.join(format!(
             "nestrank-als-{}-{}-{nonce}",
             std::process::id(),
             unix_ms()
@@ -489,7 +489,7 @@ impl Session {
                 weight = weight_sql(o),
                 quoted = location.replace('\'', "''"),
             ),
-            "the ALS rows (written to the work folder)",
+            "the ALS rows (written to the shared folder)",
             |_| Ok(()),
         )?;
         block_on(
