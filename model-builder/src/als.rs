@@ -165,7 +165,7 @@ fn rank1(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
 
 /// `a · b` in four independent lanes (a fixed order, so the same result
 /// everywhere), not one chain of dependent additions.
-#[inline(always)]
+#[inline]
 fn dot4(a: &[f64], b: &[f64]) -> f64 {
     let mut lanes = [0f64; 4];
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
@@ -185,38 +185,6 @@ fn dot4(a: &[f64], b: &[f64]) -> f64 {
 /// Solves `(T + λI) x = b` by Cholesky, where `T` is an upper triangle;
 /// `false` (and `x` zero) when the matrix is not positive definite.
 fn solve(tri: &[f64], b: &[f64], regularization: f64, l: &mut Vec<f64>, x: &mut [f32]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { solve_avx2(tri, b, regularization, l, x) };
-        }
-    }
-    solve_body(tri, b, regularization, l, x)
-}
-
-/// [`solve_body`] with AVX2: the same operations (no FMA), so the same
-/// results.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn solve_avx2(
-    tri: &[f64],
-    b: &[f64],
-    regularization: f64,
-    l: &mut Vec<f64>,
-    x: &mut [f32],
-) -> bool {
-    solve_body(tri, b, regularization, l, x)
-}
-
-#[inline(always)]
-fn solve_body(
-    tri: &[f64],
-    b: &[f64],
-    regularization: f64,
-    l: &mut Vec<f64>,
-    x: &mut [f32],
-) -> bool {
     let d = b.len();
     l.clear();
     l.resize(d * d, 0.0);

@@ -142,6 +142,10 @@ pub fn executor(o: ExecutorOptions) -> Result<()> {
             .map(|d| d.to_string_lossy().into_owned()),
         // Often, so that a killed executor is noticed within seconds.
         executor_heartbeat_interval_seconds: EXECUTOR_HEARTBEAT_S,
+        // ALS's partial sums go to the next stage as one row per partition
+        // (see `super::MAX_MESSAGE_BYTES`).
+        grpc_max_encoding_message_size: super::MAX_MESSAGE_BYTES as u32,
+        grpc_max_decoding_message_size: super::MAX_MESSAGE_BYTES as u32,
         // Tasks name the project's functions; the executor looks them up here.
         override_function_registry: Some(Arc::new(registry())),
         override_execution_engine: match &o.task_log {

@@ -49,6 +49,9 @@ impl Default for Engine {
     }
 }
 
+/// The largest message a cluster's tasks accept from each other (1 GiB).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
 /// How long a build waits for a scheduler to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -138,10 +141,19 @@ impl Engine {
                 let url = format!("df://{host}:{port}");
                 reachable(host, *port)
                     .with_context(|| format!("cannot reach the Ballista scheduler at {url}"))?;
-                use ballista::prelude::SessionContextExt;
-                let ctx = block_on(SessionContext::remote(&url)).with_context(|| {
-                    format!("cannot open a session on the Ballista scheduler at {url}")
-                })?;
+                use ballista::prelude::{SessionConfigExt, SessionContextExt};
+                // ALS's partial sums travel as one row per partition (up to
+                // 4.4 KB per item: 220 MB for 50,000 items), past gRPC's
+                // default 16 MB per message.
+                let config = SessionConfig::new_with_ballista()
+                    .with_ballista_grpc_client_max_message_size(MAX_MESSAGE_BYTES);
+                let state = datafusion::execution::SessionStateBuilder::new()
+                    .with_config(config)
+                    .with_default_features()
+                    .build();
+                let ctx = block_on(SessionContext::remote_with_state(&url, state)).with_context(
+                    || format!("cannot open a session on the Ballista scheduler at {url}"),
+                )?;
                 functions::register(&ctx);
                 Ok(ctx)
             }
