@@ -344,9 +344,16 @@ impl Session {
 
     fn distinct(&self, column: &str, what: &str) -> Result<Vec<String>> {
         let clean = &self.clean;
+        self.texts(
+            &format!("WITH {clean} SELECT DISTINCT {column} FROM clean"),
+            what,
+        )
+    }
+
+    /// The first column of `sql`'s rows, as text, in the order they come.
+    fn texts(&self, sql: &str, what: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        let sql = format!("WITH {clean} SELECT DISTINCT {column} FROM clean");
-        self.for_each_batch(&sql, what, |b| {
+        self.for_each_batch(sql, what, |b| {
             let names = b.column(0).as_string_view_or_utf8();
             out.extend((0..b.num_rows()).map(|r| names.value(r)));
             Ok(())
@@ -448,15 +455,9 @@ impl Session {
                  SELECT item_id, ROW_NUMBER() OVER (ORDER BY item_id) - 1 AS m
                  FROM (SELECT DISTINCT item_id FROM clean WHERE ts < {cutoff}))"
         );
-        let mut items = Vec::new();
-        self.for_each_batch(
+        let items = self.texts(
             &format!("WITH {clean}, {ids} SELECT item_id FROM ids ORDER BY m"),
             "the ALS item numbers",
-            |b| {
-                let names = b.column(0).as_string_view_or_utf8();
-                items.extend((0..b.num_rows()).map(|r| names.value(r)));
-                Ok(())
-            },
         )?;
         let nonce = ALS_ROWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = self.shared_dir.join(format!(
@@ -644,15 +645,9 @@ impl Session {
             per_user = o.max_items_per_user,
         );
         // The numbering, by the same definition, for the names.
-        let mut names = Vec::new();
-        self.for_each_batch(
+        let names = self.texts(
             &format!("WITH {clean}, {ids} SELECT item_id FROM ids ORDER BY m"),
             "the co-occurrence item numbers",
-            |b| {
-                let items = b.column(0).as_string_view_or_utf8();
-                names.extend((0..b.num_rows()).map(|r| items.value(r)));
-                Ok(())
-            },
         )?;
         let name = |m: u64| {
             (m as usize)
