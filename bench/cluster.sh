@@ -42,7 +42,7 @@ for k in 1 2; do
 done
 sleep 3 # the executors' first heartbeats
 for n in "${sizes[@]}"; do
-  data=target/bench-scale/events-$n
+  data=target/bench-scale/events-$n-splitmix   # as bench/scale.sh names it
   if [ ! -d "$data/events" ]; then
     rm -rf "$data"
     $B synth --out "$data" --events "$n" --users $((n / 10)) --items 50000 --format parquet >/dev/null

@@ -19,7 +19,8 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(uname
 engines=(${ENGINES:-memory embedded})
 printf '%-11s %-9s %8s %8s %10s %8s %8s %8s %9s\n' events engine load_s items_s neighbours_s als_s train_s total peak_rss
 for n in "${sizes[@]}"; do
-  data=$work/events-$n
+  # The cached log is named for synth's generator: rename it when its output changes.
+  data=$work/events-$n-splitmix
   if [ ! -d "$data/events" ]; then
     rm -rf "$data"
     $B synth --out "$data" --events "$n" --users $((n / 10)) --items 50000 --format parquet >/dev/null

@@ -27,6 +27,7 @@ const CORE: &[&[&str]] = &[
 
 /// The builder, lowest layer first (`main.rs`, the binary, sits on top).
 const BUILDER: &[&[&str]] = &[
+    &["rng"],
     &["runtime", "progress", "publish", "als"],
     &["rows", "options"],
     &["data", "import", "engine"],

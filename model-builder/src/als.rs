@@ -13,6 +13,7 @@
 //! factors are the same whatever the order, the threads or the engine's
 //! partitioning of the users.
 
+use crate::rng::Rng;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -85,13 +86,11 @@ impl Csr {
     }
 }
 
+/// Small random starting factors in [0, 0.01).
 fn init(rows: usize, dim: usize, seed: u64) -> Array2<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Rng::new(seed);
     Array2::from_shape_simple_fn((rows, dim), || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 * 0.01
+        (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 0.01
     })
 }
 

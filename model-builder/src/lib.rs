@@ -19,6 +19,7 @@ pub mod progress;
 pub mod publish;
 pub mod push;
 pub mod replay;
+pub mod rng;
 pub mod rows;
 #[cfg(feature = "engine")]
 pub mod runtime;

@@ -12,6 +12,7 @@
 
 use crate::options::DAY;
 use crate::publish::write_atomically;
+use crate::rng::Rng;
 use anyhow::Result;
 use nestrank::calendar::format_date;
 use serde::Serialize;
@@ -54,28 +55,6 @@ pub struct ShopSummary {
     pub events: usize,
     /// Specials on sale today.
     pub specials_today: usize,
-}
-
-/// A small, fast, seeded generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        nestrank::hash::mix64(self.0)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
 }
 
 /// Who an item is for, when it matters (clothing).
@@ -662,7 +641,7 @@ pub fn generate(out: &Path, o: &ShopOptions) -> Result<ShopSummary> {
         "families, days and launches per day must be positive"
     );
     std::fs::create_dir_all(out)?;
-    let mut rng = Rng(o.seed ^ 0x5108_BABE);
+    let mut rng = Rng::new(o.seed ^ 0x5108_BABE);
     let items = catalog(o, &mut rng);
     let mut families: Vec<Family> = (0..o.families).map(|_| family(&mut rng, o.today)).collect();
     let first = o.today - o.days as i32;
@@ -856,7 +835,7 @@ mod tests {
 
     #[test]
     fn families_buy_what_fits_their_baby() {
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1);
         let o = small();
         let items = catalog(&o, &mut rng);
         let newborn = Family {

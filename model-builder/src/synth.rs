@@ -5,6 +5,7 @@
 
 use crate::options::DAY;
 use crate::publish::write_atomically;
+use crate::rng::Rng;
 use anyhow::Result;
 use std::path::Path;
 
@@ -27,28 +28,6 @@ pub struct SynthOptions {
     pub seed: u64,
 }
 
-/// A small, fast, seeded generator (PCG-XSH-RR 64/32).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        let old = self.0;
-        self.0 = old
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let xorshifted = (((old >> 18) ^ old) >> 27) as u32;
-        xorshifted.rotate_right((old >> 59) as u32)
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        ((u64::from(self.next()) * u64::from(n)) >> 32) as u32
-    }
-
-    fn unit(&mut self) -> f64 {
-        f64::from(self.next()) / 4_294_967_296.0
-    }
-}
-
 /// Draws from a discrete distribution given by cumulative weights.
 fn draw(cumulative: &[f64], rng: &mut Rng) -> usize {
     let total = *cumulative.last().expect("non-empty");
@@ -65,7 +44,7 @@ pub fn generate(out: &Path, o: &SynthOptions) -> Result<()> {
         "users, items, categories and days must be positive"
     );
     std::fs::create_dir_all(out)?;
-    let mut rng = Rng(o.seed ^ 0x5EED);
+    let mut rng = Rng::new(o.seed ^ 0x5EED);
     // Items: a category each (Zipf over categories), a Zipf popularity.
     let cat_cum: Vec<f64> = (1..=o.categories)
         .scan(0.0, |acc, k| {
@@ -108,14 +87,14 @@ pub fn generate(out: &Path, o: &SynthOptions) -> Result<()> {
         let mut written = 0u64;
         while written < o.events {
             // One session: a user, a time, a favourite category, 1-20 events.
-            let user = rng.below(o.users);
-            let mut ur = Rng(o.seed ^ (u64::from(user) << 20) ^ 0xABCD);
+            let user = rng.below(o.users as usize) as u32;
+            let mut ur = Rng::new(o.seed ^ (u64::from(user) << 20) ^ 0xABCD);
             let favourites = [
                 draw(&cat_cum, &mut ur),
                 draw(&cat_cum, &mut ur),
                 draw(&cat_cum, &mut ur),
             ];
-            let mut ts = start + i64::from(rng.next()) % span;
+            let mut ts = start + rng.below(span as usize) as i64;
             let len = 1 + rng.below(20);
             let mut last = 0u32;
             for _ in 0..len {
@@ -123,7 +102,7 @@ pub fn generate(out: &Path, o: &SynthOptions) -> Result<()> {
                     break;
                 }
                 let item = if rng.below(10) < 7 {
-                    let c = favourites[rng.below(3) as usize];
+                    let c = favourites[rng.below(3)];
                     if by_category[c].is_empty() {
                         all[draw(&all_cum, &mut rng)]
                     } else {
@@ -142,7 +121,7 @@ pub fn generate(out: &Path, o: &SynthOptions) -> Result<()> {
                 };
                 writeln!(w, "u{user},i{item},{event},{ts}")?;
                 last = item;
-                ts += 5 + i64::from(rng.below(300));
+                ts += 5 + rng.below(300) as i64;
                 written += 1;
             }
         }
