@@ -1,4 +1,4 @@
-// Derives the logs every quality change is measured on (docs/quality.md)
+// Derives the logs every quality change is measured on (README.md, "Headline figures")
 // from one imported log: the same shoppers with whole days removed, with
 // most views dropped (purchase-heavy) and with most conversions dropped
 // (view-heavy). Rows are kept or dropped by a hash of the row, so the
