@@ -154,9 +154,11 @@ bench-quick: demo-data
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 
 # Benchmarks: the native core (criterion), the wasm package under Node
-# (beside a plain-JS reference of the same scoring), and in headless Chromium.
+# (beside a plain-JS reference of the same scoring), in headless Chromium,
+# and the demo page's load path on a 4x-throttled CPU.
 bench: demo-data builder setup-browser
 	cargo bench -p model-builder --bench core --profile builder
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 	node bench/chromium.mjs out/taobao out/model $(DEMO_DAY)
+	node bench/load-path.mjs
 	bench/als-vs-implicit.sh out/taobao

@@ -63,6 +63,8 @@ export interface LoadedModel {
   error?: Error;
   /** Milliseconds spent fetching, and verifying + decoding. */
   timings: { fetchMs: number; verifyMs: number };
+  /** Resolves once the blob is in the cache (the model is handed over first); not with `source: "fallback"`. */
+  stored?: Promise<void>;
 }
 
 /** Fetches, verifies (size, SHA-256, decode), caches and falls back; rejects with `NestrankLoadError`. */

@@ -1,7 +1,8 @@
-// loadModel: fetch manifest.json, then the content-addressed blob it names;
-// check its size and SHA-256 against the manifest and decode it; cache it
-// (Cache API where present, else memory) so a reload downloads nothing; and
-// when the new blob fails anywhere, fall back to the last good one.
+// loadModel: fetch manifest.json, then the content-addressed blob it names,
+// while the wasm compiles; check the blob's size and SHA-256 (WebCrypto)
+// against the manifest and decode it; cache it (Cache API where present,
+// else memory) so a reload downloads nothing; and when the new blob fails
+// anywhere, fall back to the last good one.
 import init, { Recommender } from "./nestrank.js";
 
 const CACHE = "nestrank-models";
@@ -150,12 +151,20 @@ export async function loadModel(manifestUrl, options = {}) {
   const fetchFn = options.fetch ?? globalThis.fetch;
   const base = new URL(manifestUrl, globalThis.location?.href);
   const timings = { fetchMs: 0, verifyMs: 0 };
-  await init(options.wasm ? { module_or_path: options.wasm } : undefined);
-  const cache = await openCache(options.cache !== false);
+  // The wasm compiles while the manifest and the blob download: it is
+  // needed only to decode. (init is idempotent, so the page may start it too.)
+  const wasmReady = init(options.wasm ? { module_or_path: options.wasm } : undefined);
+  wasmReady.catch(() => {}); // awaited below, where its error is handled
+  let t = now();
+  // The manifest is asked for while the cache opens: on a new profile,
+  // opening it costs a phone a few hundred milliseconds.
+  const manifestResponse = (async () => fetchFn(base.href, { cache: "no-cache" }))();
+  manifestResponse.catch(() => {}); // awaited below, where its error is handled
+  const cacheReady = openCache(options.cache !== false);
   const lastGoodUrl = new URL(LAST_GOOD, base).href;
+  let cache = null;
   try {
-    let t = now();
-    const res = await fetchFn(base.href, { cache: "no-cache" });
+    const res = await manifestResponse;
     if (!res.ok) throw loadError(`manifest ${base.href}: HTTP ${res.status}`);
     let manifest;
     try {
@@ -170,6 +179,7 @@ export async function loadModel(manifestUrl, options = {}) {
       if (!r.ok) throw loadError(`model ${blobUrl}: HTTP ${r.status}`);
       return new Uint8Array(await r.arrayBuffer());
     };
+    cache = await cacheReady;
     let bytes = await cache.get(blobUrl);
     let source = "cache";
     if (!bytes) {
@@ -177,6 +187,7 @@ export async function loadModel(manifestUrl, options = {}) {
       source = "network";
     }
     timings.fetchMs = now() - t;
+    await wasmReady;
     t = now();
     let recommender;
     try {
@@ -189,13 +200,17 @@ export async function loadModel(manifestUrl, options = {}) {
       recommender = await verified(bytes, manifest, blobUrl);
     }
     timings.verifyMs = now() - t;
-    if (source === "network") await cache.put(blobUrl, bytes);
-    await cache.put(lastGoodUrl, bytes);
-    await cache.prune([blobUrl, lastGoodUrl]);
-    return { recommender, manifest, source, timings };
+    // The model is handed over before the cache writes finish.
+    const stored = (async () => {
+      if (source === "network") await cache.put(blobUrl, bytes);
+      await cache.put(lastGoodUrl, bytes);
+      await cache.prune([blobUrl, lastGoodUrl]);
+    })();
+    return { recommender, manifest, source, timings, stored };
   } catch (error) {
+    cache ??= await cacheReady;
     const last = await cache.get(lastGoodUrl);
-    if (last) {
+    if (last && (await wasmReady.then(() => true, () => false))) {
       try {
         const recommender = Recommender.fromBytes(last);
         console.warn(`nestrank: using the last good model ${recommender.modelId}: ${error.message}`);

@@ -3,7 +3,7 @@
 // /data/ the shop's specials of the day. Binds 127.0.0.1 only.
 // Usage: node scripts/serve.mjs [--port 8080] [--model out/shop-model] [--data out/shop]
 import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { resolve, extname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,12 +39,23 @@ export async function serve({ port = 8080, model = "out/shop-model", data = "out
       return;
     }
     try {
-      const body = await readFile(file);
-      res.writeHead(200, {
+      // A validator, as any static host sends: a revisit revalidates each
+      // file (304, no body), and the browser keeps what it compiled from it.
+      const st = await stat(file);
+      const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+      const headers = {
         "content-type": TYPES[extname(file)] ?? "application/octet-stream",
         // Content-addressed blobs never change; everything else is revalidated.
         "cache-control": file.endsWith(".nrk") ? "public, max-age=31536000, immutable" : "no-cache",
-      });
+        etag,
+      };
+      if (req.headers["if-none-match"] === etag) {
+        res.writeHead(304, headers).end();
+        if (log) console.log(`304 ${path}`);
+        return;
+      }
+      const body = await readFile(file);
+      res.writeHead(200, headers);
       res.end(body);
       if (log) console.log(`200 ${path}`);
     } catch {

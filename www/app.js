@@ -10,6 +10,14 @@
 // (item-to-item, from the blob's neighbour tables), each with data-item-id.
 import init, { Profile, SignalStore, loadModel } from "./pkg/index.js";
 
+// Everything the first screen needs starts downloading at once: the day's
+// specials, and the model (loadModel compiles the wasm while it fetches the
+// manifest and the blob).
+const specialsResponse = fetch("data/specials.json");
+specialsResponse.catch(() => {}); // handled in main()
+const modelLoad = loadModel("model/manifest.json");
+modelLoad.catch(() => {}); // handled in main()
+
 const HUES = { diapers: 200, formula: 40, feeding: 100, strollers: 260, "car-seats": 0, clothing: 320, toys: 160, maternity: 20 };
 const PROFILE_KEY = "nestrank:profile";
 const $ = (id) => document.getElementById(id);
@@ -95,11 +103,39 @@ function card(s, reason) {
   return li;
 }
 
+// The cards of the first screen render at once; the rest once the browser
+// has painted it, a batch per task, so that a phone's main thread stays free
+// for taps (and for the model, when the shop's own order shows first).
+// Resolves when every card is in, or when a newer render supersedes it.
+const FIRST_SCREEN = 10;
+const BATCH = 40;
+let renders = 0;
+
 function render(items, reasons = []) {
+  const run = ++renders;
   const list = $("specials");
-  const frag = document.createDocumentFragment();
-  items.forEach((s, k) => frag.append(card(s, reasons[k])));
-  list.replaceChildren(frag);
+  const cards = (from, to) => {
+    const frag = document.createDocumentFragment();
+    for (let k = from; k < to; k++) frag.append(card(items[k], reasons[k]));
+    return frag;
+  };
+  list.replaceChildren(cards(0, Math.min(FIRST_SCREEN, items.length)));
+  return new Promise((done) => {
+    let next = FIRST_SCREEN;
+    const batch = () => {
+      if (run !== renders || next >= items.length) return done();
+      const to = Math.min(next + BATCH, items.length);
+      list.append(cards(next, to));
+      next = to;
+      setTimeout(batch, 0);
+    };
+    let started = false;
+    const start = () => {
+      if (!started) (started = true), batch();
+    };
+    requestAnimationFrame(() => setTimeout(start, 0));
+    setTimeout(start, 100); // no frames in a hidden tab
+  });
 }
 
 function reasonText(reason, becauseId) {
@@ -236,12 +272,12 @@ async function main() {
     timings.instantiateMs = performance.now() - t;
     loadCoreProfile();
     showProfile();
-    return loadModel("model/manifest.json");
+    return modelLoad;
   })();
   ready.catch(() => {}); // handled below, after the specials
   let specials;
   try {
-    const res = await fetch("data/specials.json");
+    const res = await specialsResponse;
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     specials = await res.json();
   } catch (e) {
@@ -269,7 +305,7 @@ async function main() {
     timings.rerankMs = performance.now() - t;
     const show = signals.length > 0 || coreProfile !== null;
     clearTimeout(slow);
-    render(
+    const rendered = render(
       out.items.map((id) => catalog.get(id)),
       show ? out.reasons.map((r, k) => reasonText(r, out.because[k])) : [],
     );
@@ -278,11 +314,12 @@ async function main() {
     $("status").textContent = show ? `Picked for you from ${from}` : "Shop's picks (browse to personalize)";
     $("timings").textContent = `wasm ${timings.instantiateMs.toFixed(1)} ms · model ${loaded.source} ${timings.decodeMs.toFixed(1)} ms · rerank of ${ids.length} ${timings.rerankMs.toFixed(2)} ms`;
     window.nestrank.personalized = true;
+    await rendered;
   } catch (e) {
     clearTimeout(slow);
     console.warn(`nestrank: showing the shop's own order: ${e.message}`);
     $("status").textContent = "Shop's picks";
-    render(specials.items);
+    await render(specials.items);
   } finally {
     window.nestrank.ready = true;
   }

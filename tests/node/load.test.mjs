@@ -48,6 +48,7 @@ test("loads, verifies and then serves the blob from the cache", async () => {
   const first = await loadModel(url);
   assert.equal(first.source, "network");
   assert.equal(first.recommender.modelId, modelId);
+  assert.equal(await first.stored, undefined, "the cache writes finish after the model is handed over");
   requests = [];
   const second = await loadModel(url);
   assert.equal(second.source, "cache");
