@@ -1,11 +1,13 @@
 # nestrank: the two commands are `make demo` and `make test`; both set up
 # what they need on a fresh machine (wasm target, wasm-bindgen-cli at the
-# version Cargo.lock pins, npm tools, Chromium for the browser tests).
+# version Cargo.lock pins, npm tools, Chromium and WebKitGTK for the browser
+# tests, Bun for JavaScriptCore).
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3; exit }' Cargo.lock)
 WASM_OPT := tools/node_modules/.bin/wasm-opt
+BUN := tools/node_modules/.bin/bun
 WASM_RAW := target/wasm32-unknown-unknown/release/nestrank.wasm
 # The demo's builder: without the query engine (its logs fit in memory),
 # so `make demo` does not compile DataFusion and Ballista.
@@ -14,7 +16,7 @@ SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
 SHOP_DAY := 2026-11-01
 
-.PHONY: test-spec setup setup-fuzz fuzz setup-browser pkg builder builder-demo shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
+.PHONY: test-spec setup setup-fuzz fuzz setup-browser setup-webkit pkg builder builder-demo shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -30,6 +32,14 @@ setup-browser:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  (apt-get update && apt-get install -y chromium chromium-driver) || \
 	  { echo "error: could not install chromium and chromium-driver (needs root and Debian's packages)"; exit 1; }; \
+	fi
+
+# WebKitGTK's MiniBrowser and WebDriver on a virtual display, for the page's
+# WebKit test (tests/e2e/webkit.test.mjs).
+setup-webkit:
+	@if ! command -v WebKitWebDriver >/dev/null || ! command -v Xvfb >/dev/null; then \
+	  (apt-get update && apt-get install -y webkit2gtk-driver xvfb) || \
+	  { echo "error: could not install webkit2gtk-driver and xvfb (needs root and Debian's packages)"; exit 1; }; \
 	fi
 
 pkg: setup
@@ -94,8 +104,11 @@ test-wasm: setup setup-browser
 	  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/tests/webdriver.json \
 	  cargo test --target wasm32-unknown-unknown --test wasm
 
+# The package's tests (the golden cases among them) under Node (V8) and
+# Bun (JavaScriptCore, the engine of iPhone webviews).
 test-node: pkg
 	node --test tests/node/
+	$(BUN) test tests/node/
 
 # The edge worker in workerd (miniflare@4 from npm), against the native core.
 setup-edge:
@@ -125,7 +138,7 @@ fuzz: setup-fuzz
 	done
 
 # The demo page in headless Chromium (playwright-core); a screenshot lands in test-artifacts/.
-test-e2e: pkg shop setup-browser setup-edge
+test-e2e: pkg shop setup-browser setup-webkit setup-edge
 	node --test tests/e2e/
 
 # FORMAT.md against a second reader (Python, written from the spec alone):
