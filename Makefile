@@ -155,7 +155,8 @@ test-spec: shop
 # 30 seconds.
 test: setup lint test-native test-wasm test-node test-e2e test-edge test-spec fuzz
 
-# Rewrites tests/data/golden-expected.json from the native core (review the diff!).
+# Rewrites tests/data/golden-expected.json and golden-v4-expected.json from the
+# native core (review the diff!).
 golden:
 	UPDATE_GOLDEN=1 cargo test --profile builder --test golden
 

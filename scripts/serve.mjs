@@ -23,8 +23,10 @@ const TYPES = {
 };
 
 /** Starts the server; resolves to `{ url, close() }`. */
-export async function serve({ port = 8080, model = "out/shop-model", data = "out/shop", log = false } = {}) {
+export async function serve({ port = 8080, model = "out/shop-model", data = "out/shop", log = false, tests = false } = {}) {
   const mounts = [
+    // The golden cases' page and data, for the browser tests only.
+    ...(tests ? [["/tests/", resolve(root, "tests")]] : []),
     ["/pkg/", resolve(root, "pkg")],
     ["/model/", resolve(root, model)],
     ["/data/", resolve(root, data)],

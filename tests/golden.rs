@@ -308,3 +308,142 @@ fn rank_after_a_cart(rec: &mut Recommender, avoid: &[&str]) -> (String, nestrank
         .unwrap();
     (carted.to_string(), out)
 }
+
+/// The version 4 golden cases: the frozen v4 blob with profiles (a baby's
+/// stage and gender, a built profile's brands and price band), business
+/// rules (the blob's, set at run time, with exploration for one device key,
+/// and cleared) and `similar()`. The native core records them
+/// (`make golden`); tests/golden/run.js holds Node, Bun, Chromium, WebKit
+/// and workerd to the same file.
+#[test]
+fn golden_v4_cases_rank_as_recorded() {
+    use nestrank::profile::Profile;
+    use nestrank::recommender::NeighbourKind;
+    let blob = include_bytes!("data/golden-v4.nrk");
+    let profile_bytes = include_bytes!("data/golden-profile-v1.nrp");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/golden-v4-expected.json"
+    );
+    let spec: Value = serde_json::from_str(include_str!("data/golden-v4-cases.json")).unwrap();
+    let candidates = candidates(&spec);
+    let mut results = Vec::new();
+    for case in spec["cases"].as_array().unwrap() {
+        let mut rec = Recommender::from_bytes(blob).unwrap();
+        let now = case["now"].as_f64().unwrap();
+        if let Some(rules) = case.get("rules") {
+            let rules = (!rules.is_null())
+                .then(|| serde_json::from_value::<nestrank::RuleSet>(rules.clone()).unwrap());
+            rec.set_rules(rules).unwrap();
+        }
+        if let Some(key) = case["user_key"].as_str() {
+            rec.set_user_key(key);
+        }
+        let profile = match &case["profile"] {
+            Value::Null => None,
+            Value::String(name) => {
+                assert_eq!(name, "golden-profile-v1");
+                Some(Profile::from_bytes(profile_bytes).unwrap())
+            }
+            p => Some(
+                Profile::from_birthday(
+                    p["birthday"].as_str().unwrap(),
+                    p["gender"].as_str().unwrap(),
+                    now,
+                )
+                .unwrap(),
+            ),
+        };
+        if profile.is_some() {
+            rec.set_profile(profile);
+        }
+        let signals: Vec<(&str, Event, f64)> = case["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["item"].as_str().unwrap(),
+                    Event::from_name(s["event"].as_str().unwrap()).unwrap(),
+                    s["ts"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        let out = rec.rerank_ids(&candidates, &signals, now, true).unwrap();
+        let similar: Vec<Value> = case["similar"]
+            .as_array()
+            .map(|qs| {
+                qs.iter()
+                    .map(|q| {
+                        let id = q["item"].as_str().unwrap();
+                        let kind = match q["kind"].as_str().unwrap() {
+                            "similar" => NeighbourKind::Similar,
+                            _ => NeighbourKind::Complement,
+                        };
+                        let k = q["k"].as_u64().unwrap() as usize;
+                        let found = rec.similar(id, kind, k, None, true);
+                        let model = rec.model();
+                        json!({
+                            "items": found.iter().map(|n| model.id_of(n.index)).collect::<Vec<_>>(),
+                            "scores": found.iter().map(|n| n.score).collect::<Vec<_>>(),
+                            "reasons": found.iter().map(|n| n.reason(model, id, kind)).collect::<Vec<_>>(),
+                            "links": found.iter().map(|n| n.link(kind)).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        results.push(json!({
+            "name": case["name"],
+            "items": out.items,
+            "scores": out.scores,
+            "reasons": out.reasons,
+            "because": out.because,
+            "similar": similar,
+        }));
+    }
+    let model_id = Recommender::from_bytes(blob).unwrap().model().model_id();
+    let actual = json!({ "model_id": model_id, "results": results });
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, serde_json::to_string_pretty(&actual).unwrap()).unwrap();
+        return;
+    }
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(path).expect("run `make golden` once to record it"),
+    )
+    .unwrap();
+    let (a, e) = (
+        actual["results"].as_array().unwrap(),
+        expected["results"].as_array().unwrap(),
+    );
+    assert_eq!(a.len(), e.len());
+    for (a, e) in a.iter().zip(e) {
+        for key in ["items", "reasons", "because", "similar"] {
+            if key == "similar" {
+                let (sa, se) = (a[key].as_array().unwrap(), e[key].as_array().unwrap());
+                assert_eq!(sa.len(), se.len(), "similar lists of {}", e["name"]);
+                for (x, y) in sa.iter().zip(se) {
+                    for k in ["items", "reasons", "links"] {
+                        assert_eq!(x[k], y[k], "similar {k} of {}", e["name"]);
+                    }
+                    close(&x["scores"], &y["scores"], &e["name"]);
+                }
+            } else {
+                assert_eq!(a[key], e[key], "{key} of {}", e["name"]);
+            }
+        }
+        close(&a["scores"], &e["scores"], &e["name"]);
+    }
+}
+
+/// Scores within 1e-6 of the recorded ones.
+fn close(a: &Value, e: &Value, name: &Value) {
+    let (a, e) = (a.as_array().unwrap(), e.as_array().unwrap());
+    assert_eq!(a.len(), e.len(), "scores of {name}");
+    for (x, y) in a.iter().zip(e) {
+        assert!(
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-6,
+            "score {x} against {y} for {name}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { serve } from "../../scripts/serve.mjs";
 import { launchChromium, phoneContext } from "../../scripts/chromium.mjs";
+import { goldenDifferences } from "../golden/run.js";
 
 const root = new URL("../../", import.meta.url);
 const specials = JSON.parse(readFileSync(new URL("out/shop/specials.json", root), "utf8"));
@@ -18,7 +19,7 @@ mkdirSync(artifacts, { recursive: true });
 
 let server, browser;
 before(async () => {
-  server = await serve({ port: 0 });
+  server = await serve({ port: 0, tests: true });
   browser = await launchChromium();
 });
 after(async () => {
@@ -195,4 +196,16 @@ test("opted in, the page writes the nr_signals cookie that the edge worker perso
   } finally {
     await mf.dispose();
   }
+});
+
+test("Chromium: the golden v4 cases (profiles, rules, similar) equal the native core's", async () => {
+  const expected = JSON.parse(readFileSync(new URL("tests/data/golden-v4-expected.json", root), "utf8"));
+  const context = await phoneContext(browser);
+  const page = await context.newPage();
+  await page.goto(`${server.url}tests/golden/index.html`);
+  await page.waitForFunction(() => window.goldenResults !== undefined, null, { timeout: 30_000 });
+  const actual = await page.evaluate(() => window.goldenResults);
+  assert.ok(Array.isArray(actual), JSON.stringify(actual));
+  assert.deepEqual(goldenDifferences(actual, expected.results), []);
+  await context.close();
 });

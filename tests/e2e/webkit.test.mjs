@@ -13,6 +13,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "../../scripts/serve.mjs";
+import { goldenDifferences } from "../golden/run.js";
 
 const MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
 const root = new URL("../../", import.meta.url);
@@ -108,7 +109,7 @@ before(async () => {
   });
   driverUrl = `http://127.0.0.1:${port}`;
   await until(async () => (await wd("GET", "/status")).ready, 10_000, "WebKitWebDriver");
-  server = await serve({ port: 0 });
+  server = await serve({ port: 0, tests: true });
   // The same model with one byte of its blob flipped: the manifest's SHA-256 no longer matches.
   corruptDir = mkdtempSync(join(tmpdir(), "nestrank-corrupt-"));
   for (const f of readdirSync(new URL("out/shop-model/", root))) {
@@ -183,6 +184,19 @@ test("WebKit: a corrupt blob leaves the shop's own order, and the page keeps wor
     await s.click(`#specials > [data-item-id="${defaultOrder[3]}"] .title`);
     const stored = await s.run('return localStorage.getItem("nestrank:signals")');
     assert.ok(stored && stored.length > 10, "the tap is kept in localStorage");
+  } finally {
+    await s.close();
+  }
+});
+
+test("WebKit: the golden v4 cases (profiles, rules, similar) equal the native core's", async () => {
+  const expected = JSON.parse(readFileSync(new URL("tests/data/golden-v4-expected.json", root), "utf8"));
+  const s = await newSession();
+  try {
+    await s.go(`${server.url}tests/golden/index.html`);
+    const actual = await until(() => s.run("return window.goldenResults"), 30_000, "the golden page");
+    assert.ok(Array.isArray(actual), JSON.stringify(actual));
+    assert.deepEqual(goldenDifferences(actual, expected.results), []);
   } finally {
     await s.close();
   }
