@@ -256,46 +256,7 @@ enum Command {
         source: ImportSource,
     },
     /// Builds a model as of a date and publishes blob + manifest.json.
-    Build {
-        /// Data directory: events, optional items and users, each as
-        /// NAME.csv, NAME.parquet or a folder NAME/ of Parquet files.
-        #[arg(long)]
-        data: PathBuf,
-        /// Use events before this day (YYYY-MM-DD, 00:00 UTC) only.
-        #[arg(long)]
-        as_of: String,
-        /// Output directory for model-<hash>.nrk and manifest.json.
-        #[arg(long)]
-        out: PathBuf,
-        /// Publish a daily blob: keep only the specials (see --specials) and
-        /// this many most recently active items (0: keep the whole catalog).
-        #[arg(long, default_value_t = 0)]
-        max_items: usize,
-        /// A file with the day's specials, one item id per line (kept in a
-        /// daily blob whatever their activity).
-        #[arg(long)]
-        specials: Option<PathBuf>,
-        /// In a daily blob, keep every kept item's whole neighbour lists
-        /// instead of only the links into the specials (the scorer reads
-        /// only those; this makes `similar()` answer over the whole blob).
-        #[arg(long)]
-        full_lists: bool,
-        /// Blobs kept in --out (the newest publishes; older ones are deleted).
-        #[arg(long, default_value_t = KEEP_DEFAULT)]
-        keep: usize,
-        /// Operations' rules (JSON: pins, boosts, filter, diversity,
-        /// explore; README "Business rules") shipped in the blob.
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        train: TrainArgs,
-        #[command(flatten)]
-        engine: EngineArgs,
-        #[command(flatten)]
-        rows: RowArgs,
-    },
+    Build(BuildArgs),
     /// Runs an Apache Ballista scheduler or executor with this binary's
     /// functions, for `--engine df://HOST:PORT`.
     #[cfg(feature = "engine")]
@@ -306,169 +267,248 @@ enum Command {
     /// Reranks candidates for one user's signals with the native core and
     /// prints `{"items": [...], "scores": [...], "reasons": [...]}`: the
     /// reference the wasm module and the edge worker are checked against.
-    Rerank {
-        /// The blob file.
-        #[arg(long)]
-        model: PathBuf,
-        /// Candidate ids, one a line, in default order.
-        #[arg(long)]
-        candidates: PathBuf,
-        /// The signals as the codec's text (a `nr_signals` cookie value); empty: none.
-        #[arg(long, default_value = "")]
-        signals: String,
-        /// Unix seconds.
-        #[arg(long)]
-        now: f64,
-    },
+    Rerank(RerankArgs),
     /// The stage-fit evaluation (README): rank leaf categories for each
     /// held-out purchase by a family with a known baby, at the baby's age.
-    EvalStage {
-        /// Data directory (events.csv, items.csv, users.csv).
-        #[arg(long)]
-        data: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        rows: RowArgs,
-    },
+    EvalStage(EvalStageArgs),
     /// Writes a profile blob (kind 2, FORMAT.md) per family in users.csv:
     /// `<out>/<user_id>.nrp` (ids outside [A-Za-z0-9_-] are skipped).
-    Profiles {
-        /// Data directory (events.csv, items.csv, users.csv).
-        #[arg(long)]
-        data: PathBuf,
-        /// Use events before this day (YYYY-MM-DD).
-        #[arg(long)]
-        as_of: String,
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-        #[command(flatten)]
-        rows: RowArgs,
-    },
+    Profiles(ProfilesArgs),
     /// Points --out/manifest.json back to the previous good blob.
-    Rollback {
-        /// The directory `build --out` publishes into.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Rollback(RollbackArgs),
     /// Checks a blob: exit 0 and a summary, or the typed error and exit 1.
-    Verify {
-        /// The blob file.
-        blob: PathBuf,
-    },
+    Verify(VerifyArgs),
     /// Writes a deterministic synthetic shop: `--kind scale` (events.csv,
     /// items.csv of a given size, for scale tests) or `--kind mother-baby`
     /// (a mother-and-baby shop's catalog, families, logs and today's specials).
-    Synth {
-        /// Output data directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// What to generate.
-        #[arg(long, value_enum, default_value_t = SynthKind::Scale)]
-        kind: SynthKind,
-        /// Events (scale).
-        #[arg(long, default_value_t = 1_000_000)]
-        events: u64,
-        /// Users (scale: default 100,000) or families (mother-baby: default 3,000).
-        #[arg(long)]
-        users: Option<u32>,
-        /// New specials a day, each on sale 5-7 days (mother-baby).
-        #[arg(long, default_value_t = 85)]
-        launches_per_day: u32,
-        /// Items.
-        #[arg(long, default_value_t = 50_000)]
-        items: u32,
-        /// Categories.
-        #[arg(long, default_value_t = 300)]
-        categories: u32,
-        /// Days the log spans, ending the day before --end.
-        #[arg(long, default_value_t = 28)]
-        days: u32,
-        /// The first day after the log (YYYY-MM-DD); mother-baby: the day of the specials page.
-        #[arg(long, default_value = "2026-11-01")]
-        end: String,
-        /// Random seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// The files' format.
-        #[arg(long, value_enum, default_value_t = Format::Csv)]
-        format: Format,
-    },
+    Synth(SynthArgs),
     /// The item-to-item next-item test (README): for each user's last
     /// move on an evaluated day, is the next viewed or carted item among
     /// the 10 neighbours of the item viewed before it?
-    EvalSimilar {
-        #[command(flatten)]
-        replay: ReplayArgs,
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        rows: RowArgs,
-    },
+    EvalSimilar(EvalSimilarArgs),
     /// Personalized push: for every user with signals in the window, the
     /// top of the day's specials from the core scorer and the blob's rules,
     /// without items the user bought, one JSON line a user
     /// (`{"user", "items": [{"id", "score", "reason"}]}`); users with no
     /// confident item get no line.
-    Push {
-        /// Data directory (events.csv; users.csv for babies, when present).
-        #[arg(long)]
-        data: PathBuf,
-        /// The blob file.
-        #[arg(long)]
-        model: PathBuf,
-        /// Signals before this day (YYYY-MM-DD, 00:00 UTC), which is also `now`.
-        #[arg(long)]
-        as_of: String,
-        /// The day's specials, one item id a line (default: the items on sale
-        /// that day by items.csv's sale_start and sale_end).
-        #[arg(long)]
-        specials: Option<PathBuf>,
-        /// Items per push, at most.
-        #[arg(long, default_value_t = 10)]
-        top: usize,
-        /// Minimum rise of an item's score over the anonymous one, in
-        /// standard deviations of the anonymous scores.
-        #[arg(long, default_value_t = 1.0)]
-        threshold: f32,
-        /// Days of signals before as-of.
-        #[arg(long, default_value_t = 30)]
-        window_days: u32,
-        /// Newest signals per user that the scorer sees, as the phone's
-        /// SignalStore keeps them (items bought earlier in the window are
-        /// still never pushed, unless a re-buy is due).
-        #[arg(long, default_value_t = 200)]
-        max_signals: usize,
-        /// Rules (JSON) replacing the blob's.
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// Output JSON-lines file.
-        #[arg(long)]
-        out: PathBuf,
-        #[command(flatten)]
-        engine: EngineArgs,
-        #[command(flatten)]
-        rows: RowArgs,
-    },
+    Push(PushArgs),
     /// Runs the daily-specials replay of EVAL.md.
-    Eval {
-        #[command(flatten)]
-        replay: ReplayArgs,
-        /// Sweep the builder's hyperparameters one at a time around the
-        /// given values; the figures are tuned on the evaluated days.
-        #[arg(long)]
-        sweep: bool,
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        train: TrainArgs,
-        #[command(flatten)]
-        engine: EngineArgs,
-        #[command(flatten)]
-        rows: RowArgs,
-    },
+    Eval(EvalArgs),
+}
+
+// The arguments of `build`.
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// Data directory: events, optional items and users, each as
+    /// NAME.csv, NAME.parquet or a folder NAME/ of Parquet files.
+    #[arg(long)]
+    data: PathBuf,
+    /// Use events before this day (YYYY-MM-DD, 00:00 UTC) only.
+    #[arg(long)]
+    as_of: String,
+    /// Output directory for model-<hash>.nrk and manifest.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Publish a daily blob: keep only the specials (see --specials) and
+    /// this many most recently active items (0: keep the whole catalog).
+    #[arg(long, default_value_t = 0)]
+    max_items: usize,
+    /// A file with the day's specials, one item id per line (kept in a
+    /// daily blob whatever their activity).
+    #[arg(long)]
+    specials: Option<PathBuf>,
+    /// In a daily blob, keep every kept item's whole neighbour lists
+    /// instead of only the links into the specials (the scorer reads
+    /// only those; this makes `similar()` answer over the whole blob).
+    #[arg(long)]
+    full_lists: bool,
+    /// Blobs kept in --out (the newest publishes; older ones are deleted).
+    #[arg(long, default_value_t = KEEP_DEFAULT)]
+    keep: usize,
+    /// Operations' rules (JSON: pins, boosts, filter, diversity,
+    /// explore; README "Business rules") shipped in the blob.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    train: TrainArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
+    rows: RowArgs,
+}
+
+// The arguments of `rerank`.
+#[derive(clap::Args)]
+struct RerankArgs {
+    /// The blob file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Candidate ids, one a line, in default order.
+    #[arg(long)]
+    candidates: PathBuf,
+    /// The signals as the codec's text (a `nr_signals` cookie value); empty: none.
+    #[arg(long, default_value = "")]
+    signals: String,
+    /// Unix seconds.
+    #[arg(long)]
+    now: f64,
+}
+
+// The arguments of `eval-stage`.
+#[derive(clap::Args)]
+struct EvalStageArgs {
+    /// Data directory (events.csv, items.csv, users.csv).
+    #[arg(long)]
+    data: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    rows: RowArgs,
+}
+
+// The arguments of `profiles`.
+#[derive(clap::Args)]
+struct ProfilesArgs {
+    /// Data directory (events.csv, items.csv, users.csv).
+    #[arg(long)]
+    data: PathBuf,
+    /// Use events before this day (YYYY-MM-DD).
+    #[arg(long)]
+    as_of: String,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    rows: RowArgs,
+}
+
+// The arguments of `rollback`.
+#[derive(clap::Args)]
+struct RollbackArgs {
+    /// The directory `build --out` publishes into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+// The arguments of `verify`.
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The blob file.
+    blob: PathBuf,
+}
+
+// The arguments of `eval-similar`.
+#[derive(clap::Args)]
+struct EvalSimilarArgs {
+    #[command(flatten)]
+    replay: ReplayArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    rows: RowArgs,
+}
+
+// The arguments of `push`.
+#[derive(clap::Args)]
+struct PushArgs {
+    /// Data directory (events.csv; users.csv for babies, when present).
+    #[arg(long)]
+    data: PathBuf,
+    /// The blob file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Signals before this day (YYYY-MM-DD, 00:00 UTC), which is also `now`.
+    #[arg(long)]
+    as_of: String,
+    /// The day's specials, one item id a line (default: the items on sale
+    /// that day by items.csv's sale_start and sale_end).
+    #[arg(long)]
+    specials: Option<PathBuf>,
+    /// Items per push, at most.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Minimum rise of an item's score over the anonymous one, in
+    /// standard deviations of the anonymous scores.
+    #[arg(long, default_value_t = 1.0)]
+    threshold: f32,
+    /// Days of signals before as-of.
+    #[arg(long, default_value_t = 30)]
+    window_days: u32,
+    /// Newest signals per user that the scorer sees, as the phone's
+    /// SignalStore keeps them (items bought earlier in the window are
+    /// still never pushed, unless a re-buy is due).
+    #[arg(long, default_value_t = 200)]
+    max_signals: usize,
+    /// Rules (JSON) replacing the blob's.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Output JSON-lines file.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
+    rows: RowArgs,
+}
+
+// The arguments of `eval`.
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    replay: ReplayArgs,
+    /// Sweep the builder's hyperparameters one at a time around the
+    /// given values; the figures are tuned on the evaluated days.
+    #[arg(long)]
+    sweep: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    train: TrainArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
+    rows: RowArgs,
+}
+
+// The arguments of `synth`.
+#[derive(clap::Args)]
+struct SynthArgs {
+    /// Output data directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// What to generate.
+    #[arg(long, value_enum, default_value_t = SynthKind::Scale)]
+    kind: SynthKind,
+    /// Events (scale).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Users (scale: default 100,000) or families (mother-baby: default 3,000).
+    #[arg(long)]
+    users: Option<u32>,
+    /// New specials a day, each on sale 5-7 days (mother-baby).
+    #[arg(long, default_value_t = 85)]
+    launches_per_day: u32,
+    /// Items.
+    #[arg(long, default_value_t = 50_000)]
+    items: u32,
+    /// Categories.
+    #[arg(long, default_value_t = 300)]
+    categories: u32,
+    /// Days the log spans, ending the day before --end.
+    #[arg(long, default_value_t = 28)]
+    days: u32,
+    /// The first day after the log (YYYY-MM-DD); mother-baby: the day of the specials page.
+    #[arg(long, default_value = "2026-11-01")]
+    end: String,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The files' format.
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
 }
 
 #[cfg(feature = "engine")]
@@ -646,171 +686,11 @@ fn run(cli: Cli) -> Result<()> {
                 s.bad_rows
             );
         }
-        Command::Build {
-            data,
-            as_of,
-            out,
-            max_items,
-            specials,
-            full_lists,
-            keep,
-            rules,
-            model,
-            train,
-            engine,
-            rows,
-        } => {
-            let day = date_arg("--as-of", &as_of)?;
-            let rules = rules.as_deref().map(read_rules).transpose()?;
-            let engine = engine.open(&data)?;
-            let build = BuildOptions {
-                rules,
-                ..model.options()
-            };
-            let daily = (max_items > 0 || specials.is_some())
-                .then(|| -> Result<Restriction> {
-                    Ok(Restriction {
-                        specials: specials
-                            .as_deref()
-                            .map(read_ids)
-                            .transpose()?
-                            .unwrap_or_default(),
-                        max_items,
-                        full_lists,
-                    })
-                })
-                .transpose()?;
-            let r = pipeline::build(
-                pipeline::BuildRequest {
-                    data: &data,
-                    policy: policy(rows),
-                    as_of: day,
-                    build: &build,
-                    train: &train.options(),
-                    daily,
-                    out: &out,
-                    keep,
-                },
-                engine.stages(),
-            )?;
-            if let Some((kept, full)) = r.daily {
-                println!(
-                    "daily blob: kept {kept} of {full} items (specials + {max_items} most recently active)"
-                );
-            }
-            let m = &r.manifest;
-            println!(
-                "built {} (model {}, as of {}, {} items, {} bytes) in {:.2}s load + {:.2}s build + {:.2}s ranker training on {} day(s)",
-                r.path.display(),
-                m.model_id,
-                format_date(day),
-                m.item_count,
-                m.bytes,
-                r.load_s,
-                r.build_s,
-                r.train_s,
-                r.ranker.train_days.len()
-            );
-            let days: Vec<String> = r
-                .ranker
-                .train_days
-                .iter()
-                .map(|&d| format_date(d))
-                .collect();
-            println!(
-                "ranker: {} ({} training cases on {})",
-                r.ranker.shipped.name(),
-                r.ranker.train_cases,
-                if days.is_empty() {
-                    "no day".to_string()
-                } else {
-                    days.join(", ")
-                }
-            );
-            println!(
-                "stages: items {:.2}s, neighbours {:.2}s, ALS ({} factors, {} iterations) {:.2}s",
-                r.stages.items,
-                r.stages.neighbours,
-                build.als.factors,
-                build.als.iterations,
-                r.stages.als
-            );
-            let t = r.training;
-            if t.cases > 0 {
-                println!(
-                    "ranker training: models {:.2}s, features {:.2}s, fit {:.2}s ({} cases)",
-                    t.models_s, t.features_s, t.fit_s, t.cases
-                );
-            }
-        }
-        Command::Synth {
-            out,
-            kind: SynthKind::MotherBaby,
-            users,
-            launches_per_day,
-            days,
-            end,
-            seed,
-            format,
-            ..
-        } => {
-            let today = date_arg("--end", &end)?;
-            let t = Instant::now();
-            let s = shop::generate(
-                &out,
-                &shop::ShopOptions {
-                    families: users.unwrap_or(3_000),
-                    days,
-                    today,
-                    launches_per_day,
-                    seed,
-                },
-            )?;
-            println!(
-                "wrote a mother-and-baby shop into {}: {} items, {} events, {} specials on {end}, in {:.1}s",
-                out.display(),
-                s.items,
-                s.events,
-                s.specials_today,
-                t.elapsed().as_secs_f64()
-            );
-            write_format(&out, format)?;
-        }
-        Command::Synth {
-            out,
-            kind: SynthKind::Scale,
-            events,
-            users,
-            items,
-            categories,
-            days,
-            end,
-            seed,
-            format,
-            ..
-        } => {
-            let users = users.unwrap_or(100_000);
-            let end_day = date_arg("--end", &end)?;
-            let t = Instant::now();
-            synth::generate(
-                &out,
-                &synth::SynthOptions {
-                    events,
-                    users,
-                    items,
-                    categories,
-                    days,
-                    end_day,
-                    seed,
-                },
-            )?;
-            println!(
-                "wrote {events} events of {users} users on {items} items into {} in {:.1}s",
-                out.display(),
-                t.elapsed().as_secs_f64()
-            );
-            write_format(&out, format)?;
-        }
+        Command::Build(args) => build(args)?,
+        Command::Synth(args) => match args.kind {
+            SynthKind::MotherBaby => synth_shop(args)?,
+            SynthKind::Scale => synth_scale(args)?,
+        },
         #[cfg(feature = "engine")]
         Command::Cluster { role } => match role {
             ClusterRole::Scheduler {
@@ -848,252 +728,457 @@ fn run(cli: Cli) -> Result<()> {
                 )?
             }
         },
-        Command::Push {
-            data,
-            model,
-            as_of,
-            specials,
-            top,
-            threshold,
-            window_days,
-            max_signals,
-            rules,
-            out,
-            engine,
-            rows,
-        } => {
-            let day = date_arg("--as-of", &as_of)?;
-            let engine = engine.open(&data)?;
-            let mut rec = nestrank::Recommender::new(read_model(&model)?);
-            if let Some(path) = rules {
-                rec.set_rules(Some(read_rules(&path)?))?;
-            }
-            let specials = match &specials {
-                Some(path) => read_ids(path)?,
-                None => model_builder::push::specials_on_sale(&data, day, policy(rows))?,
-            };
-            anyhow::ensure!(!specials.is_empty(), "no specials on {as_of}");
-            let file = std::fs::File::create(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
-            let mut w = std::io::BufWriter::new(file);
-            let opts = model_builder::push::PushOptions {
-                as_of_day: day,
-                top,
-                threshold,
-                window_days,
-                max_signals,
-            };
-            let r = pipeline::push(
-                &data,
-                &rec,
-                &specials,
-                &opts,
-                policy(rows),
-                &mut w,
-                engine.stages(),
-            )?;
+        Command::Push(args) => push(args)?,
+        Command::EvalSimilar(args) => eval_similar(args)?,
+        Command::Rerank(args) => rerank(args)?,
+        Command::EvalStage(args) => eval_stage(args)?,
+        Command::Profiles(args) => profiles(args)?,
+        Command::Rollback(args) => rollback_cmd(args)?,
+        Command::Verify(args) => verify(args)?,
+        Command::Eval(args) => eval(args)?,
+    }
+    Ok(())
+}
+
+fn build(
+    BuildArgs {
+        data,
+        as_of,
+        out,
+        max_items,
+        specials,
+        full_lists,
+        keep,
+        rules,
+        model,
+        train,
+        engine,
+        rows,
+    }: BuildArgs,
+) -> Result<()> {
+    let day = date_arg("--as-of", &as_of)?;
+    let rules = rules.as_deref().map(read_rules).transpose()?;
+    let engine = engine.open(&data)?;
+    let build = BuildOptions {
+        rules,
+        ..model.options()
+    };
+    let daily = (max_items > 0 || specials.is_some())
+        .then(|| -> Result<Restriction> {
+            Ok(Restriction {
+                specials: specials
+                    .as_deref()
+                    .map(read_ids)
+                    .transpose()?
+                    .unwrap_or_default(),
+                max_items,
+                full_lists,
+            })
+        })
+        .transpose()?;
+    let r = pipeline::build(
+        pipeline::BuildRequest {
+            data: &data,
+            policy: policy(rows),
+            as_of: day,
+            build: &build,
+            train: &train.options(),
+            daily,
+            out: &out,
+            keep,
+        },
+        engine.stages(),
+    )?;
+    if let Some((kept, full)) = r.daily {
+        println!(
+            "daily blob: kept {kept} of {full} items (specials + {max_items} most recently active)"
+        );
+    }
+    let m = &r.manifest;
+    println!(
+            "built {} (model {}, as of {}, {} items, {} bytes) in {:.2}s load + {:.2}s build + {:.2}s ranker training on {} day(s)",
+            r.path.display(),
+            m.model_id,
+            format_date(day),
+            m.item_count,
+            m.bytes,
+            r.load_s,
+            r.build_s,
+            r.train_s,
+            r.ranker.train_days.len()
+        );
+    let days: Vec<String> = r
+        .ranker
+        .train_days
+        .iter()
+        .map(|&d| format_date(d))
+        .collect();
+    println!(
+        "ranker: {} ({} training cases on {})",
+        r.ranker.shipped.name(),
+        r.ranker.train_cases,
+        if days.is_empty() {
+            "no day".to_string()
+        } else {
+            days.join(", ")
+        }
+    );
+    println!(
+        "stages: items {:.2}s, neighbours {:.2}s, ALS ({} factors, {} iterations) {:.2}s",
+        r.stages.items, r.stages.neighbours, build.als.factors, build.als.iterations, r.stages.als
+    );
+    let t = r.training;
+    if t.cases > 0 {
+        println!(
+            "ranker training: models {:.2}s, features {:.2}s, fit {:.2}s ({} cases)",
+            t.models_s, t.features_s, t.fit_s, t.cases
+        );
+    }
+    Ok(())
+}
+
+fn rerank(
+    RerankArgs {
+        model,
+        candidates,
+        signals,
+        now,
+    }: RerankArgs,
+) -> Result<()> {
+    let mut rec = nestrank::Recommender::new(read_model(&model)?);
+    let text = std::fs::read_to_string(&candidates)
+        .with_context(|| format!("cannot read {}", candidates.display()))?;
+    let cand: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let decoded = if signals.is_empty() {
+        Vec::new()
+    } else {
+        nestrank::codec::decode(&signals).context("--signals")?
+    };
+    let sig: Vec<(&str, nestrank::Event, f64)> = decoded
+        .iter()
+        .map(|s| (s.item.as_str(), s.event, s.ts as f64))
+        .collect();
+    let out = rec.rerank_ids(&cand, &sig, now, true)?;
+    println!(
+        "{}",
+        serde_json::json!({ "items": out.items, "scores": out.scores, "reasons": out.reasons, "because": out.because })
+    );
+    Ok(())
+}
+
+fn eval_stage(EvalStageArgs { data, json, rows }: EvalStageArgs) -> Result<()> {
+    let ds = Dataset::load(&data, policy(rows))?;
+    let r = model_builder::stage_eval::eval_stage(&ds);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "cases": r.cases,
+                "rankers": r.rankers,
+                "tuned": { "gamma": r.tuned_gamma, "prior": r.tuned_prior, "half_life_days": if r.tuned_half_life_days.is_finite() { serde_json::json!(r.tuned_half_life_days) } else { serde_json::Value::Null }, "kappa": r.tuned_kappa },
+            })
+        );
+    } else {
+        println!(
+                "stage fit: {} test purchases by families with a known baby (from {}), {} leaf categories; the age fit learned from {} purchases; chosen on the last 20% of the training days: blend_tuned lift^{} with prior {} and popularity half-life {} days, blend_bayes {} pseudo-purchases",
+                r.cases, r.test_from, r.categories, r.train_purchases, r.tuned_gamma, r.tuned_prior, r.tuned_half_life_days, r.tuned_kappa
+            );
+        println!(
+            "{:<16} {:>8} {:>8} {:>8}",
+            "ranker", "HR@10", "NDCG@10", "MRR"
+        );
+        for (name, s) in &r.rankers {
             println!(
-                "pushed {} of {} users ({} items) into {}: read {} events in {:.2}s, ranked {} specials per user in {:.2}s = {:.0} users/s; {} signals kept; peak RSS {}",
-                r.pushed,
-                r.users,
-                r.items,
-                out.display(),
-                r.events_read,
-                r.read_s,
-                specials.len(),
-                r.rank_s,
-                r.users_per_s,
-                r.signals_kept,
-                peak_rss().map_or("unknown".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0))
+                "{name:<16} {:>8.4} {:>8.4} {:>8.4}",
+                s.hr10, s.ndcg10, s.mrr
             );
         }
-        Command::EvalSimilar {
-            replay: ReplayArgs { data, days, json },
-            model,
-            rows,
-        } => {
-            let ds = Dataset::load(&data, policy(rows))?;
-            let mut opts = model.options();
-            opts.als.factors = 0; // neighbours only
+    }
+    Ok(())
+}
+
+fn profiles(
+    ProfilesArgs {
+        data,
+        as_of,
+        out,
+        rows,
+    }: ProfilesArgs,
+) -> Result<()> {
+    let day = date_arg("--as-of", &as_of)?;
+    let ds = Dataset::load(&data, policy(rows))?;
+    let r = model_builder::profiles::write_profiles(&ds, day, &out)?;
+    println!(
+        "wrote {} profile blobs into {} ({} bytes on average; {} skipped)",
+        r.written,
+        out.display(),
+        r.bytes.checked_div(r.written).unwrap_or(0),
+        r.skipped
+    );
+    Ok(())
+}
+
+fn rollback_cmd(RollbackArgs { out }: RollbackArgs) -> Result<()> {
+    let m = rollback(&out)?;
+    println!(
+        "rolled back: {} now names {} (model {}, as of {})",
+        out.join("manifest.json").display(),
+        m.file,
+        m.model_id,
+        m.as_of
+    );
+    Ok(())
+}
+
+fn verify(VerifyArgs { blob }: VerifyArgs) -> Result<()> {
+    let model = read_model(&blob)?;
+    let bytes = std::fs::metadata(&blob)?.len();
+    let p = model.parts();
+    println!(
+            "ok: {} model {} format v{} as of {}: {} items, {} categories, {} neighbour links, {} bytes",
+            blob.display(),
+            model.model_id(),
+            model.header().version,
+            format_date(model.header().as_of_day),
+            model.item_count(),
+            model.category_count(),
+            p.neighbours.items.len(),
+            bytes
+        );
+    let weights: Vec<String> = nestrank::rank::FEATURE_NAMES
+        .iter()
+        .zip(&model.ranker().weights)
+        .map(|(n, w)| format!("{n}={w:.4}"))
+        .collect();
+    println!("ranker: {}", weights.join(" "));
+    match model.factors() {
+        Some(f) => println!(
+            "factors: dim {}, alpha {}, regularization {}",
+            f.dim, f.alpha, f.regularization
+        ),
+        None => println!("factors: none"),
+    }
+    Ok(())
+}
+
+fn eval_similar(
+    EvalSimilarArgs {
+        replay: ReplayArgs { data, days, json },
+        model,
+        rows,
+    }: EvalSimilarArgs,
+) -> Result<()> {
+    let ds = Dataset::load(&data, policy(rows))?;
+    let mut opts = model.options();
+    opts.als.factors = 0; // neighbours only
+    let t = Instant::now();
+    let report = model_builder::next_item::evaluate(&ds, days, &opts)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+        println!("({:.1}s)", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn push(
+    PushArgs {
+        data,
+        model,
+        as_of,
+        specials,
+        top,
+        threshold,
+        window_days,
+        max_signals,
+        rules,
+        out,
+        engine,
+        rows,
+    }: PushArgs,
+) -> Result<()> {
+    let day = date_arg("--as-of", &as_of)?;
+    let engine = engine.open(&data)?;
+    let mut rec = nestrank::Recommender::new(read_model(&model)?);
+    if let Some(path) = rules {
+        rec.set_rules(Some(read_rules(&path)?))?;
+    }
+    let specials = match &specials {
+        Some(path) => read_ids(path)?,
+        None => model_builder::push::specials_on_sale(&data, day, policy(rows))?,
+    };
+    anyhow::ensure!(!specials.is_empty(), "no specials on {as_of}");
+    let file =
+        std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let opts = model_builder::push::PushOptions {
+        as_of_day: day,
+        top,
+        threshold,
+        window_days,
+        max_signals,
+    };
+    let r = pipeline::push(
+        &data,
+        &rec,
+        &specials,
+        &opts,
+        policy(rows),
+        &mut w,
+        engine.stages(),
+    )?;
+    println!(
+            "pushed {} of {} users ({} items) into {}: read {} events in {:.2}s, ranked {} specials per user in {:.2}s = {:.0} users/s; {} signals kept; peak RSS {}",
+            r.pushed,
+            r.users,
+            r.items,
+            out.display(),
+            r.events_read,
+            r.read_s,
+            specials.len(),
+            r.rank_s,
+            r.users_per_s,
+            r.signals_kept,
+            peak_rss().map_or("unknown".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0))
+        );
+    Ok(())
+}
+
+fn eval(
+    EvalArgs {
+        replay: ReplayArgs { data, days, json },
+        sweep,
+        model,
+        train,
+        engine,
+        rows,
+    }: EvalArgs,
+) -> Result<()> {
+    let ds = Dataset::load(&data, policy(rows))?;
+    let engine = engine.open(&data)?;
+    if sweep {
+        println!(
+            "SWEEP: every figure below is tuned on the evaluated days themselves, so the best\n\
+                 row is an optimistic figure, not a held-out one. Report `eval` without --sweep."
+        );
+        println!(
+            "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "setting", "hybrid", "HR@10", "itemcf", "als", "seconds"
+        );
+        let points = sweep_points(&model.options(), &train.options());
+        for (name, build, train) in points {
             let t = Instant::now();
-            let report = model_builder::next_item::evaluate(&ds, days, &opts)?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{}", report.table());
-                println!("({:.1}s)", t.elapsed().as_secs_f64());
-            }
-        }
-        Command::Rerank {
-            model,
-            candidates,
-            signals,
-            now,
-        } => {
-            let mut rec = nestrank::Recommender::new(read_model(&model)?);
-            let text = std::fs::read_to_string(&candidates)
-                .with_context(|| format!("cannot read {}", candidates.display()))?;
-            let cand: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            let decoded = if signals.is_empty() {
-                Vec::new()
-            } else {
-                nestrank::codec::decode(&signals).context("--signals")?
-            };
-            let sig: Vec<(&str, nestrank::Event, f64)> = decoded
-                .iter()
-                .map(|s| (s.item.as_str(), s.event, s.ts as f64))
-                .collect();
-            let out = rec.rerank_ids(&cand, &sig, now, true)?;
-            println!(
-                "{}",
-                serde_json::json!({ "items": out.items, "scores": out.scores, "reasons": out.reasons, "because": out.because })
-            );
-        }
-        Command::EvalStage { data, json, rows } => {
-            let ds = Dataset::load(&data, policy(rows))?;
-            let r = model_builder::stage_eval::eval_stage(&ds);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "cases": r.cases,
-                        "rankers": r.rankers,
-                        "tuned": { "gamma": r.tuned_gamma, "prior": r.tuned_prior, "half_life_days": if r.tuned_half_life_days.is_finite() { serde_json::json!(r.tuned_half_life_days) } else { serde_json::Value::Null }, "kappa": r.tuned_kappa },
-                    })
-                );
-            } else {
-                println!(
-                    "stage fit: {} test purchases by families with a known baby (from {}), {} leaf categories; the age fit learned from {} purchases; chosen on the last 20% of the training days: blend_tuned lift^{} with prior {} and popularity half-life {} days, blend_bayes {} pseudo-purchases",
-                    r.cases, r.test_from, r.categories, r.train_purchases, r.tuned_gamma, r.tuned_prior, r.tuned_half_life_days, r.tuned_kappa
-                );
-                println!(
-                    "{:<16} {:>8} {:>8} {:>8}",
-                    "ranker", "HR@10", "NDCG@10", "MRR"
-                );
-                for (name, s) in &r.rankers {
-                    println!(
-                        "{name:<16} {:>8.4} {:>8.4} {:>8.4}",
-                        s.hr10, s.ndcg10, s.mrr
-                    );
-                }
-            }
-        }
-        Command::Profiles {
-            data,
-            as_of,
-            out,
-            rows,
-        } => {
-            let day = date_arg("--as-of", &as_of)?;
-            let ds = Dataset::load(&data, policy(rows))?;
-            let r = model_builder::profiles::write_profiles(&ds, day, &out)?;
-            println!(
-                "wrote {} profile blobs into {} ({} bytes on average; {} skipped)",
-                r.written,
-                out.display(),
-                r.bytes.checked_div(r.written).unwrap_or(0),
-                r.skipped
-            );
-        }
-        Command::Rollback { out } => {
-            let m = rollback(&out)?;
-            println!(
-                "rolled back: {} now names {} (model {}, as of {})",
-                out.join("manifest.json").display(),
-                m.file,
-                m.model_id,
-                m.as_of
-            );
-        }
-        Command::Verify { blob } => {
-            let model = read_model(&blob)?;
-            let bytes = std::fs::metadata(&blob)?.len();
-            let p = model.parts();
-            println!(
-                "ok: {} model {} format v{} as of {}: {} items, {} categories, {} neighbour links, {} bytes",
-                blob.display(),
-                model.model_id(),
-                model.header().version,
-                format_date(model.header().as_of_day),
-                model.item_count(),
-                model.category_count(),
-                p.neighbours.items.len(),
-                bytes
-            );
-            let weights: Vec<String> = nestrank::rank::FEATURE_NAMES
-                .iter()
-                .zip(&model.ranker().weights)
-                .map(|(n, w)| format!("{n}={w:.4}"))
-                .collect();
-            println!("ranker: {}", weights.join(" "));
-            match model.factors() {
-                Some(f) => println!(
-                    "factors: dim {}, alpha {}, regularization {}",
-                    f.dim, f.alpha, f.regularization
-                ),
-                None => println!("factors: none"),
-            }
-        }
-        Command::Eval {
-            replay: ReplayArgs { data, days, json },
-            sweep,
-            model,
-            train,
-            engine,
-            rows,
-        } => {
-            let ds = Dataset::load(&data, policy(rows))?;
-            let engine = engine.open(&data)?;
-            if sweep {
-                println!(
-                    "SWEEP: every figure below is tuned on the evaluated days themselves, so the best\n\
-                     row is an optimistic figure, not a held-out one. Report `eval` without --sweep."
-                );
-                println!(
-                    "{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                    "setting", "hybrid", "HR@10", "itemcf", "als", "seconds"
-                );
-                let points = sweep_points(&model.options(), &train.options());
-                for (name, build, train) in points {
-                    let t = Instant::now();
-                    let r = replay(
-                        &ds,
-                        days,
-                        &build,
-                        &train,
-                        &default_rankers(),
-                        engine.stages(),
-                    )?;
-                    println!(
-                        "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.1}",
-                        name,
-                        r.rankers["hybrid"].ndcg10,
-                        r.rankers["hybrid"].hr10,
-                        r.rankers["itemcf"].ndcg10,
-                        r.rankers["als"].ndcg10,
-                        t.elapsed().as_secs_f64()
-                    );
-                }
-                return Ok(());
-            }
-            let report = replay(
+            let r = replay(
                 &ds,
                 days,
-                &model.options(),
-                &train.options(),
+                &build,
+                &train,
                 &default_rankers(),
                 engine.stages(),
             )?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
+            println!(
+                "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.1}",
+                name,
+                r.rankers["hybrid"].ndcg10,
+                r.rankers["hybrid"].hr10,
+                r.rankers["itemcf"].ndcg10,
+                r.rankers["als"].ndcg10,
+                t.elapsed().as_secs_f64()
+            );
         }
+        return Ok(());
     }
+    let report = replay(
+        &ds,
+        days,
+        &model.options(),
+        &train.options(),
+        &default_rankers(),
+        engine.stages(),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+fn synth_shop(
+    SynthArgs {
+        out,
+        users,
+        launches_per_day,
+        days,
+        end,
+        seed,
+        format,
+        ..
+    }: SynthArgs,
+) -> Result<()> {
+    let today = date_arg("--end", &end)?;
+    let t = Instant::now();
+    let s = shop::generate(
+        &out,
+        &shop::ShopOptions {
+            families: users.unwrap_or(3_000),
+            days,
+            today,
+            launches_per_day,
+            seed,
+        },
+    )?;
+    println!(
+            "wrote a mother-and-baby shop into {}: {} items, {} events, {} specials on {end}, in {:.1}s",
+            out.display(),
+            s.items,
+            s.events,
+            s.specials_today,
+            t.elapsed().as_secs_f64()
+        );
+    write_format(&out, format)?;
+    Ok(())
+}
+
+fn synth_scale(
+    SynthArgs {
+        out,
+        events,
+        users,
+        items,
+        categories,
+        days,
+        end,
+        seed,
+        format,
+        ..
+    }: SynthArgs,
+) -> Result<()> {
+    let users = users.unwrap_or(100_000);
+    let end_day = date_arg("--end", &end)?;
+    let t = Instant::now();
+    synth::generate(
+        &out,
+        &synth::SynthOptions {
+            events,
+            users,
+            items,
+            categories,
+            days,
+            end_day,
+            seed,
+        },
+    )?;
+    println!(
+        "wrote {events} events of {users} users on {items} items into {} in {:.1}s",
+        out.display(),
+        t.elapsed().as_secs_f64()
+    );
+    write_format(&out, format)?;
     Ok(())
 }
