@@ -26,6 +26,22 @@ fn candidates(cases: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// A case's signals as the core takes them.
+fn signals_of(case: &Value) -> Vec<(&str, Event, f64)> {
+    case["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["item"].as_str().unwrap(),
+                Event::from_name(s["event"].as_str().unwrap()).unwrap(),
+                s["ts"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn run_cases(rec: &mut Recommender, cases: &Value) -> Vec<Value> {
     let candidates = candidates(cases);
     cases["cases"]
@@ -33,18 +49,7 @@ fn run_cases(rec: &mut Recommender, cases: &Value) -> Vec<Value> {
         .unwrap()
         .iter()
         .map(|case| {
-            let signals: Vec<(&str, Event, f64)> = case["signals"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| {
-                    (
-                        s["item"].as_str().unwrap(),
-                        Event::from_name(s["event"].as_str().unwrap()).unwrap(),
-                        s["ts"].as_f64().unwrap(),
-                    )
-                })
-                .collect();
+            let signals = signals_of(case);
             let out = rec
                 .rerank_ids(&candidates, &signals, case["now"].as_f64().unwrap(), true)
                 .unwrap();
@@ -357,18 +362,7 @@ fn golden_v4_cases_rank_as_recorded() {
         if profile.is_some() {
             rec.set_profile(profile);
         }
-        let signals: Vec<(&str, Event, f64)> = case["signals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["item"].as_str().unwrap(),
-                    Event::from_name(s["event"].as_str().unwrap()).unwrap(),
-                    s["ts"].as_f64().unwrap(),
-                )
-            })
-            .collect();
+        let signals = signals_of(case);
         let out = rec.rerank_ids(&candidates, &signals, now, true).unwrap();
         let similar: Vec<Value> = case["similar"]
             .as_array()

@@ -6,18 +6,18 @@ import { existsSync } from "node:fs";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
-export function workerOptions({ port = 0, kv = false, trustNow = false, bench = false, root = repoRoot } = {}) {
+export function workerOptions({ port = 0, kv = false, trustNow = false, bench = false, root = repoRoot, script = "edge/src/worker.js" } = {}) {
   if (!existsSync(`${root}pkg/nestrank.js`)) {
     throw new Error(`${root}pkg/ is not built: run \`make pkg\` in the repository first`);
   }
   return {
     modules: true,
-    scriptPath: `${root}edge/src/worker.js`,
+    scriptPath: `${root}${script}`,
     modulesRoot: root,
     modulesRules: [
       { type: "ESModule", include: ["**/*.js"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },
-      { type: "Data", include: ["**/*.nrk"] },
+      { type: "Data", include: ["**/*.nrk", "**/*.nrp"] },
       { type: "Text", include: ["**/*.json", "**/*.html"] },
     ],
     compatibilityDate: "2026-07-01",

@@ -5,25 +5,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Miniflare } from "miniflare";
-import { repoRoot } from "../scripts/config.mjs";
+import { repoRoot, workerOptions } from "../scripts/config.mjs";
 import { goldenDifferences } from "../../tests/golden/run.js";
 
 test("workerd: the golden v4 cases equal the native core's", async () => {
   const expected = JSON.parse(readFileSync(`${repoRoot}tests/data/golden-v4-expected.json`, "utf8"));
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: `${repoRoot}tests/golden/worker.js`,
-    modulesRoot: repoRoot,
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-      { type: "Data", include: ["**/*.nrk", "**/*.nrp"] },
-      { type: "Text", include: ["**/*.json"] },
-    ],
-    compatibilityDate: "2026-07-01",
-    host: "127.0.0.1",
-    port: 0,
-  });
+  const mf = new Miniflare(workerOptions({ script: "tests/golden/worker.js" }));
   try {
     const res = await mf.dispatchFetch("http://127.0.0.1/");
     assert.equal(res.status, 200);

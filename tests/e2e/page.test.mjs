@@ -9,11 +9,9 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { serve } from "../../scripts/serve.mjs";
 import { launchChromium, phoneContext } from "../../scripts/chromium.mjs";
 import { goldenDifferences } from "../golden/run.js";
+import { specials, defaultOrder, brandToBrowse, meanPosition } from "./shop.mjs";
 
 const root = new URL("../../", import.meta.url);
-const specials = JSON.parse(readFileSync(new URL("out/shop/specials.json", root), "utf8"));
-const defaultOrder = specials.items.map((s) => s.id);
-const brandOf = new Map(specials.items.map((s) => [s.id, s.brand]));
 const artifacts = new URL("test-artifacts/", root);
 mkdirSync(artifacts, { recursive: true });
 
@@ -43,10 +41,6 @@ function watch(page) {
   return seen;
 }
 
-const meanPosition = (order, brand) => {
-  const pos = order.flatMap((id, k) => (brandOf.get(id) === brand ? [k] : []));
-  return pos.reduce((a, b) => a + b, 0) / pos.length;
-};
 
 test("browsing one brand moves it up after a reload, with reasons, and nothing leaves the phone", async () => {
   const context = await phoneContext(browser);
@@ -64,14 +58,9 @@ test("browsing one brand moves it up after a reload, with reasons, and nothing l
   assert.equal(await page.textContent("#model-id"), JSON.parse(readFileSync(new URL("out/shop-model/manifest.json", root))).model_id);
   assert.match(await page.textContent("#rerank-ms"), /^\d+\.\d\d$/);
 
-  // The brand furthest down the page (among brands with at least 10 specials).
-  const counts = new Map();
-  for (const id of first) counts.set(brandOf.get(id), (counts.get(brandOf.get(id)) ?? 0) + 1);
-  const brand = [...counts].filter(([, n]) => n >= 10).map(([b]) => b)
-    .sort((a, b) => meanPosition(first, b) - meanPosition(first, a))[0];
-  const before = meanPosition(first, brand);
-  // Tap four of its items from the lower half, and add one to the cart.
-  const tapped = first.filter((id, k) => brandOf.get(id) === brand && k > first.length / 2).slice(0, 4);
+  // The brand furthest down the page: tap four of its items from the lower
+  // half, and add one to the cart.
+  const { brand, before, tapped } = brandToBrowse(first);
   assert.equal(tapped.length, 4);
   for (const id of tapped) await page.click(`#specials > [data-item-id="${id}"] .title`);
   await page.click(`#specials > [data-item-id="${tapped[0]}"] [data-action="cart"]`);

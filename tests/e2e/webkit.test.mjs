@@ -14,13 +14,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "../../scripts/serve.mjs";
 import { goldenDifferences } from "../golden/run.js";
+import { defaultOrder, brandToBrowse, meanPosition } from "./shop.mjs";
 
 const MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
 const root = new URL("../../", import.meta.url);
-const specials = JSON.parse(readFileSync(new URL("out/shop/specials.json", root), "utf8"));
 const manifest = JSON.parse(readFileSync(new URL("out/shop-model/manifest.json", root), "utf8"));
-const defaultOrder = specials.items.map((s) => s.id);
-const brandOf = new Map(specials.items.map((s) => [s.id, s.brand]));
 
 const freePort = () =>
   new Promise((ok, fail) => {
@@ -130,10 +128,6 @@ after(async () => {
   if (corruptDir) rmSync(corruptDir, { recursive: true, force: true });
 });
 
-const meanPosition = (order, brand) => {
-  const pos = order.flatMap((id, k) => (brandOf.get(id) === brand ? [k] : []));
-  return pos.reduce((a, b) => a + b, 0) / pos.length;
-};
 
 test("WebKit: taps move a brand up after a reload, with reasons and the model id shown", async () => {
   const s = await newSession();
@@ -143,12 +137,9 @@ test("WebKit: taps move a brand up after a reload, with reasons and the model id
     assert.equal(await s.run('return document.getElementById("model-id").textContent'), manifest.model_id);
     assert.match(await s.run('return document.getElementById("rerank-ms").textContent'), /^\d+\.\d\d$/);
 
-    const counts = new Map();
-    for (const id of first) counts.set(brandOf.get(id), (counts.get(brandOf.get(id)) ?? 0) + 1);
-    const brand = [...counts].filter(([, n]) => n >= 10).map(([b]) => b)
-      .sort((a, b) => meanPosition(first, b) - meanPosition(first, a))[0];
-    const before = meanPosition(first, brand);
-    const tapped = first.filter((id, k) => brandOf.get(id) === brand && k > first.length / 2).slice(0, 4);
+    // The brand furthest down the page: tap four of its items from the lower
+    // half, and add one to the cart.
+    const { brand, before, tapped } = brandToBrowse(first);
     assert.equal(tapped.length, 4);
     for (const id of tapped) await s.click(`#specials > [data-item-id="${id}"] .title`);
     await s.click(`#specials > [data-item-id="${tapped[0]}"] [data-action="cart"]`);
