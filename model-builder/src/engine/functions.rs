@@ -14,6 +14,13 @@
 //! `w = min(a)`. It replaces a self-join of the users' items, which sorted
 //! both sides and read them twice.
 //!
+//! `nr_similarity(k, c, totals, measure)` scores a pair `k = i << 32 | j`
+//! that co-occurs with weight `c`, from the items' total weights `d_i`,
+//! `d_j` (a file every executor can read, written by
+//! [`encode_totals`]): Jaccard `c / (d_i + d_j - c)`, cosine
+//! `c / sqrt(d_i d_j)` or lift `c / (d_i d_j)`, as `REAL`. It replaces two
+//! joins of every pair with the totals, which sorted the pairs twice.
+//!
 //! `nr_als_sums(items, factors)` is one ALS iteration's pass over the
 //! users: over rows of `LIST<STRUCT<m UBIGINT, w REAL>>` (a user's items,
 //! numbered from 0, and event-weighted counts) and the item factors (a
@@ -59,7 +66,10 @@ pub fn aggregates() -> Vec<Arc<AggregateUDF>> {
 
 /// Every scalar function the project adds to the engine.
 pub fn scalars() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(ScalarUDF::from(Pairs::new()))]
+    vec![
+        Arc::new(ScalarUDF::from(Pairs::new())),
+        Arc::new(ScalarUDF::from(Similarity::new())),
+    ]
 }
 
 /// Makes the project's functions known to `ctx`.
@@ -676,6 +686,132 @@ impl Accumulator for One {
     }
 }
 
+/// The name SQL calls the pair scorer by.
+pub const SIMILARITY: &str = "nr_similarity";
+
+/// The items' total weights as `nr_similarity` reads them: `d[m]` for item
+/// number `m` (numbered from 1; `d[0]` unused), little-endian `f64`s.
+pub fn encode_totals(d: &[f64]) -> Vec<u8> {
+    d.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The totals file last read, kept while the plan's batches come in.
+static TOTALS: std::sync::Mutex<Option<(String, Arc<Vec<f64>>)>> = std::sync::Mutex::new(None);
+
+fn read_totals(path: &str) -> Result<Arc<Vec<f64>>> {
+    let mut cached = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, d)) = cached.as_ref() {
+        if p == path {
+            return Ok(Arc::clone(d));
+        }
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return exec_err!("{SIMILARITY}: cannot read the totals {path}: {e}"),
+    };
+    if bytes.len() % 8 != 0 {
+        return exec_err!(
+            "{SIMILARITY}: the totals {path} are {} bytes, not whole f64s",
+            bytes.len()
+        );
+    }
+    let d: Arc<Vec<f64>> = Arc::new(
+        bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+    );
+    *cached = Some((path.to_string(), Arc::clone(&d)));
+    Ok(d)
+}
+
+/// `nr_similarity(k UBIGINT, c DOUBLE, totals TEXT literal, measure TEXT literal)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Similarity {
+    signature: Signature,
+}
+
+impl Similarity {
+    fn new() -> Self {
+        Similarity {
+            signature: Signature::any(4, Volatility::Immutable),
+        }
+    }
+}
+
+/// A text literal argument of `name`.
+fn text_literal<'a>(value: &'a ColumnarValue, name: &str, what: &str) -> Result<&'a str> {
+    match value {
+        ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(p))
+            | ScalarValue::Utf8View(Some(p))
+            | ScalarValue::LargeUtf8(Some(p)),
+        ) => Ok(p),
+        other => exec_err!(
+            "{name}: {what} must be a text literal, not {}",
+            other.data_type()
+        ),
+    }
+}
+
+impl ScalarUDFImpl for Similarity {
+    fn name(&self) -> &str {
+        SIMILARITY
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if args[0] != DataType::UInt64 || args[1] != DataType::Float64 {
+            return plan_err!(
+                "{SIMILARITY}: expects (UBIGINT pair key, DOUBLE weight, totals, measure), not ({}, {})",
+                args[0],
+                args[1]
+            );
+        }
+        Ok(DataType::Float32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let totals = read_totals(text_literal(&args.args[2], SIMILARITY, "the totals' path")?)?;
+        // The same arithmetic as the in-memory build, in f64, then rounded.
+        let score: fn(f64, f64, f64) -> f64 =
+            match text_literal(&args.args[3], SIMILARITY, "the measure")? {
+                "jaccard" => |c, di, dj| c / (di + dj - c).max(f64::MIN_POSITIVE),
+                "cosine" => |c, di, dj| c / (di * dj).sqrt().max(f64::MIN_POSITIVE),
+                "lift" => |c, di, dj| c / (di * dj).max(f64::MIN_POSITIVE),
+                other => return exec_err!("{SIMILARITY}: unknown measure {other:?}"),
+            };
+        let n = args.number_rows;
+        let (keys, weights) = (args.args[0].to_array(n)?, args.args[1].to_array(n)?);
+        let (keys, weights) = (
+            keys.as_primitive::<UInt64Type>(),
+            weights.as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
+        );
+        let total = |m: u64| -> Result<f64> {
+            match totals.get(m as usize) {
+                Some(&d) if m > 0 => Ok(d),
+                _ => exec_err!(
+                    "{SIMILARITY}: item number {m} has no total (1 to {})",
+                    totals.len().saturating_sub(1)
+                ),
+            }
+        };
+        let mut out = Vec::with_capacity(n);
+        for r in 0..n {
+            if keys.is_null(r) || weights.is_null(r) {
+                return exec_err!("{SIMILARITY}: a pair key or weight is null");
+            }
+            let k = keys.value(r);
+            let (di, dj) = (total(k >> 32)?, total(k & u64::from(u32::MAX))?);
+            out.push(score(weights.value(r), di, dj) as f32);
+        }
+        Ok(ColumnarValue::Array(Arc::new(Float32Array::from(out))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -864,5 +1000,41 @@ mod tests {
                 .contains("expects a list of {m UBIGINT, a REAL} structs"),
             "{err}"
         );
+    }
+
+    /// `nr_similarity` scores pairs from the totals file as the in-memory
+    /// build does, for each measure, and names a missing item or measure.
+    #[test]
+    fn similarity_scores_pairs_from_the_totals_file() {
+        let dir = std::env::temp_dir().join(format!("nestrank-sim-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("totals.bin");
+        std::fs::write(&path, encode_totals(&[0.0, 2.0, 3.0, 5.0])).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let score = |pair: &str, measure: &str| -> Result<f32> {
+            let sql = format!(
+                "SELECT {SIMILARITY}(CAST({pair} AS BIGINT UNSIGNED), CAST(1.5 AS DOUBLE), '{path}', '{measure}')"
+            );
+            let out = block_on(async { ctx.sql(&sql).await?.collect().await })?;
+            Ok(out[0].column(0).as_primitive::<Float32Type>().value(0))
+        };
+        let pair = format!("{}", 1u64 << 32 | 2);
+        assert_eq!(
+            score(&pair, "jaccard").unwrap(),
+            (1.5 / (2.0 + 3.0 - 1.5f64)) as f32
+        );
+        assert_eq!(
+            score(&pair, "cosine").unwrap(),
+            (1.5 / (2.0 * 3.0f64).sqrt()) as f32
+        );
+        assert_eq!(score(&pair, "lift").unwrap(), (1.5 / (2.0 * 3.0f64)) as f32);
+        let far = format!("{}", 1u64 << 32 | 7);
+        let err = score(&far, "jaccard").unwrap_err().to_string();
+        assert!(err.contains("item number 7 has no total"), "{err}");
+        let err = score(&pair, "overlap").unwrap_err().to_string();
+        assert!(err.contains("unknown measure"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

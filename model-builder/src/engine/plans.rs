@@ -12,7 +12,7 @@
 //! bytes, the model's item order). So the engine's blob equals the
 //! in-memory one, whatever the partitioning of the sums.
 
-use super::functions::{ALS_SUMS, PAIRS, TOP_K};
+use super::functions::{encode_totals, ALS_SUMS, PAIRS, SIMILARITY, TOP_K};
 use crate::als::{AlsOptions, ItemSums, Step};
 use crate::options::{BuildOptions, Similarity, DAY};
 use crate::rows::Table;
@@ -46,6 +46,20 @@ pub struct Session {
 
 /// Numbers the ALS row tables of this process.
 static ALS_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Numbers the items' totals files of this process.
+static TOTALS_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A file under the shared folder, removed when dropped.
+struct SharedFile(PathBuf);
+
+impl Drop for SharedFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            eprintln!("warning: cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
 
 /// The ALS matrix's rows, on the engine, for as long as the value lives
 /// (the folder is removed when it is dropped).
@@ -577,24 +591,23 @@ impl Session {
         if k == 0 {
             return Ok(HashMap::new());
         }
-        let min = "2.2250738585072014e-308"; // f64::MIN_POSITIVE
-        let similarity = match o.similarity {
-            Similarity::Jaccard => format!("c / greatest(di + dj - c, {min})"),
-            Similarity::Cosine => format!("c / greatest(sqrt(di * dj), {min})"),
-            Similarity::Lift => format!("c / greatest(di * dj, {min})"),
+        let measure = match o.similarity {
+            Similarity::Jaccard => "jaccard",
+            Similarity::Cosine => "cosine",
+            Similarity::Lift => "lift",
         };
         // Items are numbered in the byte order of their ids (as the model
         // orders them), so that the pairs are grouped and ranked on
-        // integers; names are looked up in the builder. DataFusion computes
-        // a CTE again at every reference, so the per-user aggregation
-        // (`touched`) is referenced twice: by each user's pairs and by the
-        // items' total affinities (`diag`); the numbering reads the events'
-        // distinct items, and names are not joined back in the plan. A
-        // user's pairs come from `nr_pairs` over the user's kept items (not
-        // from a self-join, which sorted and read them twice), keyed by one
-        // integer `i << 32 | j`; each pair is counted once (i < j) and then
-        // ranked from both ends (the two-row side of that cross join first,
-        // as its build side).
+        // integers; names are looked up in the builder. Two queries: the
+        // items' total affinities (`d`), written to a file every executor
+        // reads, then the pairs, scored by `nr_similarity` from those totals
+        // (two joins of every pair with the totals sorted the pairs twice).
+        // Each runs the per-user aggregation (`touched`) once. A user's pairs
+        // come from `nr_pairs` over the user's kept items (not from a
+        // self-join, which sorted and read them twice), keyed by one integer
+        // `i << 32 | j`; each pair is counted once (i < j) and then ranked
+        // from both ends (the two-row side of that cross join first, as its
+        // build side).
         let (weight, span) = (weight_sql(o), o.cooc_half_life_days * DAY as f64);
         let only = if conversions_only {
             format!("AND {CONVERSION}")
@@ -606,7 +619,7 @@ impl Session {
                  SELECT item_id, ROW_NUMBER() OVER (ORDER BY item_id) AS m
                  FROM (SELECT DISTINCT item_id FROM clean WHERE ts < {cutoff} {only}))"
         );
-        let sql = format!(
+        let kept = format!(
             "WITH {clean}, {ids},
              touched AS (
                  SELECT user_id, item_id,
@@ -620,28 +633,7 @@ impl Session {
                             ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY last_ts DESC, item_id DESC) AS recency
                      FROM touched) r
                  JOIN ids ON r.item_id = ids.item_id
-                 WHERE r.recency <= {per_user}),
-             diag AS (SELECT m, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY m),
-             pairs AS (
-                 SELECT p['k'] AS k, SUM(CAST(p['w'] AS DOUBLE)) AS c
-                 FROM (SELECT unnest({PAIRS}(items)) AS p
-                       FROM (SELECT array_agg(named_struct('m', m, 'a', a)) AS items
-                             FROM kept GROUP BY user_id))
-                 GROUP BY p['k']),
-             half AS (
-                 SELECT i, j, CAST({similarity} AS REAL) AS s
-                 FROM (SELECT p.i, p.j, p.c, di.d AS di, dj.d AS dj
-                       FROM diag di
-                       JOIN (SELECT k >> 32 AS i, k & 4294967295 AS j, c FROM pairs) p ON p.i = di.m
-                       JOIN diag dj ON p.j = dj.m)),
-             scored AS (
-                 SELECT CASE WHEN f = 0 THEN i ELSE j END AS i,
-                        CASE WHEN f = 0 THEN j ELSE i END AS j, s
-                 FROM (VALUES (0), (1)) AS flip(f) CROSS JOIN half)
-             SELECT i, unnest(top) FROM (
-                 SELECT i, {TOP_K}(j, s, {k}) AS top
-                 FROM scored WHERE s > 0 AND s < 'Infinity'::REAL
-                 GROUP BY i)",
+                 WHERE r.recency <= {per_user})",
             per_user = o.max_items_per_user,
         );
         // The numbering, by the same definition, for the names.
@@ -660,6 +652,59 @@ impl Session {
                     )
                 })
         };
+        // The items' total affinities, in a file beside the other shared tables.
+        let mut d = vec![0f64; names.len() + 1];
+        self.for_each_batch(
+            &format!("{kept} SELECT m, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY m"),
+            "the co-occurrence items' totals",
+            |b| {
+                let (m, t) = (
+                    b.column(0).as_primitive::<UInt64Type>(),
+                    b.column(1).as_primitive::<Float64Type>(),
+                );
+                for r in 0..b.num_rows() {
+                    let m = m.value(r);
+                    *d.get_mut(m as usize).with_context(|| {
+                        format!("the totals gave item number {m}, not 1 to {}", names.len())
+                    })? = t.value(r);
+                }
+                Ok(())
+            },
+        )?;
+        let nonce = TOTALS_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let totals = SharedFile(self.shared_dir.join(format!(
+            "nestrank-totals-{}-{}-{nonce}.bin",
+            std::process::id(),
+            unix_ms()
+        )));
+        std::fs::write(&totals.0, encode_totals(&d))
+            .with_context(|| format!("cannot write the items' totals to {}", totals.0.display()))?;
+        let path = totals
+            .0
+            .to_str()
+            .with_context(|| format!("{}: the path is not UTF-8", totals.0.display()))?
+            .replace('\'', "''");
+        let sql = format!(
+            "{kept},
+             pairs AS (
+                 SELECT p['k'] AS k, SUM(CAST(p['w'] AS DOUBLE)) AS c
+                 FROM (SELECT unnest({PAIRS}(items)) AS p
+                       FROM (SELECT array_agg(named_struct('m', m, 'a', a)) AS items
+                             FROM kept GROUP BY user_id))
+                 GROUP BY p['k']),
+             half AS (
+                 SELECT k >> 32 AS i, k & 4294967295 AS j,
+                        {SIMILARITY}(k, c, '{path}', '{measure}') AS s
+                 FROM pairs),
+             scored AS (
+                 SELECT CASE WHEN f = 0 THEN i ELSE j END AS i,
+                        CASE WHEN f = 0 THEN j ELSE i END AS j, s
+                 FROM (VALUES (0), (1)) AS flip(f) CROSS JOIN half)
+             SELECT i, unnest(top) FROM (
+                 SELECT i, {TOP_K}(j, s, {k}) AS top
+                 FROM scored WHERE s > 0 AND s < 'Infinity'::REAL
+                 GROUP BY i)"
+        );
         let mut out: HashMap<String, Vec<(String, f32)>> = HashMap::new();
         for b in self.query(&sql, "the co-occurrence neighbours")? {
             let i = b.column(0).as_primitive::<UInt64Type>();
