@@ -127,18 +127,9 @@ impl AggregateUDFImpl for AlsSums {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let value = args.exprs.get(1).and_then(|e| e.downcast_ref::<Literal>());
-        let path = match value.map(Literal::value) {
-            Some(
-                ScalarValue::Utf8(Some(p))
-                | ScalarValue::Utf8View(Some(p))
-                | ScalarValue::LargeUtf8(Some(p)),
-            ) => p.clone(),
-            other => {
-                let got = other.map(|v| v.data_type());
-                return plan_err!(
-                    "{ALS_SUMS}: the factors' path must be a text literal, not {got:?}"
-                );
-            }
+        let Some(path) = value.map(Literal::value).and_then(text).map(str::to_string) else {
+            let got = value.map(|l| l.value().data_type());
+            return plan_err!("{ALS_SUMS}: the factors' path must be a text literal, not {got:?}");
         };
         let step = match std::fs::read(&path) {
             Ok(bytes) => match Step::decode(&bytes) {
@@ -739,19 +730,27 @@ impl Similarity {
     }
 }
 
+/// The text of a text value, whichever string type the engine chose.
+fn text(v: &ScalarValue) -> Option<&str> {
+    match v {
+        ScalarValue::Utf8(Some(p))
+        | ScalarValue::Utf8View(Some(p))
+        | ScalarValue::LargeUtf8(Some(p)) => Some(p),
+        _ => None,
+    }
+}
+
 /// A text literal argument of `name`.
 fn text_literal<'a>(value: &'a ColumnarValue, name: &str, what: &str) -> Result<&'a str> {
-    match value {
-        ColumnarValue::Scalar(
-            ScalarValue::Utf8(Some(p))
-            | ScalarValue::Utf8View(Some(p))
-            | ScalarValue::LargeUtf8(Some(p)),
-        ) => Ok(p),
-        other => exec_err!(
-            "{name}: {what} must be a text literal, not {}",
-            other.data_type()
-        ),
+    if let ColumnarValue::Scalar(v) = value {
+        if let Some(p) = text(v) {
+            return Ok(p);
+        }
     }
+    exec_err!(
+        "{name}: {what} must be a text literal, not {}",
+        value.data_type()
+    )
 }
 
 impl ScalarUDFImpl for Similarity {
