@@ -156,8 +156,7 @@ export async function loadModel(manifestUrl, options = {}) {
   const wasmReady = init(options.wasm ? { module_or_path: options.wasm } : undefined);
   wasmReady.catch(() => {}); // awaited below, where its error is handled
   let t = now();
-  // The manifest is asked for while the cache opens: on a new profile,
-  // opening it costs a phone a few hundred milliseconds.
+  // The manifest is asked for at once, while the cache opens.
   const manifestResponse = (async () => fetchFn(base.href, { cache: "no-cache" }))();
   manifestResponse.catch(() => {}); // awaited below, where its error is handled
   const cacheReady = openCache(options.cache !== false);

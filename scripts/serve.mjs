@@ -42,7 +42,7 @@ export async function serve({ port = 8080, model = "out/shop-model", data = "out
     }
     try {
       // A validator, as any static host sends: a revisit revalidates each
-      // file (304, no body), and the browser keeps what it compiled from it.
+      // file (304, no body) instead of downloading it again.
       const st = await stat(file);
       const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
       const headers = {
