@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use model_builder::build::{build_parts, recent_items, restrict, Restriction};
 use model_builder::data::Dataset;
 use model_builder::options::BuildOptions;
-use model_builder::replay::{events_by_user, replay_day};
+use model_builder::replay::{events_by_user, replay_day, SignalWindow};
 use model_builder::rows::BadRowPolicy;
 use nestrank::calendar::parse_date;
 use nestrank::rank::{RankerParams, Ranking};
@@ -42,7 +42,7 @@ fn fixture() -> Fixture {
     let parts = build_parts(&ds, day, &BuildOptions::default());
     let bytes = parts.to_bytes();
     let model = Model::from_bytes(&bytes).unwrap();
-    let replay = replay_day(&ds, &events_by_user(&ds), day, &model);
+    let replay = replay_day(&ds, &events_by_user(&ds), day, &model, SignalWindow::Device);
     let case = replay
         .cases
         .iter()

@@ -8,7 +8,7 @@
 use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
 use crate::options::{BuildOptions, Similarity};
-use crate::replay::{evaluated_days, events_by_user, ranks, replay_day, Metrics};
+use crate::replay::{evaluated_days, events_by_user, ranks, replay_day, Metrics, SignalWindow};
 use crate::train::{RankerLoss, Shipped, TrainOptions, Trainer};
 use anyhow::{Context, Result};
 use nestrank::calendar::format_date;
@@ -37,6 +37,8 @@ pub struct DayReport {
 /// The whole replay.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// Which earlier events each case's device held.
+    pub signals: SignalWindow,
     /// All test cases.
     pub cases: u64,
     /// Micro-averaged metrics per ranker.
@@ -59,12 +61,14 @@ pub fn default_rankers() -> Vec<(String, Option<RankerParams>)> {
         .collect()
 }
 
-/// Runs the replay over the last `days` days with `rankers`; the shipped
-/// ranker of each day's model is trained (per `train`) on earlier days only,
-/// and each evaluated day's model is built with its stages on `stages`.
+/// Runs the replay over the last `days` days with `rankers`, each case's
+/// device holding the signals `window` keeps; the shipped ranker of each
+/// day's model is trained (per `train`) on earlier days only, and each
+/// evaluated day's model is built with its stages on `stages`.
 pub fn replay(
     ds: &Dataset,
     days: usize,
+    window: SignalWindow,
     build: &BuildOptions,
     train: &TrainOptions,
     rankers: &[(String, Option<RankerParams>)],
@@ -87,7 +91,7 @@ pub fn replay(
         let mut rec = Recommender::from_bytes(&parts.to_bytes())
             .context("the model built for the replay does not load")?;
         let shipped = rec.model().ranker().clone();
-        let replay = replay_day(ds, &by_user, day, rec.model());
+        let replay = replay_day(ds, &by_user, day, rec.model(), window);
         let mut day_metrics = BTreeMap::new();
         for (name, params) in rankers {
             rec.set_ranker(params.clone().unwrap_or_else(|| shipped.clone()))
@@ -113,6 +117,7 @@ pub fn replay(
     let rankers_mean: BTreeMap<String, Metrics> =
         totals.iter().map(|(k, v)| (k.clone(), v.mean())).collect();
     Ok(EvalReport {
+        signals: window,
         cases: day_reports.iter().map(|d| d.cases).sum(),
         rankers: rankers_mean,
         days: day_reports,
@@ -123,7 +128,8 @@ pub fn replay(
 impl EvalReport {
     /// The report as a plain-text table, with a line per day.
     pub fn table(&self) -> String {
-        let mut s = format!(
+        let mut s = format!("signals: {}\n", self.signals.name());
+        s += &format!(
             "{:<10} {:>6} {:>8} {:>8} {:>8}\n",
             "ranker", "cases", "HR@10", "NDCG@10", "MRR"
         );

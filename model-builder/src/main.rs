@@ -9,6 +9,7 @@ use model_builder::eval::{default_rankers, replay, sweep_points};
 use model_builder::import;
 use model_builder::options::{BuildOptions, Similarity};
 use model_builder::publish::{rollback, KEEP_DEFAULT};
+use model_builder::replay::SignalWindow;
 use model_builder::rows::BadRowPolicy;
 use model_builder::train::{Fallback, RankerLoss, TrainOptions};
 use model_builder::{pipeline, shop, synth};
@@ -463,6 +464,12 @@ struct EvalArgs {
     /// given values; the figures are tuned on the evaluated days.
     #[arg(long)]
     sweep: bool,
+    /// Which of a user's earlier events each case's phone holds: the
+    /// newest 200 as the package's SignalStore keeps (`device`), all of
+    /// them as EVAL.md step 5 is written (`all`), or only the last 24
+    /// hours', a new phone (`last-24h`).
+    #[arg(long, value_enum, default_value_t = SignalWindow::Device)]
+    signals: SignalWindow,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -1053,6 +1060,7 @@ fn eval(
     EvalArgs {
         replay: ReplayArgs { data, days, json },
         sweep,
+        signals,
         model,
         train,
         engine,
@@ -1076,6 +1084,7 @@ fn eval(
             let r = replay(
                 &ds,
                 days,
+                signals,
                 &build,
                 &train,
                 &default_rankers(),
@@ -1096,6 +1105,7 @@ fn eval(
     let report = replay(
         &ds,
         days,
+        signals,
         &model.options(),
         &train.options(),
         &default_rankers(),

@@ -81,6 +81,53 @@ pub fn evaluated_days(ds: &Dataset, n: usize) -> Vec<i32> {
     last
 }
 
+/// Which of a user's earlier events a case's device holds (`eval --signals`).
+///
+/// EVAL.md step 5 gives every case all of the user's earlier events
+/// ([`SignalWindow::All`]). A phone keeps less: the package's SignalStore
+/// keeps the newest [`DEVICE_SIGNALS`], and a new phone (or cleared
+/// storage) holds only what happened since.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignalWindow {
+    /// The newest [`DEVICE_SIGNALS`] events, as the phone keeps them.
+    #[default]
+    Device,
+    /// Every earlier event (EVAL.md protocol v1 as written).
+    All,
+    /// Only the events of the 24 hours before the case: a new phone.
+    #[value(name = "last-24h")]
+    #[serde(rename = "last-24h")]
+    Last24h,
+}
+
+/// The newest events the package's SignalStore keeps (its `maxEvents`
+/// default, `pkg-template/store.js`).
+pub const DEVICE_SIGNALS: usize = 200;
+
+impl SignalWindow {
+    /// The signals this window keeps of `earlier` (a user's events before
+    /// a case at `ts`, oldest first, as indices into `events`).
+    pub fn keep<'a>(self, earlier: &'a [usize], events: &[Ev], ts: i64) -> &'a [usize] {
+        match self {
+            SignalWindow::All => earlier,
+            SignalWindow::Device => &earlier[earlier.len().saturating_sub(DEVICE_SIGNALS)..],
+            SignalWindow::Last24h => {
+                &earlier[earlier.partition_point(|&x| events[x].ts <= ts - DAY)..]
+            }
+        }
+    }
+
+    /// `device`, `all` or `last-24h`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignalWindow::Device => "device",
+            SignalWindow::All => "all",
+            SignalWindow::Last24h => "last-24h",
+        }
+    }
+}
+
 /// One test case: a user's first conversion of a special on the day.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -181,8 +228,15 @@ pub fn case_count(ds: &Dataset, day: i32) -> usize {
     case_events(today, &specials).count()
 }
 
-/// Steps 2 to 5 of EVAL.md for `day`, against `model` (built as of `day`).
-pub fn replay_day(ds: &Dataset, by_user: &[Vec<usize>], day: i32, model: &Model) -> ReplayDay {
+/// Steps 2 to 5 of EVAL.md for `day`, against `model` (built as of `day`),
+/// each case's signals cut to `window`.
+pub fn replay_day(
+    ds: &Dataset,
+    by_user: &[Vec<usize>],
+    day: i32,
+    model: &Model,
+    window: SignalWindow,
+) -> ReplayDay {
     let (today, specials) = day_specials(ds, day);
     // Items the model does not know get ids past its table, so that a
     // same-day signal on a new item still matches it as a candidate.
@@ -194,6 +248,7 @@ pub fn replay_day(ds: &Dataset, by_user: &[Vec<usize>], day: i32, model: &Model)
         .map(|(e, target)| {
             let evs = &by_user[e.user as usize];
             let evs = &evs[..evs.partition_point(|&x| ds.events[x].ts < e.ts)];
+            let evs = window.keep(evs, &ds.events, e.ts);
             Case {
                 user: e.user,
                 target,
@@ -226,4 +281,36 @@ pub fn ranks(rec: &mut Recommender, day: &ReplayDay) -> Result<Vec<usize>> {
                 + 1)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nestrank::Event;
+
+    #[test]
+    fn each_window_keeps_what_its_device_holds() {
+        // 300 views, one a minute, ending an hour before the case.
+        let ts = 1_000_000i64;
+        let events: Vec<Ev> = (0..300)
+            .map(|k| Ev {
+                user: 0,
+                item: k,
+                event: Event::View,
+                ts: ts - 3600 - 60 * (299 - i64::from(k)),
+            })
+            .collect();
+        let earlier: Vec<usize> = (0..300).collect();
+        assert_eq!(SignalWindow::All.keep(&earlier, &events, ts).len(), 300);
+        let device = SignalWindow::Device.keep(&earlier, &events, ts);
+        assert_eq!(device.len(), DEVICE_SIGNALS);
+        assert_eq!(device.first(), Some(&100), "the newest are kept");
+        // Half of them fall in the last day when the case is 23 h later.
+        let later = ts + 23 * 3600 - 150 * 60;
+        let new_phone = SignalWindow::Last24h.keep(&earlier, &events, later);
+        assert_eq!(new_phone.len(), 150);
+        assert!(new_phone
+            .iter()
+            .all(|&k| events[k].ts > later - DAY && events[k].ts < later));
+    }
 }

@@ -12,7 +12,7 @@
 use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
 use crate::options::{BuildOptions, DAY};
-use crate::replay::{case_count, events_by_user, replay_day};
+use crate::replay::{case_count, events_by_user, replay_day, SignalWindow};
 use anyhow::{Context, Result};
 use nestrank::rank::{RankerKind, RankerParams, F_FACTOR, NUM_FEATURES};
 use nestrank::score::{compute_features, Scratch};
@@ -202,7 +202,14 @@ impl<'a> Trainer<'a> {
             .context("a training-day model does not load")?;
         self.times.models_s += t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
-        let replay = replay_day(self.ds, &self.by_user, day, rec.model());
+        // The ranker learns from what phones hold, whatever `eval` replays.
+        let replay = replay_day(
+            self.ds,
+            &self.by_user,
+            day,
+            rec.model(),
+            SignalWindow::Device,
+        );
         let mut params = self.build.ranker.clone();
         params.weights[F_FACTOR] = 1.0; // so that the fold-in runs
         let mut scratch = Scratch::new();

@@ -183,9 +183,12 @@ fn replay_on_the_taobao_sample() {
         "--out",
         data.to_str().unwrap(),
     ]);
-    let json = ok(&["eval", "--data", data.to_str().unwrap(), "--json"]);
+    // EVAL.md's protocol as written: every earlier event is a signal.
+    let d = data.to_str().unwrap();
+    let json = ok(&["eval", "--data", d, "--json", "--signals", "all"]);
     let r: serde_json::Value = serde_json::from_str(&json).unwrap();
     let get = |ranker: &str, metric: &str| r["rankers"][ranker][metric].as_f64().unwrap();
+    assert_eq!(r["signals"], "all");
     assert_eq!(r["cases"], 1005);
     assert!((get("recent", "ndcg10") - 0.2571).abs() < 5e-5);
     assert!((get("recent", "hr10") - 0.2935).abs() < 5e-5);
@@ -210,6 +213,16 @@ fn replay_on_the_taobao_sample() {
             }
         }
     }
+
+    // The default keeps what a phone holds, the newest 200 events: the
+    // same cases, and `category` (which sums every signal) moves.
+    let device: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", "--data", d, "--json"])).unwrap();
+    assert_eq!(device["signals"], "device");
+    assert_eq!(device["cases"], 1005);
+    let category = device["rankers"]["category"]["ndcg10"].as_f64().unwrap();
+    assert!((category - get("category", "ndcg10")).abs() > 1e-3);
+    assert!(device["rankers"]["hybrid"]["ndcg10"].as_f64().unwrap() >= 0.41);
 
     // Item-to-item, the next-item test (README figures less a margin):
     // `similar` beats both popularity baselines.
