@@ -169,9 +169,17 @@ impl FactorsSection {
     /// a fold-in from 200 signals cost microseconds. `rows` and `work` are
     /// scratch. Returns false (and leaves `x` zero) when there is nothing to
     /// fold in.
+    ///
+    /// With a [`Prior`] (the user's long-term vector `x₀` from the builder,
+    /// and its weight `μ`) the system becomes
+    /// `(YᵀY + Σᵢ (cᵢ − 1) yᵢ yᵢᵀ + (λ + μ) I) x = (YᵀY + (λ + μ) I) x₀ + Σᵢ cᵢ yᵢ`:
+    /// the history's own terms approximated by `μ I` about `x₀`. So no local
+    /// signal gives `x₀` itself, and local signals move the vector away
+    /// from it rather than replacing it. The solve starts from `x₀`.
     pub fn fold_in(
         &self,
         items: &[(u32, f32)],
+        prior: Option<Prior<'_>>,
         x: &mut Vec<f32>,
         rows: &mut Vec<f32>,
         work: &mut Vec<f32>,
@@ -179,7 +187,8 @@ impl FactorsSection {
         let dim = self.dim as usize;
         x.clear();
         x.resize(dim, 0.0);
-        if items.is_empty() {
+        let prior = prior.filter(|p| p.fits(dim));
+        if items.is_empty() && prior.is_none() {
             return false;
         }
         // The items' dequantized rows, once.
@@ -199,6 +208,20 @@ impl FactorsSection {
                 *rv += c * yv;
             }
         }
+        let mut ridge = self.regularization;
+        if let Some(prior) = prior {
+            // From x = x₀ the prior's terms cancel: r = b − A x₀
+            // = Σ c_i y_i − Σ (c_i − 1)(y_i · x₀) y_i.
+            x.copy_from_slice(prior.centre);
+            ridge += prior.weight;
+            for (k, &(_, w)) in items.iter().enumerate() {
+                let y = &rows[k * dim..(k + 1) * dim];
+                let t = self.alpha * w * dot(y, prior.centre);
+                for (rv, yv) in r.iter_mut().zip(y) {
+                    *rv -= t * yv;
+                }
+            }
+        }
         p.copy_from_slice(r);
         let mut rs_old = dot(r, r);
         let tolerance = rs_old * 1e-10;
@@ -209,7 +232,7 @@ impl FactorsSection {
             // ap = (G + λI) p + Σ (c_i − 1)(y_i · p) y_i
             for (q, apq) in ap.iter_mut().enumerate() {
                 let g = &self.gram[q * dim..(q + 1) * dim];
-                *apq = dot(g, p) + self.regularization * p[q];
+                *apq = dot(g, p) + ridge * p[q];
             }
             for (k, &(_, w)) in items.iter().enumerate() {
                 let y = &rows[k * dim..(k + 1) * dim];
@@ -243,14 +266,23 @@ impl FactorsSection {
     }
 
     /// The exact solution by Cholesky, forming the system matrix: the
-    /// reference the conjugate-gradient fold-in is tested against.
-    pub fn fold_in_exact(&self, items: &[(u32, f32)]) -> Vec<f32> {
+    /// reference the conjugate-gradient fold-in is tested against, and the
+    /// builder's user embedding (with no prior, from the whole history).
+    pub fn fold_in_exact(&self, items: &[(u32, f32)], prior: Option<Prior<'_>>) -> Vec<f32> {
         let dim = self.dim as usize;
+        let prior = prior.filter(|p| p.fits(dim));
+        let ridge = self.regularization + prior.map_or(0.0, |p| p.weight);
         let mut a = self.gram.clone();
         let mut x = vec![0f32; dim];
         let mut row = vec![0f32; dim];
         for d in 0..dim {
-            a[d * dim + d] += self.regularization;
+            a[d * dim + d] += ridge;
+        }
+        if let Some(prior) = prior {
+            // b = (YᵀY + (λ + μ) I) x₀, before the items' terms.
+            for q in 0..dim {
+                x[q] = dot(&a[q * dim..(q + 1) * dim], prior.centre);
+            }
         }
         for &(i, w) in items {
             let c = 1.0 + self.alpha * w;
@@ -264,6 +296,26 @@ impl FactorsSection {
         }
         cholesky_solve(&mut a, &mut x, dim);
         x
+    }
+}
+
+/// A user's long-term vector, the centre the fold-in holds it to.
+#[derive(Debug, Clone, Copy)]
+pub struct Prior<'a> {
+    /// `x₀`, one value per factor dimension.
+    pub centre: &'a [f32],
+    /// `μ ≥ 0`: how much history stands behind it.
+    pub weight: f32,
+}
+
+impl Prior<'_> {
+    /// Whether it can be used with factors of dimension `dim`: the right
+    /// length and finite values (a decoded profile guarantees the rest).
+    fn fits(&self, dim: usize) -> bool {
+        self.centre.len() == dim
+            && self.weight.is_finite()
+            && self.weight >= 0.0
+            && self.centre.iter().all(|v| v.is_finite())
     }
 }
 
@@ -335,7 +387,7 @@ mod tests {
             -0.1, 0.2, 0.9, //
         ];
         let f = FactorsSection::quantize(&factors, dim, 0.1, 2.0, [1.0, 2.0, 3.0, 4.0]);
-        let x = f.fold_in_exact(&[(0, 1.0), (2, 3.0)]);
+        let x = f.fold_in_exact(&[(0, 1.0), (2, 3.0)], None);
         // Check A x = b with A, b built directly.
         let ys: Vec<Vec<f32>> = (0..3)
             .map(|i| {
@@ -361,11 +413,11 @@ mod tests {
         }
         // In dimension 3, conjugate gradient is exact after 3 steps.
         let (mut cg, mut rows, mut work) = (Vec::new(), Vec::new(), Vec::new());
-        assert!(f.fold_in(&[(0, 1.0), (2, 3.0)], &mut cg, &mut rows, &mut work));
+        assert!(f.fold_in(&[(0, 1.0), (2, 3.0)], None, &mut cg, &mut rows, &mut work));
         for (a, b) in cg.iter().zip(&x) {
             assert!((a - b).abs() < 1e-4, "{cg:?} vs {x:?}");
         }
-        assert!(!f.fold_in(&[], &mut cg, &mut rows, &mut work));
+        assert!(!f.fold_in(&[], None, &mut cg, &mut rows, &mut work));
         assert!(cg.iter().all(|v| *v == 0.0));
     }
 
@@ -386,9 +438,9 @@ mod tests {
         let user: Vec<(u32, f32)> = (0..150)
             .map(|k| ((k * 2) as u32, 1.0 + (k % 4) as f32))
             .collect();
-        let exact = f.fold_in_exact(&user);
+        let exact = f.fold_in_exact(&user, None);
         let (mut cg, mut rows, mut work) = (Vec::new(), Vec::new(), Vec::new());
-        assert!(f.fold_in(&user, &mut cg, &mut rows, &mut work));
+        assert!(f.fold_in(&user, None, &mut cg, &mut rows, &mut work));
         // What matters is the ranking: scores of all items agree closely.
         let norm: f32 = exact.iter().map(|v| v * v).sum::<f32>().sqrt();
         let err: f32 = cg
@@ -398,6 +450,68 @@ mod tests {
             .sum::<f32>()
             .sqrt();
         assert!(err / norm < 0.05, "relative error {}", err / norm);
+    }
+
+    #[test]
+    fn a_prior_is_the_vector_without_signals_and_the_centre_with_them() {
+        let dim = 3;
+        let factors = vec![
+            0.5, -0.2, 0.1, //
+            0.3, 0.4, -0.6, //
+            -0.1, 0.2, 0.9, //
+        ];
+        let f = FactorsSection::quantize(&factors, dim, 0.1, 2.0, [1.0, 2.0, 3.0, 4.0]);
+        let centre = [0.4f32, -0.3, 0.2];
+        let (mut x, mut rows, mut work) = (Vec::new(), Vec::new(), Vec::new());
+        // No local signal: the long-term vector itself, by either solver.
+        let prior = Prior {
+            centre: &centre,
+            weight: 0.5,
+        };
+        assert!(f.fold_in(&[], Some(prior), &mut x, &mut rows, &mut work));
+        assert_eq!(x, centre);
+        let exact = f.fold_in_exact(&[], Some(prior));
+        for (a, b) in exact.iter().zip(&centre) {
+            assert!((a - b).abs() < 1e-5, "{exact:?}");
+        }
+        // With signals, conjugate gradient (exact in 3 steps) agrees with
+        // Cholesky, and the vector lies between the centre and the fold-in
+        // without a prior: closer to the centre as the weight grows.
+        let items = [(0u32, 1.0f32), (2, 3.0)];
+        let free = f.fold_in_exact(&items, None);
+        let dist = |a: &[f32], b: &[f32]| -> f32 {
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| (p - q) * (p - q))
+                .sum::<f32>()
+                .sqrt()
+        };
+        let mut last = f32::INFINITY;
+        for weight in [0.1f32, 1.0, 10.0, 100.0] {
+            let prior = Prior {
+                centre: &centre,
+                weight,
+            };
+            let exact = f.fold_in_exact(&items, Some(prior));
+            assert!(f.fold_in(&items, Some(prior), &mut x, &mut rows, &mut work));
+            assert!(dist(&x, &exact) < 1e-4, "{x:?} vs {exact:?}");
+            let to_centre = dist(&exact, &centre);
+            assert!(to_centre < last, "weight {weight}: {to_centre} >= {last}");
+            assert!(dist(&exact, &free) > 1e-3);
+            last = to_centre;
+        }
+        // A prior of the wrong length or with a non-finite value is unused.
+        let bad = Prior {
+            centre: &centre[..2],
+            weight: 1.0,
+        };
+        assert!(!f.fold_in(&[], Some(bad), &mut x, &mut rows, &mut work));
+        let nan = [f32::NAN, 0.0, 0.0];
+        let bad = Prior {
+            centre: &nan,
+            weight: 1.0,
+        };
+        assert_eq!(f.fold_in_exact(&items, Some(bad)), free);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!
 //! A profile travels as a blob of kind [`BlobKind::Profile`] in the same
 //! container as a model (FORMAT.md): magic, version, CRC-32, sections
-//! `baby` (1) and `affinities` (2, optional). A few hundred bytes.
+//! `baby` (1), `affinities` (2, optional) and `embedding` (3, optional:
+//! the family's long-term factor vector, which the builder compiles from
+//! the shop's logs for one model and the fold-in holds the user to). A few
+//! hundred bytes.
 
 use crate::calendar::{days_from_civil, format_date, parse_date, DAY_S};
 use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError};
@@ -21,6 +24,8 @@ pub mod section {
     pub const BABY: u16 = 1;
     /// [`super::AffinitiesSection`].
     pub const AFFINITIES: u16 = 2;
+    /// [`super::EmbeddingSection`].
+    pub const EMBEDDING: u16 = 3;
 }
 
 /// The most brands or categories a profile keeps.
@@ -149,6 +154,81 @@ pub struct AffinitiesSection {
     pub price_high: f32,
 }
 
+/// The `embedding` section: the family's long-term vector in one model's
+/// factor space, int8 with one scale. It holds no item id.
+#[derive(Debug, Clone, PartialEq, SchemaWrite, SchemaRead)]
+pub struct EmbeddingSection {
+    /// The model (header id) whose item factors the vector belongs to; any
+    /// other model ignores it.
+    pub model_id: u64,
+    /// `x₀ = code * scale`, `scale >= 0`.
+    pub scale: f32,
+    /// One code per factor dimension (1 to 256).
+    pub codes: Vec<i8>,
+    /// `μ >= 0`, the weight of the history behind it
+    /// ([`crate::factors::Prior`]).
+    pub weight: f32,
+    /// How many events (before the blob's day) it was compiled from.
+    pub events: u32,
+}
+
+impl EmbeddingSection {
+    /// Quantizes `x` (finite values) for `model_id` with weight `weight`,
+    /// compiled from `events` events.
+    pub fn quantize(model_id: u64, x: &[f32], weight: f32, events: u32) -> EmbeddingSection {
+        let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 0.0 };
+        EmbeddingSection {
+            model_id,
+            scale,
+            codes: x
+                .iter()
+                .map(|v| {
+                    if scale > 0.0 {
+                        (v / scale).round() as i8
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+            weight,
+            events,
+        }
+    }
+
+    /// The share of its history that `held` signals from before the
+    /// blob's day do not already cover, in 0..=1: the device weighs the
+    /// embedding by it, so a phone that holds the whole history counts it
+    /// once, and a new phone gets all of it.
+    pub fn missing_share(&self, held: usize) -> f32 {
+        if self.events == 0 {
+            return 0.0;
+        }
+        1.0 - (held as f32 / self.events as f32).min(1.0)
+    }
+
+    /// The dequantized vector into `out` (cleared first).
+    pub fn vector_into(&self, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(self.codes.iter().map(|&c| f32::from(c) * self.scale));
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        if self.codes.is_empty() || self.codes.len() > crate::factors::MAX_DIM {
+            return Err(DecodeError::OutOfRange {
+                what: "embedding.codes",
+            });
+        }
+        if !self.scale.is_finite() || !self.weight.is_finite() {
+            return Err(DecodeError::NonFinite { what: "embedding" });
+        }
+        if self.scale < 0.0 || self.weight < 0.0 {
+            return Err(DecodeError::OutOfRange { what: "embedding" });
+        }
+        Ok(())
+    }
+}
+
 /// A family's profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -160,6 +240,8 @@ pub struct Profile {
     pub affinities: AffinitiesSection,
     /// The day the profile was built (the blob header's day), or 0.
     pub as_of_day: i32,
+    /// The long-term vector from the builder, if the family has one.
+    pub embedding: Option<EmbeddingSection>,
 }
 
 impl Profile {
@@ -192,6 +274,7 @@ impl Profile {
             gender,
             affinities: AffinitiesSection::default(),
             as_of_day: 0,
+            embedding: None,
         })
     }
 
@@ -262,6 +345,9 @@ impl Profile {
         if !a.brands.is_empty() || !a.categories.is_empty() || a.price_high > 0.0 {
             sections.push((section::AFFINITIES, encode_section(a)));
         }
+        if let Some(e) = &self.embedding {
+            sections.push((section::EMBEDDING, encode_section(e)));
+        }
         crate::format::seal(BlobKind::Profile, self.as_of_day, &sections)
     }
 
@@ -270,6 +356,7 @@ impl Profile {
         let container = Container::parse(bytes, BlobKind::Profile)?;
         let mut baby: Option<BabySection> = None;
         let mut affinities: Option<AffinitiesSection> = None;
+        let mut embedding: Option<EmbeddingSection> = None;
         for (id, data) in &container.sections {
             match *id {
                 section::BABY => {
@@ -283,6 +370,14 @@ impl Profile {
                         .is_some()
                     {
                         return Err(DecodeError::DuplicateSection { what: "affinities" });
+                    }
+                }
+                section::EMBEDDING => {
+                    if embedding
+                        .replace(decode_section(data, "embedding")?)
+                        .is_some()
+                    {
+                        return Err(DecodeError::DuplicateSection { what: "embedding" });
                     }
                 }
                 _ => return Err(DecodeError::OutOfRange { what: "section id" }),
@@ -305,11 +400,15 @@ impl Profile {
         }
         let affinities = affinities.unwrap_or_default();
         validate_affinities(&affinities)?;
+        if let Some(e) = &embedding {
+            e.validate()?;
+        }
         Ok(Profile {
             birth_day,
             gender,
             affinities,
             as_of_day: container.header.as_of_day,
+            embedding,
         })
     }
 }
@@ -554,6 +653,26 @@ mod tests {
         assert_eq!(back.brand_weight("Nobody"), 0.0);
         assert_eq!(back.category_weight("formula"), 0.25);
         assert_eq!(p.to_bytes(), bytes, "deterministic");
+        // With a 32-dimensional embedding: 60 bytes more (id, scale, the
+        // codes' length and codes, weight, events).
+        let mut e = p.clone();
+        let x: Vec<f32> = (0..32).map(|k| (k as f32 - 15.5) / 40.0).collect();
+        e.embedding = Some(EmbeddingSection::quantize(0xfeed, &x, 2.5, 300));
+        let with = e.to_bytes();
+        assert_eq!(
+            with.len() - bytes.len(),
+            60 + 12,
+            "the section and its table entry"
+        );
+        let back = Profile::from_bytes(&with).unwrap();
+        assert_eq!(back, e);
+        let mut v = Vec::new();
+        back.embedding.as_ref().unwrap().vector_into(&mut v);
+        let step = 15.5 / 40.0 / 127.0;
+        assert!(v
+            .iter()
+            .zip(&x)
+            .all(|(a, b)| (a - b).abs() <= step / 2.0 + 1e-7));
         // A device-made profile (no affinities) is smaller still.
         let bare = Profile::from_birthday("2026-05-01", "", noon("2026-11-27")).unwrap();
         assert_eq!(Profile::from_bytes(&bare.to_bytes()).unwrap(), bare);
@@ -666,5 +785,43 @@ mod tests {
             Err(DecodeError::NonFinite { .. })
         ));
         assert!(aff(&|_| {}).is_ok());
+        let emb = |f: &dyn Fn(&mut EmbeddingSection)| {
+            let mut e = EmbeddingSection::quantize(7, &[0.5, -0.25, 1.0], 1.0, 10);
+            f(&mut e);
+            Profile::from_bytes(&with_sections(&[
+                (1, baby(20_000, 1)),
+                (3, encode_section(&e)),
+            ]))
+        };
+        assert_eq!(
+            emb(&|e| e.codes.clear()),
+            Err(DecodeError::OutOfRange {
+                what: "embedding.codes"
+            })
+        );
+        assert_eq!(
+            emb(&|e| e.codes = vec![1; crate::factors::MAX_DIM + 1]),
+            Err(DecodeError::OutOfRange {
+                what: "embedding.codes"
+            })
+        );
+        assert_eq!(
+            emb(&|e| e.scale = f32::NAN),
+            Err(DecodeError::NonFinite { what: "embedding" })
+        );
+        assert_eq!(
+            emb(&|e| e.weight = -1.0),
+            Err(DecodeError::OutOfRange { what: "embedding" })
+        );
+        let e = encode_section(&EmbeddingSection::quantize(7, &[0.5], 1.0, 10));
+        assert_eq!(
+            Profile::from_bytes(&with_sections(&[
+                (1, baby(20_000, 1)),
+                (3, e.clone()),
+                (3, e)
+            ])),
+            Err(DecodeError::DuplicateSection { what: "embedding" })
+        );
+        assert!(emb(&|_| {}).unwrap().embedding.is_some());
     }
 }

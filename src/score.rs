@@ -58,6 +58,7 @@ pub struct Scratch {
     fold_items: Vec<(u32, f32)>,
     sources: Vec<(f32, u32, f32, f32)>,
     user: Vec<f32>,
+    prior: Vec<f32>,
     fold_rows: Vec<f32>,
     fold_work: Vec<f32>,
     signals_used: usize,
@@ -119,7 +120,7 @@ pub fn compute_features(
     let totals = read_signals(s, model, params, signals, now);
     choose_sources(s);
     expand_neighbours(s, model);
-    let folded = fold_in_user(s, model, params);
+    let folded = fold_in_user(s, model, params, signals);
     let context = Context::new(signals, now, &totals);
     for (p, &item) in candidates.iter().enumerate() {
         candidate_features(s, model, p, item, &context, &totals, folded);
@@ -373,23 +374,63 @@ fn expand_neighbours(s: &mut Scratch, model: &Model) {
 
 /// Folds the user into the factor space from the chosen signal items, if
 /// the model has factors and the ranker weighs them; whether it did.
-fn fold_in_user(s: &mut Scratch, model: &Model, params: &RankerParams) -> bool {
-    let factors = model
-        .factors()
-        .filter(|_| params.weights[F_FACTOR] != 0.0 && !s.fold_items.is_empty());
-    match factors {
-        Some(f) => {
-            // Sorted, so the sums run in one order whatever the signal order.
-            s.fold_items.sort_unstable_by_key(|e| e.0);
-            f.fold_in(
-                &s.fold_items,
-                &mut s.user,
-                &mut s.fold_rows,
-                &mut s.fold_work,
-            )
+///
+/// The profile's embedding, when it belongs to this model, is the prior,
+/// weighed by the share of its history the signals do not hold
+/// ([`crate::profile::EmbeddingSection::missing_share`]): its centre and
+/// weight both scale by it, so with the whole history on the device the
+/// fold-in is the one without an embedding.
+fn fold_in_user(
+    s: &mut Scratch,
+    model: &Model,
+    params: &RankerParams,
+    signals: Signals<'_>,
+) -> bool {
+    let Some(f) = model.factors().filter(|_| params.weights[F_FACTOR] != 0.0) else {
+        return false;
+    };
+    let profile = signals.profile;
+    let share = profile
+        .and_then(|p| Some((p, p.embedding.as_ref()?)))
+        .filter(|(_, e)| embedding_fits(e, model))
+        .map(|(p, e)| {
+            let day_start = f64::from(p.as_of_day) * crate::calendar::DAY_S;
+            let held = signals.ts.iter().filter(|&&t| t < day_start).count();
+            (e, e.missing_share(held))
+        })
+        .filter(|&(_, share)| share > 0.0);
+    let weight = match share {
+        Some((e, share)) => {
+            e.vector_into(&mut s.prior);
+            s.prior.iter_mut().for_each(|v| *v *= share);
+            e.weight * share
         }
-        None => false,
-    }
+        None if s.fold_items.is_empty() => return false,
+        None => 0.0,
+    };
+    let embedding = share;
+    let prior = embedding.map(|_| crate::factors::Prior {
+        centre: &s.prior,
+        weight,
+    });
+    // Sorted, so the sums run in one order whatever the signal order.
+    s.fold_items.sort_unstable_by_key(|e| e.0);
+    f.fold_in(
+        &s.fold_items,
+        prior,
+        &mut s.user,
+        &mut s.fold_rows,
+        &mut s.fold_work,
+    )
+}
+
+/// Whether a profile's embedding belongs to `model`: built for its id, in
+/// its factors' dimension. Any other is ignored.
+pub fn embedding_fits(e: &crate::profile::EmbeddingSection, model: &Model) -> bool {
+    e.model_id == model.header().model_id
+        && model
+            .factors()
+            .is_some_and(|f| f.dim as usize == e.codes.len())
 }
 
 /// What every candidate's features read from the profile and the signals'

@@ -196,3 +196,63 @@ fn price_fit_from_the_profile_band_or_the_signals() {
     assert!(fit(&rec, with, 0) > 0.9);
     assert_eq!(fit(&rec, with, 3), 0.0);
 }
+
+/// The family's nightly embedding (issue #20): with no local signal the
+/// fold-in is the embedding itself, so the factor feature scores the
+/// candidates by it; an embedding for another model, or one whose whole
+/// history the phone already holds, changes nothing.
+#[test]
+fn an_embedding_for_this_model_is_the_prior_of_the_fold_in() {
+    use nestrank::factors::FactorsSection;
+    use nestrank::params::F_FACTOR;
+    use nestrank::profile::EmbeddingSection;
+    let mut parts = nestrank::testing::tiny_model();
+    parts.as_of_day = 20_000;
+    let y = [1.0f32, 0.0, 0.0, 1.0, 0.7, 0.7, -1.0, 0.0];
+    parts.factors = Some(FactorsSection::quantize(
+        &y,
+        2,
+        0.1,
+        10.0,
+        [1.0, 2.0, 3.0, 4.0],
+    ));
+    parts.ranker.weights[F_FACTOR] = 1.0;
+    let model = Model::from_parts(parts).unwrap();
+    let id = model.header().model_id;
+    let now = 20_000.5 * DAY;
+    let factor = |profile: Option<&Profile>, sig: Signals<'_>| -> Vec<f32> {
+        let mut s = nestrank::Scratch::new();
+        let sig = sig.with_profile(profile);
+        nestrank::score::compute_features(&model, model.ranker(), &mut s, &[0, 1, 2, 3], sig, now)
+            .unwrap();
+        s.features().iter().map(|f| f[F_FACTOR]).collect()
+    };
+    let mut p = Profile::from_birthday("2024-01-01", "", now).unwrap();
+    p.as_of_day = 20_000;
+    p.embedding = Some(EmbeddingSection::quantize(id, &[0.0, 2.0], 1.0, 40));
+    assert_eq!(factor(None, Signals::EMPTY), vec![0.0; 4]);
+    let with = factor(Some(&p), Signals::EMPTY);
+    // x₀ = (0, 2): item b (0, 1) scores 2, c (0.7, 0.7) 1.4, a and d 0.
+    assert!(
+        (with[1] - 2.0).abs() < 0.02 && (with[2] - 1.4).abs() < 0.02,
+        "{with:?}"
+    );
+    assert!(with[0].abs() < 0.02 && with[3].abs() < 0.02, "{with:?}");
+
+    // Another model's embedding is ignored.
+    let mut other = p.clone();
+    other.embedding.as_mut().unwrap().model_id = id ^ 1;
+    assert_eq!(factor(Some(&other), Signals::EMPTY), vec![0.0; 4]);
+
+    // A phone holding 40 events from before the profile's day holds the
+    // whole history: the fold-in is the one without an embedding.
+    let items = vec![0u32; 40];
+    let events = vec![0u8; 40];
+    let times: Vec<f64> = (0..40).map(|k| 19_999.0 * DAY + f64::from(k)).collect();
+    let held = Signals::new(&items, &events, &times).unwrap();
+    assert_eq!(factor(Some(&p), held), factor(None, held));
+    // Holding half of it, the embedding pulls toward b again.
+    let half = Signals::new(&items[..20], &events[..20], &times[..20]).unwrap();
+    let (a, b) = (factor(None, half), factor(Some(&p), half));
+    assert!(b[1] > a[1] + 0.1, "{a:?} vs {b:?}");
+}

@@ -8,14 +8,16 @@
 use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
 use crate::options::{BuildOptions, Similarity};
-use crate::replay::{evaluated_days, events_by_user, ranks, replay_day, Metrics, SignalWindow};
+use crate::replay::{
+    evaluated_days, events_by_user, ranks, replay_day, Metrics, ReplayDay, SignalWindow,
+};
 use crate::train::{RankerLoss, Shipped, TrainOptions, Trainer};
 use anyhow::{Context, Result};
 use nestrank::calendar::format_date;
 use nestrank::rank::{RankerKind, RankerParams};
 use nestrank::Recommender;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One evaluated day.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +41,8 @@ pub struct DayReport {
 pub struct EvalReport {
     /// Which earlier events each case's device held.
     pub signals: SignalWindow,
+    /// Whether each case had its family's nightly profile and embedding.
+    pub user_embeddings: bool,
     /// All test cases.
     pub cases: u64,
     /// Micro-averaged metrics per ranker.
@@ -61,19 +65,35 @@ pub fn default_rankers() -> Vec<(String, Option<RankerParams>)> {
         .collect()
 }
 
-/// Runs the replay over the last `days` days with `rankers`, each case's
-/// device holding the signals `window` keeps; the shipped ranker of each
-/// day's model is trained (per `train`) on earlier days only, and each
+/// What a replay evaluates: the last `days` days, each case's device
+/// holding the signals `signals` keeps, with or without its family's
+/// nightly profile and embedding.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Evaluated days (EVAL.md: 2).
+    pub days: usize,
+    /// What the phone holds.
+    pub signals: SignalWindow,
+    /// Whether each case has its family's nightly profile.
+    pub user_embeddings: bool,
+}
+
+/// Runs the replay of `scenario` with `rankers`; the shipped ranker of
+/// each day's model is trained (per `train`) on earlier days only, and each
 /// evaluated day's model is built with its stages on `stages`.
 pub fn replay(
     ds: &Dataset,
-    days: usize,
-    window: SignalWindow,
+    scenario: Scenario,
     build: &BuildOptions,
     train: &TrainOptions,
     rankers: &[(String, Option<RankerParams>)],
     stages: Stages,
 ) -> Result<EvalReport> {
+    let Scenario {
+        days,
+        signals: window,
+        user_embeddings,
+    } = scenario;
     let eval_days = evaluated_days(ds, days);
     anyhow::ensure!(
         !eval_days.is_empty(),
@@ -91,7 +111,10 @@ pub fn replay(
         let mut rec = Recommender::from_bytes(&parts.to_bytes())
             .context("the model built for the replay does not load")?;
         let shipped = rec.model().ranker().clone();
-        let replay = replay_day(ds, &by_user, day, rec.model(), window);
+        let mut replay = replay_day(ds, &by_user, day, rec.model(), window);
+        if user_embeddings {
+            add_nightly_profiles(ds, &by_user, &mut replay, rec.model());
+        }
         let mut day_metrics = BTreeMap::new();
         for (name, params) in rankers {
             rec.set_ranker(params.clone().unwrap_or_else(|| shipped.clone()))
@@ -118,6 +141,7 @@ pub fn replay(
         totals.iter().map(|(k, v)| (k.clone(), v.mean())).collect();
     Ok(EvalReport {
         signals: window,
+        user_embeddings,
         cases: day_reports.iter().map(|d| d.cases).sum(),
         rankers: rankers_mean,
         days: day_reports,
@@ -125,10 +149,41 @@ pub fn replay(
     })
 }
 
+/// Gives every case of `day` its user's profile as the nightly build
+/// would ship it on the morning of the day: the affinities and the
+/// embedding for `model` ([`crate::profiles`]), from the events before the
+/// day only.
+fn add_nightly_profiles(
+    ds: &Dataset,
+    by_user: &[Vec<usize>],
+    day: &mut ReplayDay,
+    model: &nestrank::Model,
+) {
+    let cutoff = i64::from(day.day) * crate::options::DAY;
+    let mut made: HashMap<u32, nestrank::profile::Profile> = HashMap::new();
+    for case in &mut day.cases {
+        let profile = made.entry(case.user).or_insert_with(|| {
+            let own = &by_user[case.user as usize];
+            let mut p = crate::profiles::profile_of(ds, case.user, own, cutoff);
+            p.embedding = crate::profiles::embedding_of(ds, model, own, cutoff);
+            p
+        });
+        case.profile = Some(profile.clone());
+    }
+}
+
 impl EvalReport {
     /// The report as a plain-text table, with a line per day.
     pub fn table(&self) -> String {
-        let mut s = format!("signals: {}\n", self.signals.name());
+        let mut s = format!(
+            "signals: {}{}\n",
+            self.signals.name(),
+            if self.user_embeddings {
+                ", with the nightly user embeddings"
+            } else {
+                ""
+            }
+        );
         s += &format!(
             "{:<10} {:>6} {:>8} {:>8} {:>8}\n",
             "ranker", "cases", "HR@10", "NDCG@10", "MRR"

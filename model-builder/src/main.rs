@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use model_builder::als::AlsOptions;
 use model_builder::build::{Restriction, Stages};
 use model_builder::data::Dataset;
-use model_builder::eval::{default_rankers, replay, sweep_points};
+use model_builder::eval::{default_rankers, replay, sweep_points, Scenario};
 use model_builder::import;
 use model_builder::options::{BuildOptions, Similarity};
 use model_builder::publish::{rollback, KEEP_DEFAULT};
@@ -470,6 +470,11 @@ struct EvalArgs {
     /// hours', a new phone (`last-24h`).
     #[arg(long, value_enum, default_value_t = SignalWindow::Device)]
     signals: SignalWindow,
+    /// Give each case its family's profile as the nightly build would ship
+    /// it that morning (`users`): the affinities and the embedding, from
+    /// the events before the day.
+    #[arg(long)]
+    user_embeddings: bool,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -1061,6 +1066,7 @@ fn eval(
         replay: ReplayArgs { data, days, json },
         sweep,
         signals,
+        user_embeddings,
         model,
         train,
         engine,
@@ -1069,6 +1075,11 @@ fn eval(
 ) -> Result<()> {
     let ds = Dataset::load(&data, policy(rows))?;
     let engine = engine.open(&data)?;
+    let scenario = Scenario {
+        days,
+        signals,
+        user_embeddings,
+    };
     if sweep {
         println!(
             "SWEEP: every figure below is tuned on the evaluated days themselves, so the best\n\
@@ -1083,8 +1094,7 @@ fn eval(
             let t = Instant::now();
             let r = replay(
                 &ds,
-                days,
-                signals,
+                scenario,
                 &build,
                 &train,
                 &default_rankers(),
@@ -1104,8 +1114,7 @@ fn eval(
     }
     let report = replay(
         &ds,
-        days,
-        signals,
+        scenario,
         &model.options(),
         &train.options(),
         &default_rankers(),

@@ -77,7 +77,57 @@ pub fn profile_of(
         gender,
         affinities,
         as_of_day: (cutoff / DAY) as i32,
+        embedding: None,
     }
+}
+
+/// The user's long-term vector for `model`, from the user's events before
+/// `cutoff` (`events` as in [`profile_of`]): the exact fold-in of the whole
+/// history with the model's own factors and event weights, which is the
+/// user's factor of the model's factorization, and the weight `μ` of the
+/// history's confidence terms, `Σᵢ (cᵢ − 1) ‖yᵢ‖² / f`. `None` when the
+/// model has no factors or the user no event on an item it knows.
+pub fn embedding_of(
+    ds: &Dataset,
+    model: &nestrank::Model,
+    events: &[usize],
+    cutoff: i64,
+) -> Option<nestrank::profile::EmbeddingSection> {
+    let f = model.factors()?;
+    let mut w: HashMap<u32, f32> = HashMap::new();
+    let mut count = 0u32;
+    for e in events
+        .iter()
+        .map(|&k| &ds.events[k])
+        .filter(|e| e.ts < cutoff)
+    {
+        count = count.saturating_add(1);
+        if let Some(i) = model.index_of(ds.items.name(e.item)) {
+            *w.entry(i).or_default() += f.event_weights[e.event as usize];
+        }
+    }
+    let mut items: Vec<(u32, f32)> = w.into_iter().filter(|x| x.1 > 0.0).collect();
+    if items.is_empty() {
+        return None;
+    }
+    items.sort_unstable_by_key(|x| x.0);
+    let x = f.fold_in_exact(&items, None);
+    let dim = f.dim as usize;
+    let mut row = vec![0f32; dim];
+    let mut confidence = 0f64;
+    for &(i, wi) in &items {
+        f.row_into(i as usize, &mut row);
+        let norm2: f32 = row.iter().map(|v| v * v).sum();
+        confidence += f64::from(f.alpha * wi * norm2);
+    }
+    x.iter().all(|v| v.is_finite()).then(|| {
+        nestrank::profile::EmbeddingSection::quantize(
+            model.header().model_id,
+            &x,
+            (confidence / dim as f64) as f32,
+            count,
+        )
+    })
 }
 
 /// What [`write_profiles`] wrote.

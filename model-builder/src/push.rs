@@ -254,6 +254,7 @@ pub fn push_from(
                             gender,
                             affinities: Default::default(),
                             as_of_day: 0,
+                            embedding: None,
                         })
                     });
                     let sig = Signals::new(items, events, times)

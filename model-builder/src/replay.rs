@@ -9,6 +9,7 @@ use crate::options::DAY;
 use anyhow::Result;
 use nestrank::calendar::format_date;
 use nestrank::hash::fnv1a64;
+use nestrank::profile::Profile;
 use nestrank::{Model, Recommender, Signals};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -144,12 +145,16 @@ pub struct Case {
     pub events: Vec<u8>,
     /// Times of the signals.
     pub times: Vec<f64>,
+    /// The family's profile from the nightly build, if the replay gives one.
+    pub profile: Option<Profile>,
 }
 
 impl Case {
-    /// The signals in the typed API's shape.
+    /// The signals in the typed API's shape, with the case's profile.
     pub fn signals(&self) -> Signals<'_> {
-        Signals::new(&self.items, &self.events, &self.times).expect("equal lengths")
+        Signals::new(&self.items, &self.events, &self.times)
+            .expect("equal lengths")
+            .with_profile(self.profile.as_ref())
     }
 }
 
@@ -256,6 +261,7 @@ pub fn replay_day(
                 items: evs.iter().map(|&x| to_index(ds.events[x].item)).collect(),
                 events: evs.iter().map(|&x| ds.events[x].event as u8).collect(),
                 times: evs.iter().map(|&x| ds.events[x].ts as f64).collect(),
+                profile: None,
             }
         })
         .collect();

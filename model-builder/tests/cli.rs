@@ -278,6 +278,55 @@ fn buy_what_you_viewed(dir: &Path, days: &[(u64, bool)]) {
     std::fs::write(dir.join("items.csv"), items).unwrap();
 }
 
+/// The nightly user embeddings on the Taobao sample (issue #20): they
+/// never lower the hybrid's NDCG@10 on an evaluated day, change nothing
+/// when the phone holds the whole history, and give a new phone (the last
+/// 24 hours only) back at least 30% of what it lost.
+#[test]
+fn user_embeddings_on_the_taobao_sample() {
+    let data = scratch_dir("embeddings");
+    let sample = root().join("data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv");
+    let d = data.to_str().unwrap();
+    ok(&["import", "taobao", sample.to_str().unwrap(), "--out", d]);
+    let run = |signals: &str, embeddings: bool| {
+        let flag: &[&str] = if embeddings {
+            &["--user-embeddings"]
+        } else {
+            &[]
+        };
+        eval_json(&data, "2", &[&["--signals", signals][..], flag].concat())
+    };
+    let hybrid = |r: &serde_json::Value| r["rankers"]["hybrid"]["ndcg10"].as_f64().unwrap();
+    let days = |r: &serde_json::Value| -> Vec<f64> {
+        r["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["rankers"]["hybrid"]["ndcg10"].as_f64().unwrap())
+            .collect()
+    };
+    let full = run("all", false);
+    let full_with = run("all", true);
+    assert_eq!(full_with["user_embeddings"], true);
+    assert_eq!(
+        days(&full_with),
+        days(&full),
+        "the whole history, counted once"
+    );
+    for signals in ["device", "last-24h"] {
+        let (without, with) = (run(signals, false), run(signals, true));
+        for (a, b) in days(&without).iter().zip(days(&with)) {
+            assert!(b >= a - 1e-9, "{signals}: {b} below {a}");
+        }
+        if signals == "last-24h" {
+            let gap = hybrid(&full) - hybrid(&without);
+            assert!(gap > 0.01, "a new phone loses {gap}");
+            let recovered = (hybrid(&with) - hybrid(&without)) / gap;
+            assert!(recovered >= 0.3, "recovered {recovered} of {gap}");
+        }
+    }
+}
+
 /// `eval --json` over `days` evaluated days of `dir`, with `extra` flags.
 fn eval_json(dir: &Path, days: &str, extra: &[&str]) -> serde_json::Value {
     let d = dir.to_str().unwrap();
