@@ -33,6 +33,7 @@ pub mod score;
 pub mod signals;
 pub mod stage;
 pub mod testing;
+pub mod usertable;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 pub mod wire;

@@ -239,6 +239,31 @@ impl Recommender {
         self.profile = profile;
     }
 
+    /// Why the set profile's embedding is not used with this model (it was
+    /// built for another model, or in another dimension), or `None` when it
+    /// is used or there is none.
+    pub fn embedding_warning(&self) -> Option<String> {
+        let e = self.profile.as_ref()?.embedding.as_ref()?;
+        if crate::score::embedding_fits(e, &self.model) {
+            return None;
+        }
+        Some(format!(
+            "the profile's embedding is for model {:016x} ({} factors), not this model {} ({} factors): ranking without it",
+            e.model_id,
+            e.codes.len(),
+            self.model.model_id(),
+            self.model.factors().map_or(0, |f| f.dim)
+        ))
+    }
+
+    /// Whether the set profile carries an embedding this model uses.
+    pub fn uses_embedding(&self) -> bool {
+        self.profile
+            .as_ref()
+            .and_then(|p| p.embedding.as_ref())
+            .is_some_and(|e| crate::score::embedding_fits(e, &self.model))
+    }
+
     /// The profile set by [`Recommender::set_profile`].
     pub fn profile(&self) -> Option<&Profile> {
         self.profile.as_ref()

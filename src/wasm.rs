@@ -229,6 +229,12 @@ extern "C" {
     fn unpack_signals(ids: &str, events: &[u8], ts: &[f64]) -> Array;
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
+}
+
 const SEP: char = '\u{1f}';
 
 fn split_ids(joined: &str, len: u32) -> Vec<&str> {
@@ -446,10 +452,23 @@ impl Recommender {
 
     /// Uses this family's profile (a `Profile`) in the reranks that follow:
     /// the stage fit at the baby's age today, the gender and brand
-    /// features. `clearProfile()` stops.
+    /// features, and its nightly embedding as the fold-in's prior.
+    /// `clearProfile()` stops. Returns a warning (also sent to the console)
+    /// when the profile's embedding was built for another model and is
+    /// ignored; otherwise undefined.
     #[wasm_bindgen(js_name = setProfile)]
-    pub fn set_profile(&mut self, profile: &JsProfile) {
+    pub fn set_profile(&mut self, profile: &JsProfile) -> Option<String> {
         self.inner.set_profile(Some(profile.inner.clone()));
+        let warning = self.inner.embedding_warning()?;
+        console_warn(&format!("nestrank: {warning}"));
+        Some(warning)
+    }
+
+    /// Whether the profile set now carries an embedding this model uses
+    /// (so a visitor with no local signal still gets a personal order).
+    #[wasm_bindgen(getter, js_name = usesEmbedding)]
+    pub fn uses_embedding(&self) -> bool {
+        self.inner.uses_embedding()
     }
 
     /// Replaces the blob's business rules (a `RuleSet` object or its JSON
@@ -634,6 +653,73 @@ pub fn decode_signals(
     Ok(unpack_signals(&ids, &events, &ts))
 }
 
+/// One shard of the edge's table of nightly profiles (FORMAT.md, kind 3),
+/// written by `model-builder users`. A family's key is HMAC-SHA256 of its
+/// user id under the table's salt (`index.json`): the worker computes it
+/// with WebCrypto, picks the shard with `UserTable.shardOf`, and looks the
+/// family up without a scan.
+#[wasm_bindgen(js_name = UserTable)]
+pub struct JsUserTable {
+    inner: crate::usertable::UserTable,
+}
+
+fn mac_key(mac: &[u8]) -> Result<u64, JsValue> {
+    crate::usertable::key_from_mac(mac).ok_or_else(|| {
+        arg_error("the key must be the HMAC-SHA256 of the user id: at least 8 bytes")
+    })
+}
+
+#[wasm_bindgen(js_class = UserTable)]
+impl JsUserTable {
+    /// Decodes and checks a shard; throws `NestrankDecodeError`.
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: &JsValue,
+    ) -> Result<JsUserTable, JsValue> {
+        let data = blob_bytes(bytes, "user-table")?;
+        crate::usertable::UserTable::from_bytes(&data)
+            .map(|inner| JsUserTable { inner })
+            .map_err(|e| {
+                error(
+                    "NestrankDecodeError",
+                    &format!("invalid user-table shard: {e}"),
+                )
+            })
+    }
+
+    /// The shard holding the key `mac` (the HMAC-SHA256 bytes) in a table
+    /// of `shards` shards.
+    #[wasm_bindgen(js_name = shardOf)]
+    pub fn shard_of(mac: &[u8], shards: u32) -> Result<u32, JsValue> {
+        Ok(crate::usertable::shard_of(mac_key(mac)?, shards))
+    }
+
+    /// This shard's number.
+    #[wasm_bindgen(getter)]
+    pub fn shard(&self) -> u32 {
+        self.inner.shard().0
+    }
+
+    /// How many families it holds.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> u32 {
+        self.inner.len() as u32
+    }
+
+    /// The family's profile under the key `mac`, or undefined; a record
+    /// that is not a valid profile blob throws `NestrankDecodeError`.
+    pub fn lookup(&self, mac: &[u8]) -> Result<Option<JsProfile>, JsValue> {
+        match self.inner.lookup(mac_key(mac)?) {
+            None => Ok(None),
+            Some(Ok(inner)) => Ok(Some(JsProfile { inner })),
+            Some(Err(e)) => Err(error(
+                "NestrankDecodeError",
+                &format!("invalid profile record: {e}"),
+            )),
+        }
+    }
+}
+
 /// A family's profile: birthday or due date and gender (kept on the
 /// device), plus the affinities a profile blob from the builder carries.
 /// The stage is computed from `now`, so it advances by itself.
@@ -692,6 +778,14 @@ impl JsProfile {
     #[wasm_bindgen(js_name = toBytes)]
     pub fn to_bytes(&self) -> Vec<u8> {
         self.inner.to_bytes()
+    }
+
+    /// The model id (16 hex digits) the profile's nightly embedding was
+    /// built for, or undefined when it has none.
+    #[wasm_bindgen(getter, js_name = embeddingModelId)]
+    pub fn embedding_model_id(&self) -> Option<String> {
+        let e = self.inner.embedding.as_ref()?;
+        Some(format!("{:016x}", e.model_id))
     }
 
     /// The birthday or due date, `YYYY-MM-DD`, or undefined.

@@ -15,7 +15,7 @@ const CORE: &[&[&str]] = &[
     &["format"],
     &["wire", "ruleset", "factors"],
     &["packed", "profile"],
-    &["signals"],
+    &["signals", "usertable"],
     &["params"],
     &["model"],
     &["rank"],
@@ -33,7 +33,7 @@ const BUILDER: &[&[&str]] = &[
     &["data", "import", "engine"],
     &["stage", "push", "replay", "shop", "synth"],
     &["build", "stage_eval", "profiles"],
-    &["train", "next_item"],
+    &["train", "next_item", "users"],
     &["eval", "pipeline"],
 ];
 

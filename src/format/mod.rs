@@ -47,8 +47,10 @@ pub const TRAILER_BYTES: usize = 4;
 pub enum BlobKind {
     /// A daily model: item table, neighbours, ranker.
     Model = 1,
-    /// A per-user profile (reserved for a later release).
+    /// A family's profile (`crate::profile`).
     Profile = 2,
+    /// One shard of the edge's table of profiles (`crate::usertable`).
+    UserTable = 3,
 }
 
 /// The fixed header of a blob.

@@ -3,8 +3,8 @@
 
 Usage: python3 tests/spec/read_blob.py BLOB
 
-Parses the container and every section of a model (kind 1) or profile
-(kind 2) blob, checks the checksum, the model id and every count FORMAT.md
+Parses the container and every section of a model (kind 1), profile
+(kind 2) or user-table shard (kind 3) blob, checks the checksum, the model id and every count FORMAT.md
 states, and prints one JSON object: format_version, kind, model_id, as_of
 and, per section, its number of entries. Exits 1, naming what is wrong, on
 a blob it cannot read. Standard library only: if this reader and the Rust
@@ -31,7 +31,8 @@ FEATURES = {
 }
 MODEL_SECTIONS = {1: "items", 2: "categories", 3: "neighbours", 4: "ranker",
                   5: "factors", 6: "family", 7: "rules", 8: "complements"}
-PROFILE_SECTIONS = {1: "baby", 2: "affinities"}
+PROFILE_SECTIONS = {1: "baby", 2: "affinities", 3: "embedding"}
+TABLE_SECTIONS = {1: "keys", 2: "records"}
 
 
 class Bad(Exception):
@@ -124,7 +125,7 @@ def container(blob):
     check(zlib.crc32(blob[:-4]) & 0xFFFFFFFF == stored, "checksum mismatch")
     version, kind, model_id, as_of, count, reserved = struct.unpack("<HHQiHH", blob[4:24])
     check(MIN_VERSION <= version <= VERSION, f"version {version} (this reader reads {MIN_VERSION}-{VERSION})")
-    check(kind in (1, 2), f"kind {kind}")
+    check(kind in (1, 2, 3), f"kind {kind}")
     check(count <= 16 and reserved == 0, "section count or reserved field")
     table_end = 24 + 12 * count
     check(table_end <= len(blob) - 4, "the section table overruns the blob")
@@ -307,7 +308,44 @@ def profile(sections):
             check(all(0 <= x <= 1 for x in weights), f"affinities.{what} weights outside 0..=1")
         check(0 <= low <= high, "affinities: price range")
         counts["affinities"] = len(brands) + len(cats)
+    if 3 in sections:
+        w = Wire(sections[3], "embedding")
+        w.num("Q", "model_id")
+        scale = w.num("f", "scale")
+        codes = w.seq("b", "codes")
+        weight = w.num("f", "weight")
+        w.num("I", "events")
+        w.done()
+        check(1 <= len(codes) <= 256, "embedding.codes")
+        check(finite(scale) and finite(weight), "embedding: not finite")
+        check(scale >= 0 and weight >= 0, "embedding: negative")
+        counts["embedding"] = len(codes)
     return counts
+
+
+def user_table(sections):
+    for sid in sections:
+        check(sid in TABLE_SECTIONS, f"user-table section id {sid}")
+    check(1 in sections and 2 in sections, "missing section keys or records")
+    w = Wire(sections[1], "keys")
+    shard, shards = w.num("I", "shard"), w.num("I", "shards")
+    keys = w.seq("Q", "keys")
+    w.done()
+    check(0 < shards <= 1 << 20 and shard < shards, "keys.shard")
+    check(all(a < b for a, b in zip(keys, keys[1:])), "keys not ascending")
+    check(all(k % shards == shard for k in keys), "a key of another shard")
+    w = Wire(sections[2], "records")
+    offsets = w.seq("I", "offsets")
+    data = w.take(w.length(1, "bytes"), "bytes")
+    w.done()
+    check(len(offsets) == len(keys) + 1, "records.offsets vs keys")
+    check(offsets[0] == 0 and offsets[-1] == len(data), "records.offsets ends")
+    check(all(a <= b for a, b in zip(offsets, offsets[1:])), "records.offsets decrease")
+    for k in range(len(keys)):
+        _, kind, _, _, profile_sections = container(data[offsets[k]:offsets[k + 1]])
+        check(kind == 2, f"record {k} is not a profile")
+        profile(profile_sections)
+    return {"keys": len(keys), "records": len(keys)}
 
 
 def main(argv):
@@ -318,13 +356,13 @@ def main(argv):
         with open(argv[1], "rb") as f:
             blob = f.read()
         version, kind, model_id, as_of, sections = container(blob)
-        counts = model(version, sections) if kind == 1 else profile(sections)
+        counts = {1: model, 2: profile, 3: user_table}[kind](*((version, sections) if kind == 1 else (sections,)))
     except (Bad, OSError) as e:
         print(f"{argv[1]}: {e}", file=sys.stderr)
         return 1
     print(json.dumps({
         "format_version": version,
-        "kind": "model" if kind == 1 else "profile",
+        "kind": {1: "model", 2: "profile", 3: "user-table"}[kind],
         "model_id": f"{model_id:016x}",
         "as_of_day": as_of,
         "sections": counts,
