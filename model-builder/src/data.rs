@@ -108,6 +108,9 @@ pub struct Dataset {
     /// Per interned user with a row in `users.csv`: birthday or due date
     /// (days since 1970) and gender.
     pub babies: std::collections::HashMap<u32, (Option<i32>, nestrank::profile::Gender)>,
+    /// Users whose `users.csv` row says `opt_out` (true/yes/1): no nightly
+    /// profile or embedding is compiled for them.
+    pub opted_out: std::collections::HashSet<u32>,
     /// Events, sorted by time (stable: equal times keep file order).
     pub events: Vec<Ev>,
     /// The time of the log's first event (`events` may hold a selection
@@ -176,15 +179,19 @@ impl Dataset {
             .drain()
             .map(|(u, v)| (users[u as usize], v))
             .collect();
+        self.opted_out = self.opted_out.drain().map(|u| users[u as usize]).collect();
     }
 
     /// Reads `users.csv`: `user_id`, `baby_birthday` (YYYY-MM-DD, a future
     /// day for a due date; empty when unknown), `baby_gender` (F/M/girl/boy,
-    /// empty when unknown).
+    /// empty when unknown), and optionally `opt_out` (`true`/`yes`/`1`: the
+    /// family declined personalization from its history; `false`/`no`/`0`
+    /// or empty otherwise).
     pub fn read_users(&mut self, mut csv: Table, policy: BadRowPolicy) -> Result<()> {
         let mut bad = BadRows::new(policy);
         let c_user = csv.require("user_id")?;
         let (c_birth, c_gender) = (csv.column("baby_birthday"), csv.column("baby_gender"));
+        let c_opt_out = csv.column("opt_out");
         let mut rows = Vec::new();
         csv.for_each_row(&mut bad, |row, f| {
             let at = |column: &str, p: String| row.bad(column, p);
@@ -206,12 +213,23 @@ impl Dataset {
                     )
                 })?,
             };
-            rows.push((user.to_string(), birth, gender));
+            let opt_out = match c_opt_out.map(|c| f[c].trim().to_ascii_lowercase()) {
+                None => false,
+                Some(v) => match v.as_str() {
+                    "true" | "yes" | "1" => true,
+                    "false" | "no" | "0" | "" => false,
+                    _ => return Err(at("opt_out", format!("`{v}` is not true, false or empty"))),
+                },
+            };
+            rows.push((user.to_string(), birth, gender, opt_out));
             Ok(())
         })?;
-        for (user, birth, gender) in rows {
+        for (user, birth, gender, opt_out) in rows {
             let u = self.users.intern(&user);
             self.babies.insert(u, (birth, gender));
+            if opt_out {
+                self.opted_out.insert(u);
+            }
         }
         self.bad_rows += bad.rows().len();
         Ok(())

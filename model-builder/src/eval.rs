@@ -164,9 +164,7 @@ fn add_nightly_profiles(
     for case in &mut day.cases {
         let profile = made.entry(case.user).or_insert_with(|| {
             let own = &by_user[case.user as usize];
-            let mut p = crate::profiles::profile_of(ds, case.user, own, cutoff);
-            p.embedding = crate::profiles::embedding_of(ds, model, own, cutoff);
-            p
+            crate::profiles::nightly_profile(ds, model, case.user, own, cutoff)
         });
         case.profile = Some(profile.clone());
     }

@@ -28,3 +28,4 @@ pub mod stage;
 pub mod stage_eval;
 pub mod synth;
 pub mod train;
+pub mod users;

@@ -275,6 +275,11 @@ enum Command {
     /// Writes a profile blob (kind 2, FORMAT.md) per family in users.csv:
     /// `<out>/<user_id>.nrp` (ids outside [A-Za-z0-9_-] are skipped).
     Profiles(ProfilesArgs),
+    /// Compiles every active family's nightly profile with its user
+    /// embedding for one model (FORMAT.md, issue #20): profile blobs under
+    /// `<out>/profiles/`, and the edge worker's sharded table under
+    /// `<out>/edge/`. Families whose users.csv row says `opt_out` get none.
+    Users(UsersArgs),
     /// Points --out/manifest.json back to the previous good blob.
     Rollback(RollbackArgs),
     /// Checks a blob: exit 0 and a summary, or the typed error and exit 1.
@@ -355,6 +360,10 @@ struct RerankArgs {
     /// Unix seconds.
     #[arg(long)]
     now: f64,
+    /// A profile blob (`profiles`, `users`) to rank with: its baby, its
+    /// affinities and its embedding.
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 // The arguments of `eval-stage`.
@@ -382,6 +391,38 @@ struct ProfilesArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    rows: RowArgs,
+}
+
+// The arguments of `users`.
+#[derive(clap::Args)]
+struct UsersArgs {
+    /// Data directory (events; users for babies and `opt_out`).
+    #[arg(long)]
+    data: PathBuf,
+    /// The model blob the embeddings are for (the night's build).
+    #[arg(long)]
+    model: PathBuf,
+    /// Use events before this day (YYYY-MM-DD); default: the model's day.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// A family is active with an event in this many days before --as-of.
+    #[arg(long, default_value_t = 30)]
+    window_days: u32,
+    /// Edge shards (default: a power of two, about 256 families each).
+    #[arg(long)]
+    shards: Option<u32>,
+    /// The edge keys' salt as hex (default: 16 random bytes, so each run
+    /// rotates every key).
+    #[arg(long)]
+    salt: Option<String>,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     rows: RowArgs,
 }
@@ -745,6 +786,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Rerank(args) => rerank(args)?,
         Command::EvalStage(args) => eval_stage(args)?,
         Command::Profiles(args) => profiles(args)?,
+        Command::Users(args) => users(args)?,
         Command::Rollback(args) => rollback_cmd(args)?,
         Command::Verify(args) => verify(args)?,
         Command::Eval(args) => eval(args)?,
@@ -855,9 +897,20 @@ fn rerank(
         candidates,
         signals,
         now,
+        profile,
     }: RerankArgs,
 ) -> Result<()> {
     let mut rec = nestrank::Recommender::new(read_model(&model)?);
+    if let Some(path) = profile {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let p = nestrank::profile::Profile::from_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: invalid profile blob: {e}", path.display()))?;
+        rec.set_profile(Some(p));
+        if let Some(warning) = rec.embedding_warning() {
+            eprintln!("warning: {warning}");
+        }
+    }
     let text = std::fs::read_to_string(&candidates)
         .with_context(|| format!("cannot read {}", candidates.display()))?;
     let cand: Vec<&str> = text
@@ -932,6 +985,68 @@ fn profiles(
         r.skipped
     );
     Ok(())
+}
+
+fn users(
+    UsersArgs {
+        data,
+        model,
+        as_of,
+        window_days,
+        shards,
+        salt,
+        out,
+        json,
+        rows,
+    }: UsersArgs,
+) -> Result<()> {
+    let m = read_model(&model)?;
+    let as_of_day = match &as_of {
+        Some(d) => date_arg("--as-of", d)?,
+        None => m.header().as_of_day,
+    };
+    let salt = match salt {
+        None => None,
+        Some(h) => Some(parse_hex(&h).with_context(|| format!("--salt `{h}` is not hex"))?),
+    };
+    anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
+    let ds = Dataset::load(&data, policy(rows))?;
+    let opts = model_builder::users::UsersOptions {
+        as_of_day,
+        window_days,
+        shards,
+        salt,
+    };
+    let r = model_builder::users::write_users(&ds, &m, &opts, &out)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "wrote {} families ({} with an embedding; {} opted out) for model {} into {}: profiles {} bytes on average (embedding {}), {} edge shards of {} bytes on average",
+            r.users,
+            r.with_embedding,
+            r.opted_out,
+            m.model_id(),
+            out.display(),
+            r.profile_bytes.checked_div(r.users).unwrap_or(0),
+            r.embedding_bytes.checked_div(r.with_embedding).unwrap_or(0),
+            r.shards,
+            r.edge_bytes / r.shards.max(1) as usize
+        );
+    }
+    Ok(())
+}
+
+/// Bytes from hex digits (an even count, at least one byte).
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim();
+    if t.is_empty() || !t.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..t.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn rollback_cmd(RollbackArgs { out }: RollbackArgs) -> Result<()> {

@@ -8,11 +8,15 @@ use std::collections::HashMap;
 /// The most brands and categories a built profile keeps.
 pub const PROFILE_AFFINITIES: usize = 12;
 
+/// The most brands and categories a nightly record (`users`) keeps, so
+/// that a record with its embedding stays within 256 bytes.
+pub const NIGHTLY_AFFINITIES: usize = 2;
+
 /// A family's profile as the builder sees it before `cutoff`: birthday or
 /// due date and gender from `users.csv`, brand and category affinities
 /// from the family's own event-weighted signals (30-day half-life), and
 /// the price band (20th to 80th percentile) of what it carted or bought.
-/// The strongest [`PROFILE_AFFINITIES`] brands and categories are kept.
+/// The strongest `keep` brands and categories are kept.
 ///
 /// `events` are the indices of the user's own events in `ds.events`
 /// ([`crate::replay::events_by_user`]).
@@ -21,6 +25,7 @@ pub fn profile_of(
     user: u32,
     events: &[usize],
     cutoff: i64,
+    keep: usize,
 ) -> nestrank::profile::Profile {
     use nestrank::profile::{affinities_from, AffinitiesSection, Gender, Profile};
     let (birth_day, gender) = ds
@@ -64,7 +69,7 @@ pub fn profile_of(
             .map(|(k, w)| (names.name(k).to_string(), w))
             .collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(PROFILE_AFFINITIES);
+        v.truncate(keep);
         v
     };
     let affinities: AffinitiesSection = affinities_from(
@@ -130,6 +135,21 @@ pub fn embedding_of(
     })
 }
 
+/// A family's nightly record for `model` (`users`, and the replay's
+/// `--user-embeddings`): its profile with the strongest
+/// [`NIGHTLY_AFFINITIES`] brands and categories, and its embedding.
+pub fn nightly_profile(
+    ds: &Dataset,
+    model: &nestrank::Model,
+    user: u32,
+    events: &[usize],
+    cutoff: i64,
+) -> nestrank::profile::Profile {
+    let mut p = profile_of(ds, user, events, cutoff, NIGHTLY_AFFINITIES);
+    p.embedding = embedding_of(ds, model, events, cutoff);
+    p
+}
+
 /// What [`write_profiles`] wrote.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProfilesWritten {
@@ -167,7 +187,7 @@ pub fn write_profiles(
             continue;
         }
         let own = by_user[u as usize].as_slice();
-        let blob = profile_of(ds, u, own, i64::from(day) * DAY).to_bytes();
+        let blob = profile_of(ds, u, own, i64::from(day) * DAY, PROFILE_AFFINITIES).to_bytes();
         r.bytes += blob.len();
         crate::publish::write_atomically(&out.join(format!("{name}.nrp")), |w| {
             Ok(w.write_all(&blob)?)

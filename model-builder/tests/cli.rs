@@ -533,11 +533,10 @@ fn tianchi_import_and_stage_fit() {
     }
 }
 
-/// Per-family profile blobs from a synthetic shop: a few hundred bytes
-/// each, decodable, with the family's baby and its favourite brand first.
-#[test]
-fn profiles_for_every_family() {
-    let shop = scratch_dir("profiles-shop");
+/// A synthetic mother-and-baby shop of `users` families over 10 days.
+fn small_shop(name: &str, users: u32) -> std::path::PathBuf {
+    let shop = scratch_dir(name);
+    let n = users.to_string();
     let s = shop.to_str().unwrap();
     ok(&[
         "synth",
@@ -546,10 +545,19 @@ fn profiles_for_every_family() {
         "--out",
         s,
         "--users",
-        "60",
+        &n,
         "--days",
         "10",
     ]);
+    shop
+}
+
+/// Per-family profile blobs from a synthetic shop: a few hundred bytes
+/// each, decodable, with the family's baby and its favourite brand first.
+#[test]
+fn profiles_for_every_family() {
+    let shop = small_shop("profiles-shop", 60);
+    let s = shop.to_str().unwrap();
     let out = shop.join("profiles");
     let msg = ok(&[
         "profiles",
@@ -777,4 +785,101 @@ fn push_lists_for_every_confident_user() {
         err.contains("boosts[0]: times 99 is outside [0, 10]"),
         "{err}"
     );
+}
+
+/// `users` (issue #20): every active family's nightly record for one model,
+/// as a profile file in a shard folder and in the edge's salted table;
+/// the two agree, a family that opted out has neither, and a record with
+/// its embedding stays small.
+#[test]
+fn users_writes_profiles_and_the_edge_table() {
+    let shop = small_shop("users-shop", 80);
+    let s = shop.to_str().unwrap();
+    // The first family opts out.
+    let users = std::fs::read_to_string(shop.join("users.csv")).unwrap();
+    let mut lines: Vec<String> = users.lines().map(str::to_string).collect();
+    let opted = lines[1].split(',').next().unwrap().to_string();
+    lines[0] += ",opt_out";
+    for (k, line) in lines.iter_mut().enumerate().skip(1) {
+        *line += if k == 1 { ",true" } else { "," };
+    }
+    std::fs::write(shop.join("users.csv"), lines.join("\n") + "\n").unwrap();
+    let model_dir = shop.join("model");
+    ok(&[
+        "build",
+        "--data",
+        s,
+        "--as-of",
+        "2026-11-01",
+        "--out",
+        model_dir.to_str().unwrap(),
+        "--train-days",
+        "0",
+    ]);
+    let m = manifest(&model_dir);
+    let blob = model_dir.join(m["file"].as_str().unwrap());
+    let out = shop.join("nightly");
+    let salt = "00112233445566778899aabbccddeeff";
+    let json = ok(&[
+        "users",
+        "--data",
+        s,
+        "--model",
+        blob.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--salt",
+        salt,
+        "--shards",
+        "4",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(r["opted_out"], 1, "{r}");
+    let written = r["users"].as_u64().unwrap() as usize;
+    assert!(written >= 60 && r["with_embedding"] == r["users"], "{r}");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("edge/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index["model_id"], m["model_id"]);
+    assert_eq!(
+        (index["salt"].as_str(), index["shards"].as_u64()),
+        (Some(salt), Some(4))
+    );
+    let shards: Vec<nestrank::usertable::UserTable> = (0..4)
+        .map(|k| {
+            let bytes = std::fs::read(out.join(format!("edge/shard-{k:05}.nrt"))).unwrap();
+            nestrank::usertable::UserTable::from_bytes(&bytes).unwrap()
+        })
+        .collect();
+    assert_eq!(shards.iter().map(|t| t.len()).sum::<usize>(), written);
+    let salt_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&salt[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let model_id = u64::from_str_radix(m["model_id"].as_str().unwrap(), 16).unwrap();
+    let mut found = 0;
+    for line in lines.iter().skip(1) {
+        let user = line.split(',').next().unwrap();
+        let key = model_builder::users::edge_key(&salt_bytes, user);
+        let shard = &shards[nestrank::usertable::shard_of(key, 4) as usize];
+        let h = format!("{:016x}", nestrank::hash::fnv1a64(user.as_bytes()));
+        let file = out.join(format!("profiles/{}/{}/{user}.nrp", &h[..2], &h[2..4]));
+        if user == opted {
+            assert!(
+                shard.lookup(key).is_none() && !file.exists(),
+                "{user} opted out"
+            );
+            continue;
+        }
+        let Some(p) = shard.lookup(key) else { continue };
+        let p = p.unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        assert_eq!(nestrank::profile::Profile::from_bytes(&bytes).unwrap(), p);
+        let e = p.embedding.as_ref().expect("an embedding");
+        assert_eq!((e.model_id, e.codes.len()), (model_id, 32));
+        assert!(bytes.len() <= 300, "{user}: {} bytes", bytes.len());
+        assert!(nestrank::format::encode_section(e).len() <= 64);
+        found += 1;
+    }
+    assert_eq!(found, written);
 }
