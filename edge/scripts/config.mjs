@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
-export function workerOptions({ port = 0, kv = false, trustNow = false, bench = false, root = repoRoot, script = "edge/src/worker.js" } = {}) {
+export function workerOptions({ port = 0, kv = false, users = false, trustNow = false, bench = false, root = repoRoot, script = "edge/src/worker.js" } = {}) {
   if (!existsSync(`${root}pkg/nestrank.js`)) {
     throw new Error(`${root}pkg/ is not built: run \`make pkg\` in the repository first`);
   }
@@ -23,7 +23,7 @@ export function workerOptions({ port = 0, kv = false, trustNow = false, bench = 
     compatibilityDate: "2026-07-01",
     host: "127.0.0.1",
     port,
-    kvNamespaces: kv ? ["MODELS"] : [],
+    kvNamespaces: [...(kv ? ["MODELS"] : []), ...(users ? ["USERS"] : [])],
     bindings: {
       ...(trustNow ? { NESTRANK_TRUST_NOW: "1" } : {}),
       ...(bench ? { NESTRANK_BENCH: "1" } : {}),

@@ -14,6 +14,9 @@
 // `rules.json` (a rule set, README "Business rules") replaces the blob's
 // rules and `sold-out.json` (an array of ids) hides items, on the
 // personalized and the default page alike; both are re-read every minute.
+// With the KV namespace USERS bound (`model-builder users`' edge table) and
+// an `nr_uid` cookie, the visitor's nightly profile joins the signals: its
+// embedding personalizes even an empty signals cookie (users.js).
 import { initSync, Recommender, decodeSignals } from "../../pkg/nestrank.js";
 import { sha256Hex } from "../../pkg/load.js";
 import wasmModule from "../../pkg/nestrank_bg.wasm";
@@ -22,6 +25,7 @@ import sampleSpecials from "../sample/specials.json";
 import samplePage from "../sample/index.html";
 import { renderCard } from "./page.js";
 import { COOKIE, MAX_COOKIE_CHARS, readCookie } from "./cookie.js";
+import { UID_COOKIE, nightlyProfile } from "./users.js";
 
 const RETRY_AFTER_MS = 60_000;
 const OPS_TTL_MS = 60_000;
@@ -99,35 +103,49 @@ async function refreshOps(m, env) {
   }
 }
 
-// The visitor's order, or why there is none.
-function personalize(m, request, now) {
-  if (!m.rec) return { why: "no-model" };
+// The visitor's signals from the cookie, or why there are none.
+function readSignals(request) {
   const raw = readCookie(request.headers.get("cookie"), COOKIE);
   if (raw === null || raw === "") return { why: "no-cookie" };
   if (raw.length > MAX_COOKIE_CHARS) return { why: "cookie-too-large" };
-  let signals;
   try {
-    signals = decodeSignals(raw);
+    return { signals: decodeSignals(raw) };
   } catch {
     return { why: "cookie-invalid" };
   }
-  // The core decides which signals count (the phone's page ranks the same
-  // signals the same way); none counting means no personalized order.
-  const out = m.rec.rerank(ids, signals, { now, explain: true });
-  if (out.signalsUsed === 0) return { why: "no-usable-signals" };
-  return { why: "personalized", items: out.items, reasons: out.reasons };
 }
 
-function headers(m, result, type) {
+// The visitor's order, or why there is none. `profile`: the family's
+// nightly profile (its embedding is the fold-in's prior), or undefined.
+function personalize(m, request, now, profile) {
+  if (!m.rec) return { why: "no-model" };
+  const read = readSignals(request);
+  if (profile) m.rec.setProfile(profile);
+  try {
+    const embedding = Boolean(profile) && m.rec.usesEmbedding;
+    if (read.why && !embedding) return { why: read.why };
+    // The core decides which signals count (the phone's page ranks the same
+    // signals the same way); none counting and no embedding means no
+    // personalized order.
+    const out = m.rec.rerank(ids, read.signals ?? [], { now, explain: true });
+    if (out.signalsUsed === 0 && !embedding) return { why: "no-usable-signals" };
+    return { why: "personalized", items: out.items, reasons: out.reasons };
+  } finally {
+    if (profile) m.rec.clearProfile();
+  }
+}
+
+function headers(m, result, type, nightly) {
   const h = new Headers({
     "content-type": type,
     "x-nestrank-model": m.id ?? "none",
     "x-nestrank": result.why,
+    "x-nestrank-profile": nightly.status,
     vary: "Cookie",
     // Only the non-personalized page may sit in a shared cache.
     "cache-control": result.items ? "private, max-age=0" : "public, max-age=300",
   });
-  const error = m.error ?? m.opsError;
+  const error = m.error ?? m.opsError ?? nightly.error;
   if (error) h.set("x-nestrank-error", error.slice(0, 200).replace(/[^\x20-\x7e]/g, "?"));
   return h;
 }
@@ -148,9 +166,11 @@ export default {
     // Tests pin the clock; a deployment ignores the header unless told to trust it.
     const pinned = env.NESTRANK_TRUST_NOW === "1" ? Number(request.headers.get("x-nestrank-now")) : NaN;
     const now = Number.isFinite(pinned) ? pinned : Date.now() / 1000;
+    const uid = readCookie(request.headers.get("cookie"), UID_COOKIE);
+    const nightly = m.rec ? await nightlyProfile(env, uid, m.id) : { status: "no-model" };
     let result;
     try {
-      result = personalize(m, request, now);
+      result = personalize(m, request, now, nightly.profile);
     } catch (e) {
       console.warn(`nestrank edge: rerank failed: ${e.message}`);
       result = { why: "rerank-failed" };
@@ -159,17 +179,19 @@ export default {
       // Benchmark builds only: the cost of personalizing this request, n times.
       const n = Math.min(20_000, Math.max(1, Number(url.searchParams.get("n")) || 1000));
       const t = performance.now();
-      for (let k = 0; k < n; k++) personalize(m, request, now);
+      for (let k = 0; k < n; k++) personalize(m, request, now, nightly.profile);
+      nightly.profile?.free();
       return Response.json({ n, ms: performance.now() - t, why: result.why });
     }
+    nightly.profile?.free();
     if (url.pathname === "/specials") {
       const items = result.items
         ? result.items.map((id, k) => ({ ...byId.get(id), reason: result.reasons[k] }))
         : specials.items.filter((s) => !hidden.has(s.id));
       const body = JSON.stringify({ model: m.id ?? null, personalized: Boolean(result.items), items });
-      return new Response(body, { headers: headers(m, result, "application/json") });
+      return new Response(body, { headers: headers(m, result, "application/json", nightly) });
     }
-    const page = new Response(samplePage, { headers: headers(m, result, "text/html; charset=utf-8") });
+    const page = new Response(samplePage, { headers: headers(m, result, "text/html; charset=utf-8", nightly) });
     let rewriter = new HTMLRewriter().on("#model-id", {
       element(e) {
         e.setInnerContent(m.id ?? "none");
