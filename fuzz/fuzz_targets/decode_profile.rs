@@ -1,12 +1,39 @@
-//! Any bytes as a profile blob (as they are, and with the CRC-32 trailer
-//! fixed up): a typed error or a profile, never a panic; a profile that
-//! decodes re-encodes to the same profile and answers its stage.
+//! Any bytes as a profile blob or a user-table shard (as they are, and
+//! with the CRC-32 trailer fixed up): a typed error or a value, never a
+//! panic. A profile that decodes re-encodes to the same profile, answers
+//! its stage, and ranks, its embedding (if any) made to fit a small model
+//! with factors so that the fold-in's prior runs on whatever it holds. A
+//! shard that decodes answers lookups of its own keys and others.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
+use nestrank::factors::FactorsSection;
 use nestrank::profile::Profile;
+use nestrank::usertable::UserTable;
+use nestrank::{Event, Model, Recommender};
+
+fn ranks(mut p: Profile) {
+    let mut parts = nestrank::testing::tiny_model();
+    let dim = p.embedding.as_ref().map_or(2, |e| e.codes.len().max(1));
+    let y: Vec<f32> = (0..4 * dim).map(|k| ((k % 7) as f32 - 3.0) / 4.0).collect();
+    parts.factors = Some(FactorsSection::quantize(&y, dim, 0.1, 10.0, [1.0, 2.0, 3.0, 4.0]));
+    parts.ranker.weights[nestrank::params::F_FACTOR] = 1.0;
+    let model = Model::from_parts(parts).expect("a valid model");
+    if let Some(e) = p.embedding.as_mut() {
+        e.model_id = model.header().model_id;
+    }
+    let mut rec = Recommender::new(model);
+    rec.set_profile(Some(p));
+    assert!(rec.embedding_warning().is_none());
+    for signals in [&[][..], &[("a", Event::View, 50.0), ("c", Event::Cart, 90.0)][..]] {
+        let out = rec
+            .rerank_ids(&["d", "c", "b", "a"], signals, 100_000.0, true)
+            .expect("valid arguments");
+        assert_eq!(out.items.len(), 4);
+    }
+}
 
 fn exercise(bytes: &[u8]) {
     if let Ok(p) = Profile::from_bytes(bytes) {
@@ -17,6 +44,14 @@ fn exercise(bytes: &[u8]) {
         }
         let _ = p.brand_weight("Moonbean");
         let _ = p.category_weight("diapers");
+        ranks(p);
+    }
+    if let Ok(t) = UserTable::from_bytes(bytes) {
+        for key in [0u64, 1, u64::from(t.shard().0), u64::MAX] {
+            if let Some(Ok(p)) = t.lookup(key) {
+                ranks(p);
+            }
+        }
     }
 }
 
