@@ -208,6 +208,40 @@ fn golden_profile_blob() {
     assert_eq!(nestrank::profile::Profile::from_bytes(&again).unwrap(), p);
 }
 
+/// The committed nightly profile (`model-builder users` for the golden v4
+/// model, family f0 of the synthetic shop) and a shard of the edge's table
+/// from the same run (salt `676f6c64656e`, 64 shards): frozen, they keep
+/// loading, the profile's embedding belongs to the golden v4 model and
+/// moves its order with no signal (the golden v4 cases record the order).
+#[test]
+fn golden_nightly_profile_and_user_table() {
+    use nestrank::profile::Profile;
+    let p = Profile::from_bytes(include_bytes!("data/golden-profile-embedding.nrp")).unwrap();
+    let e = p.embedding.as_ref().expect("an embedding");
+    assert_eq!(format!("{:016x}", e.model_id), "d80eef934d9e93b6");
+    assert!(e.codes.len() == 32 && e.events > 0 && e.weight > 0.0);
+    assert_eq!(Profile::from_bytes(&p.to_bytes()).unwrap(), p);
+    let mut rec = Recommender::from_bytes(include_bytes!("data/golden-v4.nrk")).unwrap();
+    let ids: Vec<String> = (0..100u32)
+        .map(|i| rec.model().id_of(i).to_string())
+        .collect();
+    let cand: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let plain = rec.rerank_ids(&cand, &[], 1_793_556_000.0, false).unwrap();
+    rec.set_profile(Some(p));
+    assert!(rec.uses_embedding() && rec.embedding_warning().is_none());
+    let with = rec.rerank_ids(&cand, &[], 1_793_556_000.0, false).unwrap();
+    assert_ne!(plain.items[..10], with.items[..10]);
+
+    let t =
+        nestrank::usertable::UserTable::from_bytes(include_bytes!("data/golden-users-shard.nrt"))
+            .unwrap();
+    assert_eq!((t.shard(), t.len()), ((45, 64), 23));
+    assert!(
+        t.lookup(45).is_none(),
+        "45 is in shard 45 but no family's key"
+    );
+}
+
 /// The committed version 2 model blob (a daily blob of the synthetic shop,
 /// with the `family` section; frozen when version 3 came) keeps loading,
 /// with its family section, and ranks.
@@ -325,7 +359,8 @@ fn golden_v4_cases_rank_as_recorded() {
     use nestrank::profile::Profile;
     use nestrank::recommender::NeighbourKind;
     let blob = include_bytes!("data/golden-v4.nrk");
-    let profile_bytes = include_bytes!("data/golden-profile-v1.nrp");
+    let profile_v1 = include_bytes!("data/golden-profile-v1.nrp");
+    let profile_embedding = include_bytes!("data/golden-profile-embedding.nrp");
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/golden-v4-expected.json"
@@ -347,8 +382,12 @@ fn golden_v4_cases_rank_as_recorded() {
         let profile = match &case["profile"] {
             Value::Null => None,
             Value::String(name) => {
-                assert_eq!(name, "golden-profile-v1");
-                Some(Profile::from_bytes(profile_bytes).unwrap())
+                let bytes: &[u8] = match name.as_str() {
+                    "golden-profile-v1" => profile_v1,
+                    "golden-profile-embedding" => profile_embedding,
+                    other => panic!("no golden profile {other}"),
+                };
+                Some(Profile::from_bytes(bytes).unwrap())
             }
             p => Some(
                 Profile::from_birthday(

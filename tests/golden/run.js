@@ -4,8 +4,12 @@
 // (tests/data/golden-v4-expected.json, written by `make golden`). Plain
 // ECMAScript: no Node, browser or Workers API.
 
-/** Runs every case; `nestrank` is the initialized package ({Recommender, Profile}). */
-export function runGolden({ Recommender, Profile }, blob, profileBytes, spec) {
+/**
+ * Runs every case; `nestrank` is the initialized package ({Recommender,
+ * Profile}), `profiles` the bytes of each file in `spec.profiles`, in order.
+ */
+export function runGolden({ Recommender, Profile }, blob, profiles, spec) {
+  const byName = new Map(spec.profiles.map((file, k) => [file.replace(/\.nrp$/, ""), profiles[k]]));
   return spec.cases.map((c) => {
     const rec = Recommender.fromBytes(blob);
     try {
@@ -13,8 +17,8 @@ export function runGolden({ Recommender, Profile }, blob, profileBytes, spec) {
       if (c.user_key) rec.setUserKey(c.user_key);
       if (c.profile) {
         const profile =
-          c.profile === "golden-profile-v1"
-            ? Profile.fromBytes(profileBytes)
+          typeof c.profile === "string"
+            ? Profile.fromBytes(byName.get(c.profile))
             : Profile.fromBirthday(c.profile.birthday, c.profile.gender, c.now);
         rec.setProfile(profile);
         profile.free();

@@ -4,7 +4,8 @@
 import { initSync, Recommender, Profile } from "../../pkg/nestrank.js";
 import wasm from "../../pkg/nestrank_bg.wasm";
 import blob from "../data/golden-v4.nrk";
-import profile from "../data/golden-profile-v1.nrp";
+import profileV1 from "../data/golden-profile-v1.nrp";
+import profileEmbedding from "../data/golden-profile-embedding.nrp";
 import cases from "../data/golden-v4-cases.json";
 import { runGolden } from "./run.js";
 
@@ -12,7 +13,7 @@ initSync({ module: wasm });
 
 export default {
   fetch() {
-    const results = runGolden({ Recommender, Profile }, new Uint8Array(blob), new Uint8Array(profile), JSON.parse(cases));
+    const results = runGolden({ Recommender, Profile }, new Uint8Array(blob), [profileV1, profileEmbedding].map((p) => new Uint8Array(p)), JSON.parse(cases));
     return Response.json(results);
   },
 };

@@ -14,8 +14,9 @@ const expected = JSON.parse(readFileSync(new URL("golden-v4-expected.json", data
 test("golden v4 cases: same orders, reasons, similar lists and scores (1e-6) as the native core", async () => {
   const nestrank = await loadNestrank();
   const blob = readFileSync(new URL(spec.blob, data));
-  const actual = runGolden(nestrank, blob, readFileSync(new URL(spec.profile, data)), spec);
-  assert.equal(actual.length, 8);
+  const profiles = spec.profiles.map((f) => readFileSync(new URL(f, data)));
+  const actual = runGolden(nestrank, blob, profiles, spec);
+  assert.equal(actual.length, 10);
   assert.deepEqual(goldenDifferences(actual, expected.results), []);
   // The comparison itself finds a change.
   const moved = structuredClone(actual);

@@ -10,7 +10,7 @@ reader=tests/spec/read_blob.py
 dir=${1:?usage: tests/spec/run.sh BLOB_DIR}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for blob in tests/data/golden-*.nrk tests/data/golden-profile-*.nrp; do
+for blob in tests/data/golden-*.nrk tests/data/golden-profile-*.nrp tests/data/golden-*.nrt; do
   echo "$blob: $(python3 "$reader" "$blob")"
 done
 fresh="$dir/$(sed -n 's/.*"file": *"\([^"]*\)".*/\1/p' "$dir/manifest.json")"
