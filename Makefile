@@ -60,12 +60,14 @@ builder:
 builder-demo:
 	cargo build -p model-builder --no-default-features --profile builder --target-dir target/demo
 
-# The synthetic mother-and-baby shop (deterministic) and its daily blob:
+# The synthetic mother-and-baby shop (deterministic), its daily blob and its
+# families' nightly profiles (out/shop-users):
 # what the demo page and the e2e tests load.
 shop: builder-demo
 	$(BUILDER) synth --kind mother-baby --out out/shop --end $(SHOP_DAY)
 	$(BUILDER) build --data out/shop --as-of $(SHOP_DAY) --out out/shop-model \
 	  --specials out/shop/specials.txt --max-items 3000 --k 20 --complement-k 5
+	$(BUILDER) users --data out/shop --model out/shop-model --out out/shop-users
 
 # The edge worker's bundled sample (committed): the shop's specials, the
 # origin page, a small daily blob.

@@ -1,7 +1,9 @@
 // A small static server for the demo page (no dependencies): / is www/,
 // /pkg/ the built package, /model/ the published model (manifest + blob),
-// /data/ the shop's specials of the day. Binds 127.0.0.1 only.
-// Usage: node scripts/serve.mjs [--port 8080] [--model out/shop-model] [--data out/shop]
+// /data/ the shop's specials of the day, /profile/ID.nrp a family's nightly
+// profile from `model-builder users` (the demo's stand-in for a signed-in
+// endpoint). Binds 127.0.0.1 only.
+// Usage: node scripts/serve.mjs [--port 8080] [--model out/shop-model] [--data out/shop] [--users out/shop-users]
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
 import { resolve, extname, join, sep } from "node:path";
@@ -17,23 +19,35 @@ const TYPES = {
   ".json": "application/json",
   ".wasm": "application/wasm",
   ".nrk": "application/octet-stream",
+  ".nrp": "application/octet-stream",
   ".ts": "text/plain; charset=utf-8",
   ".png": "image/png",
   ".svg": "image/svg+xml",
 };
 
 /** Starts the server; resolves to `{ url, close() }`. */
-export async function serve({ port = 8080, model = "out/shop-model", data = "out/shop", log = false, tests = false } = {}) {
+/** Where `users` put family `id`'s profile: profiles/HH/HH/ID.nrp, HHHH the FNV-1a 64 of the id. */
+function profilePath(id) {
+  let h = 0xcbf29ce484222325n;
+  for (const b of new TextEncoder().encode(id)) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  const hex = h.toString(16).padStart(16, "0");
+  return `profiles/${hex.slice(0, 2)}/${hex.slice(2, 4)}/${id}.nrp`;
+}
+
+export async function serve({ port = 8080, model = "out/shop-model", data = "out/shop", users = "out/shop-users", log = false, tests = false } = {}) {
   const mounts = [
     // The golden cases' page and data, for the browser tests only.
     ...(tests ? [["/tests/", resolve(root, "tests")]] : []),
     ["/pkg/", resolve(root, "pkg")],
     ["/model/", resolve(root, model)],
     ["/data/", resolve(root, data)],
+    ["/users/", resolve(root, users)],
     ["/", resolve(root, "www")],
   ];
   const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    let path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const family = path.match(/^\/profile\/([A-Za-z0-9_-]{1,64})\.nrp$/);
+    if (family) path = `/users/${profilePath(family[1])}`;
     const [prefix, dir] = mounts.find(([p]) => path.startsWith(p));
     let file = resolve(join(dir, path.slice(prefix.length) || "index.html"));
     if (file !== dir && !file.startsWith(dir + sep)) {
@@ -80,6 +94,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const k = process.argv.indexOf(`--${name}`);
     return k > 0 ? process.argv[k + 1] : dflt;
   };
-  const s = await serve({ port: Number(arg("port", 8080)), model: arg("model", "out/shop-model"), data: arg("data", "out/shop") });
+  const s = await serve({ port: Number(arg("port", 8080)), model: arg("model", "out/shop-model"), data: arg("data", "out/shop"), users: arg("users", "out/shop-users") });
   console.log(`nestrank demo page: ${s.url}  (Ctrl-C to stop)`);
 }

@@ -7,7 +7,8 @@
 // in display order, each with data-item-id; #rerank-ms holds the rerank time
 // in ms; #model-id the model id; add-to-cart buttons carry data-action="cart";
 // after a tap, #similar-items lists today's specials like the tapped one
-// (item-to-item, from the blob's neighbour tables), each with data-item-id.
+// (item-to-item, from the blob's neighbour tables), each with data-item-id;
+// window.nestrank.history says whether a nightly profile's embedding ranked.
 import init, { Profile, SignalStore, loadModel } from "./pkg/index.js";
 
 // Everything the first screen needs starts downloading at once: the day's
@@ -18,11 +19,22 @@ specialsResponse.catch(() => {}); // handled in main()
 const modelLoad = loadModel("model/manifest.json");
 modelLoad.catch(() => {}); // handled in main()
 
+// A signed-in family's nightly profile (`model-builder users`): the shop's
+// page names it with <meta name="nestrank-profile" content="URL">; the demo
+// takes ?user=ID. Its embedding carries the family's history to a phone
+// that holds none of it. Missing or broken: ranked from this phone alone.
+const profileUrl =
+  document.querySelector('meta[name="nestrank-profile"]')?.content ??
+  (new URLSearchParams(location.search).get("user")?.match(/^[A-Za-z0-9_-]{1,64}$/) ? `profile/${new URLSearchParams(location.search).get("user")}.nrp` : null);
+const nightlyBytes = profileUrl
+  ? fetch(profileUrl).then((r) => (r.ok ? r.arrayBuffer() : null), () => null)
+  : Promise.resolve(null);
+
 const HUES = { diapers: 200, formula: 40, feeding: 100, strollers: 260, "car-seats": 0, clothing: 320, toys: 160, maternity: 20 };
 const PROFILE_KEY = "nestrank:profile";
 const $ = (id) => document.getElementById(id);
 const timings = {};
-window.nestrank = { timings, ready: false, personalized: false };
+window.nestrank = { timings, ready: false, personalized: false, history: false };
 
 const store = new SignalStore();
 let catalog = new Map();
@@ -261,6 +273,16 @@ $("profile-clear").addEventListener("click", () => {
   showProfile();
 });
 
+function nightlyProfile(bytes) {
+  if (!bytes) return null;
+  try {
+    return Profile.fromBytes(new Uint8Array(bytes));
+  } catch (e) {
+    console.warn(`nestrank: ignoring the nightly profile: ${e.message}`);
+    return null;
+  }
+}
+
 async function main() {
   showProfile();
   // The wasm and the model load while the specials download; the list is
@@ -296,21 +318,28 @@ async function main() {
     const rec = loaded.recommender;
     $("model-id").textContent = rec.modelId;
     loadedModel = { rec, ids: specials.items.map((s) => s.id) };
-    // The baby's stage today, gender and brands feed the scorer.
-    if (coreProfile) rec.setProfile(coreProfile);
+    // The baby's stage today, gender and brands feed the scorer: the
+    // family's nightly profile if the shop sent one (its embedding for this
+    // model), else the one saved on this phone.
+    const nightly = nightlyProfile(await nightlyBytes);
+    if (nightly) rec.setProfile(nightly);
+    else if (coreProfile) rec.setProfile(coreProfile);
+    const history = Boolean(nightly) && rec.usesEmbedding;
+    nightly?.free();
+    window.nestrank.history = history;
     const signals = store.signals();
     const ids = specials.items.map((s) => s.id);
     const t = performance.now();
     const out = rec.rerank(ids, signals, { explain: true });
     timings.rerankMs = performance.now() - t;
-    const show = signals.length > 0 || coreProfile !== null;
+    const show = signals.length > 0 || coreProfile !== null || history;
     clearTimeout(slow);
     const rendered = render(
       out.items.map((id) => catalog.get(id)),
       show ? out.reasons.map((r, k) => reasonText(r, out.because[k])) : [],
     );
     $("rerank-ms").textContent = timings.rerankMs.toFixed(2);
-    const from = [signals.length ? `${signals.length} recent taps` : "", coreProfile ? "your baby's stage" : ""].filter(Boolean).join(" and ");
+    const from = [signals.length ? `${signals.length} recent taps` : "", history ? "your history" : "", coreProfile ? "your baby's stage" : ""].filter(Boolean).join(" and ");
     $("status").textContent = show ? `Picked for you from ${from}` : "Shop's picks (browse to personalize)";
     $("timings").textContent = `wasm ${timings.instantiateMs.toFixed(1)} ms · model ${loaded.source} ${timings.decodeMs.toFixed(1)} ms · rerank of ${ids.length} ${timings.rerankMs.toFixed(2)} ms`;
     window.nestrank.personalized = true;

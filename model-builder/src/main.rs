@@ -401,7 +401,8 @@ struct UsersArgs {
     /// Data directory (events; users for babies and `opt_out`).
     #[arg(long)]
     data: PathBuf,
-    /// The model blob the embeddings are for (the night's build).
+    /// The model the embeddings are for (the night's build): a blob, or a
+    /// `build --out` folder, whose manifest names it.
     #[arg(long)]
     model: PathBuf,
     /// Use events before this day (YYYY-MM-DD); default: the model's day.
@@ -1000,6 +1001,19 @@ fn users(
         rows,
     }: UsersArgs,
 ) -> Result<()> {
+    let model = if model.is_dir() {
+        let manifest = model.join("manifest.json");
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("cannot read {}", manifest.display()))?;
+        let file: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", manifest.display()))?;
+        let name = file["file"]
+            .as_str()
+            .with_context(|| format!("{} names no file", manifest.display()))?;
+        model.join(name)
+    } else {
+        model
+    };
     let m = read_model(&model)?;
     let as_of_day = match &as_of {
         Some(d) => date_arg("--as-of", d)?,

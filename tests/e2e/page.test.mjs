@@ -1,11 +1,15 @@
 // The demo page end to end, in Debian's headless Chromium (playwright-core),
 // served on 127.0.0.1 with the built package and the synthetic shop's model:
 // browsing one brand moves that brand up after a reload, reasons show, no
-// request carries the signals, a reload downloads no blob, and a corrupt
-// blob or a missing wasm leaves the shop's own order with no page error.
+// request carries the signals, a reload downloads no blob, a corrupt
+// blob or a missing wasm leaves the shop's own order with no page error, and
+// a signed-in family's nightly profile orders a new phone's page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { serve } from "../../scripts/serve.mjs";
 import { launchChromium, phoneContext } from "../../scripts/chromium.mjs";
 import { goldenDifferences } from "../golden/run.js";
@@ -27,8 +31,8 @@ after(async () => {
 
 // Opens the page in `context`, waits until it has reranked (or given up),
 // and returns the display order and what went wrong.
-async function open(page) {
-  await page.goto(server.url);
+async function open(page, query = "") {
+  await page.goto(server.url + query);
   await page.waitForFunction(() => window.nestrank?.ready === true, null, { timeout: 30_000 });
   return page.$$eval("#specials > *", (cards) => cards.map((c) => c.dataset.itemId));
 }
@@ -152,6 +156,60 @@ test("a corrupt blob or a missing wasm leaves the shop's own order, one warning,
     const ours = seen.warnings.filter((w) => w.includes("nestrank"));
     assert.equal(ours.length, 1, `${what}: one warning, got ${ours.join(" | ")}`);
     assert.equal(await page.textContent("#model-id"), "none");
+    await context.close();
+  }
+});
+
+// Where `users` put family `id`'s profile (profiles/HH/HH/ID.nrp).
+function profileFile(id) {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(id)) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  const hex = h.toString(16).padStart(16, "0");
+  return new URL(`out/shop-users/profiles/${hex.slice(0, 2)}/${hex.slice(2, 4)}/${id}.nrp`, root).pathname;
+}
+
+test("a signed-in family's nightly profile orders a new phone's page as the core does; a missing or corrupt one changes nothing", async () => {
+  const context = await phoneContext(browser);
+  const page = await context.newPage();
+  const seen = watch(page);
+  const order = await open(page, "?user=f0");
+  const now = await page.evaluate(() => Date.now() / 1000);
+  assert.deepEqual(seen.errors, []);
+  assert.equal(await page.evaluate(() => window.nestrank.history), true, "the embedding ranked");
+  assert.match(await page.textContent("#status"), /your history/);
+  // A new phone without the profile: the order every newcomer gets.
+  const plainContext = await phoneContext(browser);
+  const newcomer = await open(await plainContext.newPage());
+  await plainContext.close();
+  assert.notDeepEqual(order.slice(0, 10), newcomer.slice(0, 10), "the family's history moved the first screen");
+  // The native core, with the same blob, profile and day, orders alike.
+  const work = mkdtempSync(join(tmpdir(), "nestrank-e2e-"));
+  writeFileSync(join(work, "candidates.txt"), defaultOrder.join("\n"));
+  const manifest = JSON.parse(readFileSync(new URL("out/shop-model/manifest.json", root)));
+  const native = JSON.parse(execFileSync(new URL("target/demo/builder/model-builder", root).pathname, [
+    "rerank", "--model", new URL(`out/shop-model/${manifest.file}`, root).pathname, "--candidates", join(work, "candidates.txt"),
+    "--now", String(now), "--profile", profileFile("f0"),
+  ], { encoding: "utf8" })).items;
+  assert.deepEqual(order, native, "the page's order is the native core's");
+  await context.close();
+  for (const [what, user, fulfil] of [
+    ["no such family", "nobody", null],
+    ["a corrupt profile", "f0", async (route) => {
+      const res = await route.fetch();
+      const body = Buffer.from(await res.body());
+      body[body.length >> 1] ^= 0xff;
+      await route.fulfill({ response: res, body });
+    }],
+  ]) {
+    const context = await phoneContext(browser);
+    const page = await context.newPage();
+    const seen = watch(page);
+    if (fulfil) await page.route("**/profile/*.nrp", fulfil);
+    const order = await open(page, `?user=${user}`);
+    assert.deepEqual(order, newcomer, `${what}: the order anyone new gets`);
+    assert.deepEqual(seen.errors, [], what);
+    assert.equal(await page.evaluate(() => window.nestrank.history), false, what);
+    if (fulfil) assert.ok(seen.warnings.some((w) => /ignoring the nightly profile/.test(w)), `${what}: ${seen.warnings}`);
     await context.close();
   }
 });
