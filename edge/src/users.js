@@ -16,8 +16,11 @@ const UID = /^[A-Za-z0-9_-]{1,128}$/;
 const INDEX_TTL_MS = 60_000;
 const MAX_SHARDS = 64;
 
-// Per isolate: the index (re-read every minute) and the shards fetched for it.
+// Per isolate: the index (re-read every minute), and the shards fetched,
+// keyed by salt and name (a re-read index with the same salt keeps them; a
+// new salt's keys push the old shards out), the least recently used freed.
 let table = null;
+const shards = new Map();
 
 async function loadTable(env) {
   const index = await env.USERS.get("index.json", "json");
@@ -26,7 +29,7 @@ async function loadTable(env) {
   }
   const salt = new Uint8Array(index.salt.match(/../g).map((h) => parseInt(h, 16)));
   const key = await crypto.subtle.importKey("raw", salt, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return { index, key, shards: new Map() };
+  return { index, key };
 }
 
 async function currentTable(env) {
@@ -40,21 +43,24 @@ async function currentTable(env) {
 
 async function shard(t, env, n) {
   const name = `shard-${String(n).padStart(5, "0")}.nrt`;
-  let entry = t.shards.get(name);
-  if (!entry) {
+  const id = `${t.index.salt}:${name}`;
+  let entry = shards.get(id);
+  if (entry) {
+    shards.delete(id); // to the most recent end
+  } else {
     entry = env.USERS.get(name, "arrayBuffer").then((bytes) => {
-      if (!bytes) throw new Error(`KV USERS: ${name} is missing`);
+      if (!bytes) throw new Error(`${name} is missing`);
       return UserTable.fromBytes(new Uint8Array(bytes));
     });
-    if (t.shards.size >= MAX_SHARDS) {
-      const [oldest, dropped] = t.shards.entries().next().value;
-      t.shards.delete(oldest);
+    // A failed fetch is retried by the next request.
+    entry.catch(() => shards.get(id) === entry && shards.delete(id));
+    if (shards.size >= MAX_SHARDS) {
+      const [oldest, dropped] = shards.entries().next().value;
+      shards.delete(oldest);
       dropped.then((s) => s.free(), () => {});
     }
-    t.shards.set(name, entry);
-    // A failed fetch is retried by the next request.
-    entry.catch(() => t.shards.delete(name));
   }
+  shards.set(id, entry);
   return entry;
 }
 

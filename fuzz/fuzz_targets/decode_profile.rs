@@ -18,7 +18,13 @@ fn ranks(mut p: Profile) {
     let mut parts = nestrank::testing::tiny_model();
     let dim = p.embedding.as_ref().map_or(2, |e| e.codes.len().max(1));
     let y: Vec<f32> = (0..4 * dim).map(|k| ((k % 7) as f32 - 3.0) / 4.0).collect();
-    parts.factors = Some(FactorsSection::quantize(&y, dim, 0.1, 10.0, [1.0, 2.0, 3.0, 4.0]));
+    parts.factors = Some(FactorsSection::quantize(
+        &y,
+        dim,
+        0.1,
+        10.0,
+        [1.0, 2.0, 3.0, 4.0],
+    ));
     parts.ranker.weights[nestrank::params::F_FACTOR] = 1.0;
     let model = Model::from_parts(parts).expect("a valid model");
     if let Some(e) = p.embedding.as_mut() {
@@ -27,7 +33,10 @@ fn ranks(mut p: Profile) {
     let mut rec = Recommender::new(model);
     rec.set_profile(Some(p));
     assert!(rec.embedding_warning().is_none());
-    for signals in [&[][..], &[("a", Event::View, 50.0), ("c", Event::Cart, 90.0)][..]] {
+    for signals in [
+        &[][..],
+        &[("a", Event::View, 50.0), ("c", Event::Cart, 90.0)][..],
+    ] {
         let out = rec
             .rerank_ids(&["d", "c", "b", "a"], signals, 100_000.0, true)
             .expect("valid arguments");
