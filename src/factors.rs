@@ -378,15 +378,19 @@ mod tests {
         assert!((x[0] - 0.5).abs() < 1e-6 && x[1].abs() < 1e-6, "{x:?}");
     }
 
-    #[test]
-    fn fold_in_matches_the_normal_equations() {
-        let dim = 3;
-        let factors = vec![
+    /// Three items in three dimensions, λ 0.1, α 2.
+    fn three_items() -> FactorsSection {
+        let factors = [
             0.5, -0.2, 0.1, //
             0.3, 0.4, -0.6, //
             -0.1, 0.2, 0.9, //
         ];
-        let f = FactorsSection::quantize(&factors, dim, 0.1, 2.0, [1.0, 2.0, 3.0, 4.0]);
+        FactorsSection::quantize(&factors, 3, 0.1, 2.0, [1.0, 2.0, 3.0, 4.0])
+    }
+
+    #[test]
+    fn fold_in_matches_the_normal_equations() {
+        let (dim, f) = (3, three_items());
         let x = f.fold_in_exact(&[(0, 1.0), (2, 3.0)], None);
         // Check A x = b with A, b built directly.
         let ys: Vec<Vec<f32>> = (0..3)
@@ -454,13 +458,7 @@ mod tests {
 
     #[test]
     fn a_prior_is_the_vector_without_signals_and_the_centre_with_them() {
-        let dim = 3;
-        let factors = vec![
-            0.5, -0.2, 0.1, //
-            0.3, 0.4, -0.6, //
-            -0.1, 0.2, 0.9, //
-        ];
-        let f = FactorsSection::quantize(&factors, dim, 0.1, 2.0, [1.0, 2.0, 3.0, 4.0]);
+        let (dim, f) = (3, three_items());
         let centre = [0.4f32, -0.3, 0.2];
         let (mut x, mut rows, mut work) = (Vec::new(), Vec::new(), Vec::new());
         // No local signal: the long-term vector itself, by either solver.
