@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_prior_is_the_vector_without_signals_and_the_centre_with_them() {
-        let (dim, f) = (3, three_items());
+        let f = three_items();
         let centre = [0.4f32, -0.3, 0.2];
         let (mut x, mut rows, mut work) = (Vec::new(), Vec::new(), Vec::new());
         // No local signal: the long-term vector itself, by either solver.
