@@ -403,13 +403,12 @@ fn fold_in_user(
         Some((e, share)) => {
             e.vector_into(&mut s.prior);
             s.prior.iter_mut().for_each(|v| *v *= share);
-            e.weight * share
+            Some(e.weight * share)
         }
         None if s.fold_items.is_empty() => return false,
-        None => 0.0,
+        None => None,
     };
-    let embedding = share;
-    let prior = embedding.map(|_| crate::factors::Prior {
+    let prior = weight.map(|weight| crate::factors::Prior {
         centre: &s.prior,
         weight,
     });
