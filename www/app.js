@@ -23,9 +23,10 @@ modelLoad.catch(() => {}); // handled in main()
 // page names it with <meta name="nestrank-profile" content="URL">; the demo
 // takes ?user=ID. Its embedding carries the family's history to a phone
 // that holds none of it. Missing or broken: ranked from this phone alone.
+const demoUser = new URLSearchParams(location.search).get("user");
 const profileUrl =
   document.querySelector('meta[name="nestrank-profile"]')?.content ??
-  (new URLSearchParams(location.search).get("user")?.match(/^[A-Za-z0-9_-]{1,64}$/) ? `profile/${new URLSearchParams(location.search).get("user")}.nrp` : null);
+  (/^[A-Za-z0-9_-]{1,64}$/.test(demoUser ?? "") ? `profile/${demoUser}.nrp` : null);
 const nightlyBytes = profileUrl
   ? fetch(profileUrl).then((r) => (r.ok ? r.arrayBuffer() : null), () => null)
   : Promise.resolve(null);
