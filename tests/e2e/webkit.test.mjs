@@ -180,6 +180,23 @@ test("WebKit: a corrupt blob leaves the shop's own order, and the page keeps wor
   }
 });
 
+test("WebKit: a signed-in family's nightly profile orders a new phone's page", async () => {
+  const s = await newSession();
+  try {
+    await s.go(server.url);
+    await s.run("localStorage.clear()"); // a new phone: no signals, no saved profile
+    const newcomer = await s.open(server.url);
+    assert.equal(await s.run("return window.nestrank.history"), false);
+    const order = await s.open(`${server.url}?user=f0`);
+    assert.equal(await s.run("return window.nestrank.history"), true, "the embedding ranked");
+    assert.match(await s.run('return document.getElementById("status").textContent'), /your history/);
+    assert.notDeepEqual(order.slice(0, 10), newcomer.slice(0, 10));
+    assert.deepEqual([...order].sort(), [...defaultOrder].sort(), "a permutation of the specials");
+  } finally {
+    await s.close();
+  }
+});
+
 test("WebKit: the golden v4 cases (profiles, rules, similar) equal the native core's", async () => {
   const expected = JSON.parse(readFileSync(new URL("tests/data/golden-v4-expected.json", root), "utf8"));
   const s = await newSession();
