@@ -552,6 +552,30 @@ fn small_shop(name: &str, users: u32) -> std::path::PathBuf {
     shop
 }
 
+/// Builds `shop`'s model as of 2026-11-01 with no ranker training, plus
+/// `extra` flags, into `shop/model`, and returns that folder.
+fn build_small_shop(shop: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let out = shop.join("model");
+    let (s, o) = (shop.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        &[
+            "build",
+            "--data",
+            s,
+            "--as-of",
+            "2026-11-01",
+            "--out",
+            o,
+            "--train-days",
+            "0",
+        ][..],
+        extra,
+    ]
+    .concat();
+    ok(&args);
+    out
+}
+
 /// Per-family profile blobs from a synthetic shop: a few hundred bytes
 /// each, decodable, with the family's baby and its favourite brand first.
 #[test]
@@ -592,19 +616,7 @@ fn profiles_for_every_family() {
 
     // Push on the shop: the specials come from items.csv's sale dates, and
     // the families' babies (users.csv) feed the stage features.
-    ok(&[
-        "build",
-        "--data",
-        s,
-        "--as-of",
-        "2026-11-01",
-        "--out",
-        shop.join("model").to_str().unwrap(),
-        "--train-days",
-        "0",
-        "--factors",
-        "0",
-    ]);
+    build_small_shop(&shop, &["--factors", "0"]);
     let m = manifest(&shop.join("model"));
     let blob = shop.join("model").join(m["file"].as_str().unwrap());
     let lines = shop.join("push.jsonl");
@@ -804,18 +816,7 @@ fn users_writes_profiles_and_the_edge_table() {
         *line += if k == 1 { ",true" } else { "," };
     }
     std::fs::write(shop.join("users.csv"), lines.join("\n") + "\n").unwrap();
-    let model_dir = shop.join("model");
-    ok(&[
-        "build",
-        "--data",
-        s,
-        "--as-of",
-        "2026-11-01",
-        "--out",
-        model_dir.to_str().unwrap(),
-        "--train-days",
-        "0",
-    ]);
+    let model_dir = build_small_shop(&shop, &[]);
     let m = manifest(&model_dir);
     let blob = model_dir.join(m["file"].as_str().unwrap());
     let out = shop.join("nightly");
