@@ -17,6 +17,7 @@
 
 pub mod calendar;
 pub mod codec;
+pub mod experiment;
 pub mod factors;
 pub mod format;
 pub mod hash;

@@ -214,6 +214,11 @@ impl RankerKind {
             RankerKind::Hybrid => "hybrid",
         }
     }
+
+    /// The kind with this report name.
+    pub fn from_name(name: &str) -> Option<RankerKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
 }
 
 impl RankerParams {

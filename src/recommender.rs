@@ -4,6 +4,7 @@
 //! string path maps ids to indices and back around it. Both the wasm
 //! bindings and the native tools use this type, so they share every line.
 
+use crate::experiment::{Experiment, ExperimentError, Order};
 use crate::format::DecodeError;
 use crate::model::Model;
 use crate::profile::Profile;
@@ -80,6 +81,22 @@ impl Neighbour {
     }
 }
 
+/// The shop's own order of `n` candidates, as a control variant serves it:
+/// unscored, unexplained, untouched by rules.
+fn shop_order(n: usize, explain: bool, ranking: &mut Ranking) {
+    ranking.order.clear();
+    ranking.order.extend(0..n as u32);
+    ranking.scores.clear();
+    ranking.scores.resize(n, 0.0);
+    ranking.reasons.clear();
+    ranking.rules.clear();
+    if explain {
+        ranking.reasons.resize(n, crate::rank::Reason::None);
+        ranking.rules.resize(n, crate::rank::RuleNote::default());
+    }
+    ranking.signals_used = 0;
+}
+
 /// A loaded model, ready to rerank.
 #[derive(Debug, Clone)]
 pub struct Recommender {
@@ -91,6 +108,18 @@ pub struct Recommender {
     rules: CompiledRules,
     user_key: String,
     sold_out: Vec<String>,
+    experiment: Option<Running>,
+    visitor: String,
+}
+
+/// An experiment in force: its variants' rankers and rules, ready to use.
+#[derive(Debug, Clone)]
+struct Running {
+    experiment: Experiment,
+    /// Per variant: a hand-set ranker, and its own rules (compiled).
+    serve: Vec<(Option<RankerParams>, Option<CompiledRules>)>,
+    /// The set visitor's variant.
+    current: Option<usize>,
 }
 
 impl Recommender {
@@ -117,7 +146,69 @@ impl Recommender {
             rules,
             user_key: String::new(),
             sold_out: Vec::new(),
+            experiment: None,
+            visitor: String::new(),
         }
+    }
+
+    /// Runs `experiment` from the next rerank on (`None` ends it). A
+    /// malformed one is an error naming the field, and the experiment in
+    /// force stays. The visitor set by [`Recommender::set_visitor`] keeps
+    /// its id and gets its variant in the new experiment.
+    pub fn set_experiment(
+        &mut self,
+        experiment: Option<Experiment>,
+    ) -> Result<(), ExperimentError> {
+        let Some(experiment) = experiment else {
+            self.experiment = None;
+            return Ok(());
+        };
+        experiment.validate()?;
+        let ids: Vec<&str> = self.sold_out.iter().map(String::as_str).collect();
+        let mut serve = Vec::with_capacity(experiment.variants.len());
+        for (k, v) in experiment.variants.iter().enumerate() {
+            let ranker = v.ranker_kind().map(RankerParams::preset);
+            let rules = match &v.rules {
+                Some(r) => {
+                    let as_error = |source| ExperimentError::Rules { variant: k, source };
+                    let mut c = CompiledRules::new(r.clone(), &self.model).map_err(as_error)?;
+                    c.set_sold_out(&self.model, &ids).map_err(as_error)?;
+                    Some(c)
+                }
+                None => None,
+            };
+            serve.push((ranker, rules));
+        }
+        let current = experiment.assign(&self.visitor);
+        self.experiment = Some(Running {
+            experiment,
+            serve,
+            current,
+        });
+        Ok(())
+    }
+
+    /// The experiment in force, if any.
+    pub fn experiment(&self) -> Option<&Experiment> {
+        self.experiment.as_ref().map(|r| &r.experiment)
+    }
+
+    /// The visitor the following reranks are for: a random first-party id
+    /// the page or the worker keeps. Returns the name of the variant it
+    /// falls in ([`Recommender::variant`]).
+    pub fn set_visitor(&mut self, visitor: &str) -> Option<&str> {
+        self.visitor = visitor.to_string();
+        if let Some(r) = &mut self.experiment {
+            r.current = r.experiment.assign(visitor);
+        }
+        self.variant()
+    }
+
+    /// The variant that serves the set visitor, or `None` (no experiment,
+    /// or no visitor id): the name to tag shown pages and events with.
+    pub fn variant(&self) -> Option<&str> {
+        let r = self.experiment.as_ref()?;
+        r.current.map(|k| r.experiment.variants[k].name.as_str())
     }
 
     /// Replaces the blob's rules with `rules` (operations' run-time
@@ -143,6 +234,11 @@ impl Recommender {
     /// list until the next call (an empty list clears it).
     pub fn set_sold_out(&mut self, ids: &[&str]) -> Result<(), RulesError> {
         self.rules.set_sold_out(&self.model, ids)?;
+        if let Some(r) = &mut self.experiment {
+            for rules in r.serve.iter_mut().filter_map(|s| s.1.as_mut()) {
+                rules.set_sold_out(&self.model, ids)?;
+            }
+        }
         self.sold_out = ids.iter().map(|s| s.to_string()).collect();
         Ok(())
     }
@@ -372,9 +468,27 @@ impl Recommender {
             Some(_) => signals,
             None => signals.with_profile(self.profile.as_ref()),
         };
+        let (ranker, rules) = match &self.experiment {
+            Some(Running {
+                experiment,
+                serve,
+                current: Some(k),
+            }) => {
+                if experiment.variants[*k].order == Order::Shop {
+                    shop_order(candidates.len(), explain, &mut self.ranking);
+                    return Ok(&self.ranking);
+                }
+                let (ranker, rules) = &serve[*k];
+                (
+                    ranker.as_ref().unwrap_or(&self.ranker),
+                    rules.as_ref().unwrap_or(&self.rules),
+                )
+            }
+            _ => (&self.ranker, &self.rules),
+        };
         rerank_into(
             &self.model,
-            &self.ranker,
+            ranker,
             &mut self.scratch,
             candidates,
             signals,
@@ -390,7 +504,7 @@ impl Recommender {
             now,
             explain,
         };
-        self.rules.apply(&ctx, &mut self.ranking);
+        rules.apply(&ctx, &mut self.ranking);
         Ok(&self.ranking)
     }
 

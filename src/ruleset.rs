@@ -226,7 +226,7 @@ pub fn fields() -> [(&'static str, &'static [&'static str]); 5] {
 
 /// The field names `T`'s derived `Deserialize` passes to
 /// `deserialize_struct`.
-fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+pub(crate) fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
     use serde::de::{self, Visitor};
     use std::fmt;
 

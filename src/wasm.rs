@@ -47,6 +47,8 @@ export interface RuleSet {
 export interface SimilarOptions { k?: number; kind?: "similar" | "complement"; within?: string[]; fill?: boolean; }
 /** Neighbours, strongest first, with a score, a reason and a link each: `similar` (viewed together), `complement` (bought together) or `category` (a category fill). */
 export interface SimilarResult { items: string[]; scores: Float32Array; reasons: string[]; links: ("similar" | "complement" | "category")[]; }
+/** An A/B experiment: variants with traffic shares in percent (adding up to 100), each serving the shop's `order` (the control) or nestrank's, with the shipped or a hand-set `ranker` and its own `rules`. */
+export interface Experiment { name: string; variants: { name: string; share: number; order?: "shop" | "nestrank"; ranker?: string; rules?: RuleSet }[]; }
 /** A decoded signal: the event by name. */
 export interface DecodedSignal { item: string; event: "view" | "fav" | "cart" | "purchase"; ts: number; }
 "#;
@@ -111,6 +113,41 @@ fn check_rule_keys(value: &JsValue) -> Result<(), JsValue> {
                 }
             }
             None => keys(&v, name, allowed)?,
+        }
+    }
+    Ok(())
+}
+
+fn experiment_error(message: &str) -> JsValue {
+    error("NestrankExperimentError", message)
+}
+
+/// [`check_rule_keys`] for an experiment and its variants' rules.
+fn check_experiment_keys(value: &JsValue) -> Result<(), JsValue> {
+    let (top, variant) = crate::experiment::fields();
+    let keys = |v: &JsValue, at: &str, allowed: &[&str]| -> Result<(), JsValue> {
+        if let Some(o) = v.dyn_ref::<Object>() {
+            for k in Object::keys(o).iter() {
+                let k = k.as_string().unwrap_or_default();
+                if !allowed.contains(&k.as_str()) {
+                    return Err(experiment_error(&format!(
+                        "experiment: {at}: unknown field `{k}`, expected one of {allowed:?}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    };
+    keys(value, "top level", top)?;
+    let variants = Reflect::get(value, &"variants".into()).unwrap_or(JsValue::UNDEFINED);
+    if let Some(a) = variants.dyn_ref::<Array>() {
+        for (k, v) in a.iter().enumerate() {
+            keys(&v, &format!("variants[{k}]"), variant)?;
+            let rules = Reflect::get(&v, &"rules".into()).unwrap_or(JsValue::UNDEFINED);
+            check_rule_keys(&rules).map_err(|e| {
+                let m = js_sys::Error::from(e).message();
+                experiment_error(&format!("experiment: variants[{k}].{m}"))
+            })?;
         }
     }
     Ok(())
@@ -497,6 +534,50 @@ impl Recommender {
         self.inner
             .set_rules(rules)
             .map_err(|e| rules_error(&e.to_string()))
+    }
+
+    /// Runs an experiment (an `Experiment` object or its JSON text) from
+    /// the next rerank on; `null` ends it. A malformed one is a
+    /// `NestrankExperimentError` naming the field, and the experiment in
+    /// force stays.
+    #[wasm_bindgen(js_name = setExperiment)]
+    pub fn set_experiment(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Experiment | string | null")] experiment: &JsValue,
+    ) -> Result<(), JsValue> {
+        let experiment = if experiment.is_null() || experiment.is_undefined() {
+            None
+        } else {
+            let value = match experiment.as_string() {
+                Some(text) => js_sys::JSON::parse(&text)
+                    .map_err(|_| experiment_error("experiment: the text is not JSON"))?,
+                None => experiment.clone(),
+            };
+            check_experiment_keys(&value)?;
+            Some(
+                serde_wasm_bindgen::from_value::<crate::experiment::Experiment>(value).map_err(
+                    |e| experiment_error(&format!("experiment: not an experiment: {e}")),
+                )?,
+            )
+        };
+        self.inner
+            .set_experiment(experiment)
+            .map_err(|e| experiment_error(&e.to_string()))
+    }
+
+    /// The visitor the following reranks are for (a random first-party
+    /// id the page keeps). Returns its variant's name, or undefined when no
+    /// experiment runs.
+    #[wasm_bindgen(js_name = setVisitor)]
+    pub fn set_visitor(&mut self, visitor: &str) -> Option<String> {
+        self.inner.set_visitor(visitor).map(str::to_string)
+    }
+
+    /// The set visitor's variant (tag shown pages and reported events with
+    /// it), or undefined.
+    #[wasm_bindgen(getter)]
+    pub fn variant(&self) -> Option<String> {
+        self.inner.variant().map(str::to_string)
     }
 
     /// The rules in force, as a `RuleSet` object.
