@@ -24,6 +24,7 @@ pub mod rows;
 #[cfg(feature = "engine")]
 pub mod runtime;
 pub mod shop;
+pub mod simulate;
 pub mod stage;
 pub mod stage_eval;
 pub mod synth;

@@ -280,6 +280,10 @@ enum Command {
     /// `<out>/profiles/`, and the edge worker's sharded table under
     /// `<out>/edge/`. Families whose users.csv row says `opt_out` get none.
     Users(UsersArgs),
+    /// Runs an A/B experiment on the synthetic shop's families (whose
+    /// tastes are known) through the page's decision code, and writes its
+    /// logs (with `variant` and `shown_rank`) and `truth.json` (issue #19).
+    Simulate(SimulateArgs),
     /// Points --out/manifest.json back to the previous good blob.
     Rollback(RollbackArgs),
     /// Checks a blob: exit 0 and a summary, or the typed error and exit 1.
@@ -426,6 +430,34 @@ struct UsersArgs {
     json: bool,
     #[command(flatten)]
     rows: RowArgs,
+}
+
+// The arguments of `simulate`.
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// A shop written by `synth --kind mother-baby` (its `shop.json`).
+    #[arg(long)]
+    data: PathBuf,
+    /// The blob every nestrank variant serves: a blob, or a `build --out`
+    /// folder, whose manifest names it.
+    #[arg(long)]
+    model: PathBuf,
+    /// Days to simulate after the shop's log.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Variants, comma-separated: control (the shop's order), nestrank
+    /// (the shipped ranker) or a hand-set ranker (recent, popular, ...).
+    #[arg(long, value_delimiter = ',', default_value = "control,nestrank")]
+    variants: Vec<String>,
+    /// The experiment's name (visitors are assigned by a hash of it).
+    #[arg(long, default_value = "simulated")]
+    experiment: String,
+    /// Random seed (visitor ids and every draw).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output data directory.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 // The arguments of `rollback`.
@@ -635,6 +667,59 @@ enum ImportSource {
     },
 }
 
+/// A `--model` path: a blob, or a `build --out` folder whose manifest names one.
+fn blob_path(model: PathBuf) -> Result<PathBuf> {
+    if !model.is_dir() {
+        return Ok(model);
+    }
+    let manifest = model.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let file: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", manifest.display()))?;
+    let name = file["file"]
+        .as_str()
+        .with_context(|| format!("{} names no file", manifest.display()))?;
+    Ok(model.join(name))
+}
+
+fn simulate(
+    SimulateArgs {
+        data,
+        model,
+        days,
+        variants,
+        experiment,
+        seed,
+        out,
+    }: SimulateArgs,
+) -> Result<()> {
+    let model = blob_path(model)?;
+    let bytes =
+        std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
+    let t = Instant::now();
+    let o = model_builder::simulate::SimOptions {
+        days,
+        variants,
+        experiment,
+        seed,
+    };
+    let truth = model_builder::simulate::simulate(&data, &bytes, &o, &out)?;
+    println!(
+        "simulated {days} days into {} in {:.1}s: {} events",
+        out.display(),
+        t.elapsed().as_secs_f64(),
+        truth.events
+    );
+    for (v, rate) in &truth.conversion_rate {
+        println!(
+            "  {v}: {} visitors in the experiment; true conversion rate {:.4}",
+            truth.visitors[v], rate
+        );
+    }
+    Ok(())
+}
+
 /// Reads and decodes a blob file, naming the file in any error.
 fn read_model(path: &std::path::Path) -> Result<Model> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -788,6 +873,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::EvalStage(args) => eval_stage(args)?,
         Command::Profiles(args) => profiles(args)?,
         Command::Users(args) => users(args)?,
+        Command::Simulate(args) => simulate(args)?,
         Command::Rollback(args) => rollback_cmd(args)?,
         Command::Verify(args) => verify(args)?,
         Command::Eval(args) => eval(args)?,
@@ -1001,19 +1087,7 @@ fn users(
         rows,
     }: UsersArgs,
 ) -> Result<()> {
-    let model = if model.is_dir() {
-        let manifest = model.join("manifest.json");
-        let text = std::fs::read_to_string(&manifest)
-            .with_context(|| format!("cannot read {}", manifest.display()))?;
-        let file: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not JSON", manifest.display()))?;
-        let name = file["file"]
-            .as_str()
-            .with_context(|| format!("{} names no file", manifest.display()))?;
-        model.join(name)
-    } else {
-        model
-    };
+    let model = blob_path(model)?;
     let m = read_model(&model)?;
     let as_of_day = match &as_of {
         Some(d) => date_arg("--as-of", d)?,

@@ -34,6 +34,42 @@ pub struct ShopOptions {
     pub seed: u64,
 }
 
+impl ShopOptions {
+    /// As `shop.json` holds them.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "families": self.families,
+            "days": self.days,
+            "today": format_date(self.today),
+            "launches_per_day": self.launches_per_day,
+            "seed": self.seed,
+        })
+    }
+
+    /// Read back from `shop.json`'s text; `what` names the file in errors.
+    pub fn from_json(text: &str, what: &str) -> Result<ShopOptions> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Json {
+            families: u32,
+            days: u32,
+            today: String,
+            launches_per_day: u32,
+            seed: u64,
+        }
+        let j: Json = serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{what}: not a shop's options: {e}"))?;
+        Ok(ShopOptions {
+            families: j.families,
+            days: j.days,
+            today: nestrank::calendar::parse_date(&j.today)
+                .ok_or_else(|| anyhow::anyhow!("{what}: today `{}` is not YYYY-MM-DD", j.today))?,
+            launches_per_day: j.launches_per_day,
+            seed: j.seed,
+        })
+    }
+}
+
 impl Default for ShopOptions {
     fn default() -> Self {
         ShopOptions {
@@ -59,7 +95,7 @@ pub struct ShopSummary {
 
 /// Who an item is for, when it matters (clothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fit {
+pub(crate) enum Fit {
     Any,
     Girl,
     Boy,
@@ -476,17 +512,17 @@ pub struct Special {
     #[serde(rename = "saleEnd")]
     pub sale_end: String,
     #[serde(skip)]
-    line: usize,
+    pub(crate) line: usize,
     #[serde(skip)]
-    brand_index: usize,
+    pub(crate) brand_index: usize,
     #[serde(skip)]
-    fit: Fit,
+    pub(crate) fit: Fit,
     #[serde(skip)]
-    start: i32,
+    pub(crate) start: i32,
     #[serde(skip)]
-    end: i32,
+    pub(crate) end: i32,
     #[serde(skip)]
-    price_level: f64,
+    pub(crate) price_level: f64,
 }
 
 fn top_index(top: &str) -> usize {
@@ -497,10 +533,17 @@ fn top_index(top: &str) -> usize {
 }
 
 fn catalog(o: &ShopOptions, rng: &mut Rng) -> Vec<Special> {
-    let first_day = o.today - o.days as i32 - 7;
-    let total_weight: f64 = LINES.iter().map(|l| l.weight).sum();
     let mut out = Vec::new();
-    for day in first_day..=o.today {
+    for day in o.today - o.days as i32 - 7..=o.today {
+        launch(o, day, rng, &mut out);
+    }
+    out
+}
+
+/// The day's new specials, appended to `out` (ids follow its length).
+pub(crate) fn launch(o: &ShopOptions, day: i32, rng: &mut Rng, out: &mut Vec<Special>) {
+    let total_weight: f64 = LINES.iter().map(|l| l.weight).sum();
+    {
         for _ in 0..o.launches_per_day {
             let mut x = rng.unit() * total_weight;
             let line = LINES
@@ -563,25 +606,44 @@ fn catalog(o: &ShopOptions, rng: &mut Rng) -> Vec<Special> {
             });
         }
     }
-    out
 }
 
 /// A simulated family.
-struct Family {
+#[derive(Clone)]
+pub(crate) struct Family {
     /// The baby's birthday (a future day: the due date), days since 1970.
-    birthday: i32,
-    gender: Fit,
+    pub(crate) birthday: i32,
+    pub(crate) gender: Fit,
     /// The preferred brand per top category, if any.
-    loyal: Vec<Option<usize>>,
+    pub(crate) loyal: Vec<Option<usize>>,
     /// Price level the family is comfortable with.
-    budget: f64,
+    pub(crate) budget: f64,
     /// Interest per top category.
-    interest: Vec<f64>,
+    pub(crate) interest: Vec<f64>,
     /// How likely a visit is on a day.
-    activity: f64,
+    pub(crate) activity: f64,
     /// Per line: the day the last purchase runs out (consumables) or
     /// `i32::MAX` once bought (durables).
-    stocked_until: Vec<i32>,
+    pub(crate) stocked_until: Vec<i32>,
+}
+
+impl Family {
+    /// Stocks up after buying `s` on `day`: a consumable until it runs out,
+    /// a durable for good.
+    pub(crate) fn bought(&mut self, s: &Special, day: i32, rng: &mut Rng) {
+        self.stocked_until[s.line] = match LINES[s.line].every_days {
+            Some(d) => day + (d * rng.range(0.8, 1.2)) as i32,
+            None => i32::MAX,
+        };
+    }
+
+    /// The baby's gender as users.csv writes it.
+    pub(crate) fn gender_code(&self) -> &'static str {
+        match self.gender {
+            Fit::Girl => "F",
+            _ => "M",
+        }
+    }
 }
 
 fn family(rng: &mut Rng, today: i32) -> Family {
@@ -608,7 +670,7 @@ fn family(rng: &mut Rng, today: i32) -> Family {
 }
 
 /// How much `f` wants item `s` on `day` (months of age from the birthday).
-fn appeal(f: &Family, s: &Special, day: i32) -> f64 {
+pub(crate) fn appeal(f: &Family, s: &Special, day: i32) -> f64 {
     let l = &LINES[s.line];
     let months = f64::from(day - f.birthday) / 30.44;
     // Families shop a little ahead: the next size up, the pram before birth.
@@ -634,23 +696,67 @@ fn appeal(f: &Family, s: &Special, day: i32) -> f64 {
     a
 }
 
-/// Writes the shop into `out`.
-pub fn generate(out: &Path, o: &ShopOptions) -> Result<ShopSummary> {
-    anyhow::ensure!(
-        o.families > 0 && o.days > 0 && o.launches_per_day > 0,
-        "families, days and launches per day must be positive"
-    );
-    std::fs::create_dir_all(out)?;
-    let mut rng = Rng::new(o.seed ^ 0x5108_BABE);
-    let items = catalog(o, &mut rng);
-    let mut families: Vec<Family> = (0..o.families).map(|_| family(&mut rng, o.today)).collect();
-    let first = o.today - o.days as i32;
-    let mut events = Vec::new();
-    for day in first..o.today {
-        let on_sale: Vec<usize> = (0..items.len())
-            .filter(|&i| items[i].start <= day && day <= items[i].end)
-            .collect();
-        for (u, f) in families.iter_mut().enumerate() {
+/// The shop's world: its catalog, and its families as they are after the
+/// log (their hidden tastes, what they have in stock). The simulator
+/// (`crate::simulate`) carries it on past the log.
+pub struct World {
+    pub(crate) options: ShopOptions,
+    pub(crate) items: Vec<Special>,
+    pub(crate) families: Vec<Family>,
+    /// The log: (family, item, event, ts), in time order per family.
+    pub(crate) events: Vec<(usize, usize, &'static str, i64)>,
+}
+
+impl World {
+    /// The world `o` describes, deterministic from its seed.
+    pub fn generate(o: &ShopOptions) -> Result<World> {
+        anyhow::ensure!(
+            o.families > 0 && o.days > 0 && o.launches_per_day > 0,
+            "families, days and launches per day must be positive"
+        );
+        let mut rng = Rng::new(o.seed ^ 0x5108_BABE);
+        let items = catalog(o, &mut rng);
+        let families: Vec<Family> = (0..o.families).map(|_| family(&mut rng, o.today)).collect();
+        let mut world = World {
+            options: *o,
+            items,
+            families,
+            events: Vec::new(),
+        };
+        for day in o.today - o.days as i32..o.today {
+            world.organic_day(day, &mut rng);
+        }
+        Ok(world)
+    }
+
+    /// The specials on sale on `day` in the shop's own order: the newest
+    /// deals first, then the deepest discount.
+    pub(crate) fn shop_order(&self, day: i32) -> Vec<usize> {
+        let mut order = self.on_sale(day);
+        let items = &self.items;
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&items[a], &items[b]);
+            b.start
+                .cmp(&a.start)
+                .then((a.price / a.was).total_cmp(&(b.price / b.was)))
+                .then(a.id.cmp(&b.id))
+        });
+        order
+    }
+
+    /// The catalog's indices on sale on `day`.
+    pub(crate) fn on_sale(&self, day: i32) -> Vec<usize> {
+        (0..self.items.len())
+            .filter(|&i| self.items[i].start <= day && day <= self.items[i].end)
+            .collect()
+    }
+
+    /// One day of the log: each family that visits browses by appeal.
+    fn organic_day(&mut self, day: i32, rng: &mut Rng) {
+        let on_sale = self.on_sale(day);
+        let items = &self.items;
+        let events = &mut self.events;
+        for (u, f) in self.families.iter_mut().enumerate() {
             if !rng.chance(f.activity) {
                 continue;
             }
@@ -704,89 +810,109 @@ pub fn generate(out: &Path, o: &ShopOptions) -> Result<ShopSummary> {
                     if rng.chance(0.6) {
                         events.push((u, i, "purchase", ts));
                         ts += 10;
-                        let l = &LINES[s.line];
-                        f.stocked_until[s.line] = match l.every_days {
-                            Some(d) => day + (d * rng.range(0.8, 1.2)) as i32,
-                            None => i32::MAX,
-                        };
+                        f.bought(s, day, rng);
                     }
                 }
             }
         }
     }
-    write_atomically(&out.join("items.csv"), |w| {
-        writeln!(
+}
+
+/// Writes the shop into `out`.
+pub fn generate(out: &Path, o: &ShopOptions) -> Result<ShopSummary> {
+    World::generate(o)?.write(out)
+}
+
+impl World {
+    /// `items.csv`: the whole catalog.
+    pub(crate) fn write_items(&self, out: &Path) -> Result<()> {
+        let items = &self.items;
+        write_atomically(&out.join("items.csv"), |w| {
+            writeln!(
             w,
             "item_id,category,top_category,brand,price,age_min_months,age_max_months,gender,sale_start,sale_end,title"
         )?;
-        for s in &items {
-            writeln!(
-                w,
-                "{},{},{},{},{:.2},{},{},{},{},{},\"{}\"",
-                s.id,
-                s.category,
-                s.top,
-                s.brand,
-                s.price,
-                s.age_min,
-                s.age_max,
-                s.gender,
-                s.sale_start,
-                s.sale_end,
-                s.title.replace('"', "\"\"")
+            for s in items {
+                writeln!(
+                    w,
+                    "{},{},{},{},{:.2},{},{},{},{},{},\"{}\"",
+                    s.id,
+                    s.category,
+                    s.top,
+                    s.brand,
+                    s.price,
+                    s.age_min,
+                    s.age_max,
+                    s.gender,
+                    s.sale_start,
+                    s.sale_end,
+                    s.title.replace('"', "\"\"")
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// `users.csv`: each family's baby.
+    pub(crate) fn write_users(&self, out: &Path) -> Result<()> {
+        let families = &self.families;
+        write_atomically(&out.join("users.csv"), |w| {
+            writeln!(w, "user_id,baby_birthday,baby_gender")?;
+            for (u, f) in families.iter().enumerate() {
+                writeln!(w, "f{u},{},{}", format_date(f.birthday), f.gender_code())?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Writes the data directory (and `shop.json`, the options that
+    /// regenerate this world, for the simulator).
+    fn write(&self, out: &Path) -> Result<ShopSummary> {
+        let (items, events, o) = (&self.items, &self.events, &self.options);
+        std::fs::create_dir_all(out)?;
+        write_atomically(&out.join("shop.json"), |w| {
+            serde_json::to_writer_pretty(&mut *w, &o.to_json())?;
+            writeln!(w)?;
+            Ok(())
+        })?;
+        self.write_items(out)?;
+        self.write_users(out)?;
+        write_atomically(&out.join("events.csv"), |w| {
+            writeln!(w, "user_id,item_id,event,ts")?;
+            for (u, i, e, ts) in events {
+                writeln!(w, "f{u},{},{e},{ts}", items[*i].id)?;
+            }
+            Ok(())
+        })?;
+        // Today's specials in the shop's own order: the newest deals first,
+        // then the deepest discount.
+        let today: Vec<&Special> = self
+            .shop_order(o.today)
+            .into_iter()
+            .map(|i| &items[i])
+            .collect();
+        write_atomically(&out.join("specials.txt"), |w| {
+            for s in &today {
+                writeln!(w, "{}", s.id)?;
+            }
+            Ok(())
+        })?;
+        write_atomically(&out.join("specials.json"), |w| {
+            serde_json::to_writer(
+                &mut *w,
+                &serde_json::json!({ "date": format_date(o.today), "items": today }),
             )?;
-        }
-        Ok(())
-    })?;
-    write_atomically(&out.join("users.csv"), |w| {
-        writeln!(w, "user_id,baby_birthday,baby_gender")?;
-        for (u, f) in families.iter().enumerate() {
-            let gender = match f.gender {
-                Fit::Girl => "F",
-                _ => "M",
-            };
-            writeln!(w, "f{u},{},{gender}", format_date(f.birthday))?;
-        }
-        Ok(())
-    })?;
-    write_atomically(&out.join("events.csv"), |w| {
-        writeln!(w, "user_id,item_id,event,ts")?;
-        for (u, i, e, ts) in &events {
-            writeln!(w, "f{u},{},{e},{ts}", items[*i].id)?;
-        }
-        Ok(())
-    })?;
-    // Today's specials in the shop's own order: the newest deals first,
-    // then the deepest discount.
-    let mut today: Vec<&Special> = items
-        .iter()
-        .filter(|s| s.start <= o.today && o.today <= s.end)
-        .collect();
-    today.sort_by(|a, b| {
-        b.start
-            .cmp(&a.start)
-            .then((a.price / a.was).total_cmp(&(b.price / b.was)))
-            .then(a.id.cmp(&b.id))
-    });
-    write_atomically(&out.join("specials.txt"), |w| {
-        for s in &today {
-            writeln!(w, "{}", s.id)?;
-        }
-        Ok(())
-    })?;
-    write_atomically(&out.join("specials.json"), |w| {
-        serde_json::to_writer(
-            &mut *w,
-            &serde_json::json!({ "date": format_date(o.today), "items": today }),
-        )?;
-        writeln!(w)?;
-        Ok(())
-    })?;
-    Ok(ShopSummary {
-        items: items.len(),
-        events: events.len(),
-        specials_today: today.len(),
-    })
+            writeln!(w)?;
+            Ok(())
+        })?;
+        Ok(ShopSummary {
+            items: items.len(),
+            events: events.len(),
+            specials_today: today.len(),
+        })
+    }
 }
 
 #[cfg(test)]
