@@ -36,6 +36,22 @@ pub mod section {
     pub const RULES: u16 = 7;
     /// Bought-together neighbour lists (version 3, optional).
     pub const COMPLEMENTS: u16 = 8;
+
+    /// A section's name as FORMAT.md gives it, or `None` for an id no
+    /// version defines.
+    pub fn name(id: u16) -> Option<&'static str> {
+        Some(match id {
+            ITEMS => "items",
+            CATEGORIES => "categories",
+            NEIGHBOURS => "neighbours",
+            RANKER => "ranker",
+            FACTORS => "factors",
+            FAMILY => "family",
+            RULES => "rules",
+            COMPLEMENTS => "complements",
+            _ => return None,
+        })
+    }
 }
 
 /// What the profile features need of each item (format version 2,

@@ -19,6 +19,8 @@ pub mod progress;
 pub mod publish;
 pub mod push;
 pub mod replay;
+pub mod report;
+pub mod report_html;
 pub mod rng;
 pub mod rows;
 #[cfg(feature = "engine")]

@@ -284,6 +284,10 @@ enum Command {
     /// tastes are known) through the page's decision code, and writes its
     /// logs (with `variant` and `shown_rank`) and `truth.json` (issue #19).
     Simulate(SimulateArgs),
+    /// Did it sell more? An experiment's figures per variant, the lift
+    /// against the baseline with bootstrap intervals and a verdict, as one
+    /// self-contained HTML file (`--out`) and/or JSON (`--json`).
+    Report(ReportArgs),
     /// Points --out/manifest.json back to the previous good blob.
     Rollback(RollbackArgs),
     /// Checks a blob: exit 0 and a summary, or the typed error and exit 1.
@@ -458,6 +462,42 @@ struct SimulateArgs {
     /// Output data directory.
     #[arg(long)]
     out: PathBuf,
+}
+
+// The arguments of `report`.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Data directory: events with `variant` (and `shown_rank`), optional
+    /// exposures (`user_id,variant,ts`), items (prices), experiment.json.
+    #[arg(long)]
+    data: PathBuf,
+    /// The HTML file to write.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The blob served (a blob or a `build --out` folder): its learned
+    /// weights and its sections in the HTML.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// `eval --json`'s output: the offline replay in the HTML.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// The variant lifts are measured against (default: the experiment's first).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 2_000)]
+    bootstrap: u32,
+    /// The intervals' confidence.
+    #[arg(long, default_value_t = 0.95)]
+    confidence: f64,
+    /// The resampling's seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    rows: RowArgs,
 }
 
 // The arguments of `rollback`.
@@ -720,6 +760,82 @@ fn simulate(
     Ok(())
 }
 
+fn report(a: ReportArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.out.is_some() || a.json,
+        "report: give --out FILE.html, --json, or both"
+    );
+    anyhow::ensure!(
+        a.confidence > 0.0 && a.confidence < 1.0 && a.bootstrap >= 100,
+        "report: --confidence must be in (0, 1) and --bootstrap at least 100"
+    );
+    let mut bad = model_builder::rows::BadRows::new(policy(a.rows));
+    let o = model_builder::report::ReportOptions {
+        bootstrap: a.bootstrap,
+        confidence: a.confidence,
+        seed: a.seed,
+        baseline: a.baseline,
+    };
+    let r = model_builder::report::analyze(&a.data, &o, &mut bad)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
+    let Some(out) = a.out else {
+        return Ok(());
+    };
+    let mut extras = model_builder::report_html::Extras::default();
+    if let Some(model) = a.model {
+        let path = blob_path(model)?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let m = Model::from_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", path.display()))?;
+        let container =
+            nestrank::format::Container::parse(&bytes, nestrank::format::BlobKind::Model)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        extras.model = Some(model_builder::report_html::ModelFacts {
+            id: m.model_id(),
+            as_of: nestrank::calendar::format_date(m.header().as_of_day),
+            weights: nestrank::rank::FEATURE_NAMES
+                .iter()
+                .zip(&m.ranker().weights)
+                .map(|(n, w)| (n.to_string(), *w))
+                .collect(),
+            sections: container
+                .sections
+                .iter()
+                .map(|(id, data)| {
+                    (
+                        nestrank::model::section::name(*id)
+                            .unwrap_or("?")
+                            .to_string(),
+                        data.len(),
+                    )
+                })
+                .collect(),
+        });
+    }
+    if let Some(replay) = a.replay {
+        let text = std::fs::read_to_string(&replay)
+            .with_context(|| format!("cannot read {}", replay.display()))?;
+        extras.replay = Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not `eval --json` output", replay.display()))?,
+        );
+    }
+    let title = format!(
+        "Experiment report: {}",
+        r.experiment.as_deref().unwrap_or("nestrank")
+    );
+    let html = model_builder::report_html::render(&r, &extras, &title);
+    model_builder::publish::write_atomically(&out, |w| {
+        w.write_all(html.as_bytes())?;
+        Ok(())
+    })?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 /// Reads and decodes a blob file, naming the file in any error.
 fn read_model(path: &std::path::Path) -> Result<Model> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -874,6 +990,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Profiles(args) => profiles(args)?,
         Command::Users(args) => users(args)?,
         Command::Simulate(args) => simulate(args)?,
+        Command::Report(args) => report(args)?,
         Command::Rollback(args) => rollback_cmd(args)?,
         Command::Verify(args) => verify(args)?,
         Command::Eval(args) => eval(args)?,
