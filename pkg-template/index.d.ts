@@ -73,4 +73,18 @@ export function loadModel(manifestUrl: string | URL, options?: LoadModelOptions)
 /** Lowercase hex SHA-256 of the bytes. */
 export function sha256Hex(bytes: Uint8Array): Promise<string>;
 
+/** Options of `visitorId`. */
+export interface VisitorIdOptions {
+  /** Where to keep it (default: `localStorage`; `null`: this page view only). */
+  storage?: Storage | null;
+  /** Also write it to the `nr_vid` cookie, for an edge worker (default false). */
+  cookie?: boolean;
+}
+
+/** The random first-party visitor id experiments assign by (`Recommender.setVisitor`): the `nr_vid` cookie's, else the kept one, else a new one. */
+export function visitorId(options?: VisitorIdOptions): string;
+
+/** `"nr_vid"`: the cookie the page and an edge worker share the visitor id in. */
+export const VISITOR_COOKIE: string;
+
 export type { Signal, DecodedSignal };

@@ -4,5 +4,5 @@
 // imported `nestrank_bg.wasm`.
 export * from "./nestrank.js";
 export { default } from "./nestrank.js";
-export { SignalStore } from "./store.js";
+export { SignalStore, visitorId, VISITOR_COOKIE } from "./store.js";
 export { loadModel, sha256Hex } from "./load.js";

@@ -131,3 +131,49 @@ export class SignalStore {
     return encodeSignals(this.#load(), maxChars);
   }
 }
+
+/** The cookie an edge worker and the page share the visitor id in. */
+export const VISITOR_COOKIE = "nr_vid";
+const VISITOR_KEY = "nestrank:visitor";
+const VISITOR_ID = /^[A-Za-z0-9-]{8,64}$/;
+
+function readVisitorCookie(cookie) {
+  for (const part of (cookie ?? "").split(";")) {
+    const [k, v] = part.trim().split("=");
+    if (k === VISITOR_COOKIE && VISITOR_ID.test(v ?? "")) return v;
+  }
+  return null;
+}
+
+/**
+ * The visitor id experiments assign by: random, first-party, drawn once
+ * (`crypto.randomUUID`) and kept, never derived from anything about the
+ * person. An id the edge worker set in the `nr_vid` cookie wins, so that
+ * the page and the worker agree; otherwise the one in storage; otherwise a
+ * new one. With `cookie: true` the id is also written to `nr_vid` for the
+ * worker. Storage that refuses writes gives an id for this page view only.
+ * @param {object} [options]
+ * @param {Storage|null} [options.storage] default: localStorage
+ * @param {boolean} [options.cookie] also keep it in the `nr_vid` cookie
+ * @returns {string}
+ */
+export function visitorId({ storage = defaultStorage(), cookie = false } = {}) {
+  const doc = globalThis.document;
+  let id = doc ? readVisitorCookie(doc.cookie) : null;
+  if (!id) {
+    try {
+      const kept = storage?.getItem(VISITOR_KEY);
+      if (VISITOR_ID.test(kept ?? "")) id = kept;
+    } catch {
+      // refused: a new id below
+    }
+  }
+  id ??= globalThis.crypto.randomUUID();
+  try {
+    storage?.setItem(VISITOR_KEY, id);
+  } catch {
+    // this page view only
+  }
+  if (cookie && doc) doc.cookie = `${VISITOR_COOKIE}=${id}; Path=/; Max-Age=31536000; SameSite=Lax`;
+  return id;
+}

@@ -124,20 +124,20 @@ fn check_name(field: String, name: &str) -> Result<(), ExperimentError> {
     {
         return Err(invalid(
             field,
-            format!("{name:?} holds {c:?}; use letters, digits, '_', '-' and '.'"),
+            format!("{name:?} holds '{c}'; use letters, digits, '_', '-' and '.'"),
         ));
     }
     Ok(())
 }
 
-/// The field names of an experiment's objects, for a door whose parser
-/// does not reject unknown ones: (the experiment's, a variant's).
-pub fn fields() -> (&'static [&'static str], &'static [&'static str]) {
-    (
-        crate::ruleset::fields_of::<Experiment>(),
-        crate::ruleset::fields_of::<Variant>(),
-    )
-}
+/// The field names of an experiment and of a variant, for a door whose
+/// parser does not reject unknown ones. Constants, not read from the derive
+/// as the rules' are: that would put a second deserializer in the wasm (a
+/// test keeps them equal).
+pub const FIELDS: (&[&str], &[&str]) = (
+    &["name", "variants"],
+    &["name", "share", "order", "ranker", "rules"],
+);
 
 impl Variant {
     /// The hand-set ranker this variant names, if any (`None`: the shipped one).
@@ -172,10 +172,8 @@ impl Experiment {
                 .ok_or_else(|| {
                     invalid(
                         format!("variants[{k}].share"),
-                        format!(
-                            "{} is not a percentage in (0, 100] with at most two decimals",
-                            v.share
-                        ),
+                        // No float formatting here: it would weigh on the wasm.
+                        "not a percentage in (0, 100] with at most two decimals",
                     )
                 })?
                 .get();
@@ -205,10 +203,16 @@ impl Experiment {
         if total != BUCKETS {
             return Err(invalid(
                 "variants",
-                format!(
-                    "the shares add up to {}%; they must add up to 100%",
-                    f64::from(total) / 100.0
-                ),
+                match total % 100 {
+                    0 => format!(
+                        "the shares add up to {}%; they must add up to 100%",
+                        total / 100
+                    ),
+                    c => format!(
+                        "the shares add up to {}.{c:02}%; they must add up to 100%",
+                        total / 100
+                    ),
+                },
             ));
         }
         Ok(())
@@ -375,6 +379,12 @@ mod tests {
             err.to_string(),
             "experiment: variants[1].rules: pins[0]: slot is 1-based: 1 is the top"
         );
+    }
+
+    #[test]
+    fn the_field_lists_are_the_derives() {
+        assert_eq!(FIELDS.0, crate::ruleset::fields_of::<Experiment>());
+        assert_eq!(FIELDS.1, crate::ruleset::fields_of::<Variant>());
     }
 
     #[test]

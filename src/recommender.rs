@@ -204,6 +204,13 @@ impl Recommender {
         self.variant()
     }
 
+    /// Whose order the set visitor's variant shows (`None`: no variant,
+    /// so nestrank's).
+    pub fn variant_order(&self) -> Option<Order> {
+        let r = self.experiment.as_ref()?;
+        r.current.map(|k| r.experiment.variants[k].order)
+    }
+
     /// The variant that serves the set visitor, or `None` (no experiment,
     /// or no visitor id): the name to tag shown pages and events with.
     pub fn variant(&self) -> Option<&str> {

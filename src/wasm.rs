@@ -122,9 +122,66 @@ fn experiment_error(message: &str) -> JsValue {
     error("NestrankExperimentError", message)
 }
 
+/// An `Experiment` object read field by field (serde's derive for it
+/// weighed 7 KB gzipped in the module); the core checks the values.
+fn experiment_from_js(value: &JsValue) -> Result<crate::experiment::Experiment, JsValue> {
+    use crate::experiment::{Experiment, Order, Variant};
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let string = |v: JsValue, at: &str| -> Result<Option<String>, JsValue> {
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        v.as_string()
+            .map(Some)
+            .ok_or_else(|| experiment_error(&format!("experiment: {at} must be a string")))
+    };
+    let name = string(get(value, "name"), "name")?
+        .ok_or_else(|| experiment_error("experiment: name is missing"))?;
+    let list = get(value, "variants");
+    let list = list
+        .dyn_ref::<Array>()
+        .ok_or_else(|| experiment_error("experiment: variants must be an array"))?;
+    let mut variants = Vec::with_capacity(list.length() as usize);
+    for (k, v) in list.iter().enumerate() {
+        let at = |field: &str| format!("variants[{k}].{field}");
+        let order = match string(get(&v, "order"), &at("order"))?.as_deref() {
+            None | Some("nestrank") => Order::Nestrank,
+            Some("shop") => Order::Shop,
+            Some(other) => {
+                return Err(experiment_error(&format!(
+                    "experiment: {}: {other:?} is not \"shop\" or \"nestrank\"",
+                    at("order")
+                )))
+            }
+        };
+        let rules = get(&v, "rules");
+        let rules = if rules.is_undefined() || rules.is_null() {
+            None
+        } else {
+            Some(
+                serde_wasm_bindgen::from_value::<crate::rules::RuleSet>(rules).map_err(|e| {
+                    experiment_error(&format!("experiment: {}: not a rule set: {e}", at("rules")))
+                })?,
+            )
+        };
+        variants.push(Variant {
+            name: string(get(&v, "name"), &at("name"))?.ok_or_else(|| {
+                experiment_error(&format!("experiment: {} is missing", at("name")))
+            })?,
+            share: get(&v, "share").as_f64().ok_or_else(|| {
+                experiment_error(&format!("experiment: {} must be a number", at("share")))
+            })?,
+            order,
+            ranker: string(get(&v, "ranker"), &at("ranker"))?,
+            rules,
+        });
+    }
+    Ok(Experiment { name, variants })
+}
+
 /// [`check_rule_keys`] for an experiment and its variants' rules.
 fn check_experiment_keys(value: &JsValue) -> Result<(), JsValue> {
-    let (top, variant) = crate::experiment::fields();
+    let (top, variant) = crate::experiment::FIELDS;
     let keys = |v: &JsValue, at: &str, allowed: &[&str]| -> Result<(), JsValue> {
         if let Some(o) = v.dyn_ref::<Object>() {
             for k in Object::keys(o).iter() {
@@ -554,11 +611,7 @@ impl Recommender {
                 None => experiment.clone(),
             };
             check_experiment_keys(&value)?;
-            Some(
-                serde_wasm_bindgen::from_value::<crate::experiment::Experiment>(value).map_err(
-                    |e| experiment_error(&format!("experiment: not an experiment: {e}")),
-                )?,
-            )
+            Some(experiment_from_js(&value)?)
         };
         self.inner
             .set_experiment(experiment)
@@ -578,6 +631,20 @@ impl Recommender {
     #[wasm_bindgen(getter)]
     pub fn variant(&self) -> Option<String> {
         self.inner.variant().map(str::to_string)
+    }
+
+    /// Whose order the visitor's variant shows: `"shop"` (a control: the
+    /// candidates come back as given) or `"nestrank"`; undefined with no
+    /// variant.
+    #[wasm_bindgen(getter, js_name = variantOrder, unchecked_return_type = "\"shop\" | \"nestrank\" | undefined")]
+    pub fn variant_order(&self) -> Option<String> {
+        self.inner.variant_order().map(|o| {
+            match o {
+                crate::experiment::Order::Shop => "shop",
+                crate::experiment::Order::Nestrank => "nestrank",
+            }
+            .to_string()
+        })
     }
 
     /// The rules in force, as a `RuleSet` object.

@@ -51,6 +51,7 @@ fn each_variant_serves_what_it_declares() {
     assert_eq!(page(&mut r), plain, "no visitor: the shipped ranking");
 
     assert_eq!(r.set_visitor(&visitor_in(&e, "control")), Some("control"));
+    assert_eq!(r.variant_order(), Some(nestrank::experiment::Order::Shop));
     let shop = r
         .rerank_indices(
             &[3, 2, 1, 0],

@@ -8,8 +8,11 @@
 // in ms; #model-id the model id; add-to-cart buttons carry data-action="cart";
 // after a tap, #similar-items lists today's specials like the tapped one
 // (item-to-item, from the blob's neighbour tables), each with data-item-id;
-// window.nestrank.history says whether a nightly profile's embedding ranked.
-import init, { Profile, SignalStore, loadModel } from "./pkg/index.js";
+// window.nestrank.history says whether a nightly profile's embedding ranked;
+// with an experiment, <body data-variant> names the visitor's variant, each
+// card carries data-rank (1 = top), and every reported tap, cart and page
+// view carries both (window.nestrank.events, "nestrank:event" DOM events).
+import init, { Profile, SignalStore, loadModel, visitorId } from "./pkg/index.js";
 
 // Everything the first screen needs starts downloading at once: the day's
 // specials, and the model (loadModel compiles the wasm while it fetches the
@@ -31,11 +34,24 @@ const nightlyBytes = profileUrl
   ? fetch(profileUrl).then((r) => (r.ok ? r.arrayBuffer() : null), () => null)
   : Promise.resolve(null);
 
+// An A/B experiment (model-builder's README, "Experiments"): the shop's page
+// names its JSON with <meta name="nestrank-experiment" content="URL">; the
+// demo takes ?experiment=PATH (same origin). Reported events go to
+// <meta name="nestrank-report" content="URL"> by sendBeacon, if named.
+const experimentParam = new URLSearchParams(location.search).get("experiment");
+const experimentUrl =
+  document.querySelector('meta[name="nestrank-experiment"]')?.content ??
+  (/^[A-Za-z0-9_-][A-Za-z0-9_./-]{0,200}\.json$/.test(experimentParam ?? "") && !experimentParam.includes("..") ? experimentParam : null);
+const experimentJson = experimentUrl
+  ? fetch(experimentUrl).then((r) => (r.ok ? r.text() : null), () => null)
+  : Promise.resolve(null);
+const reportUrl = document.querySelector('meta[name="nestrank-report"]')?.content;
+
 const HUES = { diapers: 200, formula: 40, feeding: 100, strollers: 260, "car-seats": 0, clothing: 320, toys: 160, maternity: 20 };
 const PROFILE_KEY = "nestrank:profile";
 const $ = (id) => document.getElementById(id);
 const timings = {};
-window.nestrank = { timings, ready: false, personalized: false, history: false };
+window.nestrank = { timings, ready: false, personalized: false, history: false, variant: null, events: [] };
 
 const store = new SignalStore();
 let catalog = new Map();
@@ -93,10 +109,11 @@ function ageRange(s) {
   return `${s.ageMin}-${s.ageMax} mo`;
 }
 
-function card(s, reason) {
+function card(s, reason, rank) {
   const li = document.createElement("li");
   li.className = "card";
   li.dataset.itemId = s.id;
+  li.dataset.rank = String(rank);
   const m = ageMonths();
   const fits = m !== null && m >= s.ageMin - 1 && m <= s.ageMax && (s.gender === "any" || !profile.gender || s.gender === profile.gender);
   const off = Math.round((1 - s.price / s.was) * 100);
@@ -129,7 +146,7 @@ function render(items, reasons = []) {
   const list = $("specials");
   const cards = (from, to) => {
     const frag = document.createDocumentFragment();
-    for (let k = from; k < to; k++) frag.append(card(items[k], reasons[k]));
+    for (let k = from; k < to; k++) frag.append(card(items[k], reasons[k], k + 1));
     return frag;
   };
   list.replaceChildren(cards(0, Math.min(FIRST_SCREEN, items.length)));
@@ -162,7 +179,19 @@ function reasonText(reason, becauseId) {
 // Off by default: then nothing about the signals leaves the phone.
 const cookieName = document.querySelector('meta[name="nestrank-cookie"]')?.content;
 
-function track(itemId, event) {
+// What the shop's analytics hears: a tap, cart or page view with the
+// variant that served it and the rank the item was shown at. Nothing else
+// about the visitor goes with it.
+function report(kind, detail) {
+  if (!window.nestrank.variant) return;
+  const e = { kind, ...detail, variant: window.nestrank.variant, ts: Math.floor(Date.now() / 1000) };
+  window.nestrank.events.push(e);
+  document.dispatchEvent(new CustomEvent("nestrank:event", { detail: e }));
+  if (reportUrl) navigator.sendBeacon?.(reportUrl, JSON.stringify(e));
+}
+
+function track(itemId, event, rank) {
+  report(event, { item: itemId, shownRank: rank });
   try {
     store.track(itemId, event);
     if (cookieName === "nr_signals") {
@@ -178,11 +207,11 @@ $("specials").addEventListener("click", (e) => {
   if (!li) return;
   const button = e.target.closest("[data-action='cart']");
   if (button) {
-    track(li.dataset.itemId, "cart");
+    track(li.dataset.itemId, "cart", Number(li.dataset.rank));
     button.textContent = "Added";
     button.disabled = true;
   } else {
-    track(li.dataset.itemId, "view");
+    track(li.dataset.itemId, "view", Number(li.dataset.rank));
     li.classList.add("viewed");
     showSimilar(li.dataset.itemId);
   }
@@ -284,6 +313,23 @@ function nightlyProfile(bytes) {
   }
 }
 
+// Joins the experiment, if the page runs one: a malformed one is refused
+// by the core (one warning) and the page ranks as without it. Returns the
+// visitor's variant, also in <body data-variant>.
+function joinExperiment(rec, json) {
+  if (!json) return null;
+  try {
+    rec.setExperiment(json);
+  } catch (e) {
+    console.warn(`nestrank: no experiment: ${e.message}`);
+    return null;
+  }
+  const variant = rec.setVisitor(visitorId({ cookie: cookieName === "nr_signals" })) ?? null;
+  window.nestrank.variant = variant;
+  if (variant) document.body.dataset.variant = variant;
+  return variant;
+}
+
 async function main() {
   showProfile();
   // The wasm and the model load while the specials download; the list is
@@ -328,12 +374,15 @@ async function main() {
     const history = Boolean(nightly) && rec.usesEmbedding;
     nightly?.free();
     window.nestrank.history = history;
+    const variant = joinExperiment(rec, await experimentJson);
     const signals = store.signals();
     const ids = specials.items.map((s) => s.id);
     const t = performance.now();
     const out = rec.rerank(ids, signals, { explain: true });
     timings.rerankMs = performance.now() - t;
-    const show = signals.length > 0 || coreProfile !== null || history;
+    report("page", {});
+    const control = rec.variantOrder === "shop";
+    const show = !control && (signals.length > 0 || coreProfile !== null || history);
     clearTimeout(slow);
     const rendered = render(
       out.items.map((id) => catalog.get(id)),
@@ -341,7 +390,7 @@ async function main() {
     );
     $("rerank-ms").textContent = timings.rerankMs.toFixed(2);
     const from = [signals.length ? `${signals.length} recent taps` : "", history ? "your history" : "", coreProfile ? "your baby's stage" : ""].filter(Boolean).join(" and ");
-    $("status").textContent = show ? `Picked for you from ${from}` : "Shop's picks (browse to personalize)";
+    $("status").textContent = show ? `Picked for you from ${from}` : control ? "Shop's picks" : "Shop's picks (browse to personalize)";
     $("timings").textContent = `wasm ${timings.instantiateMs.toFixed(1)} ms · model ${loaded.source} ${timings.decodeMs.toFixed(1)} ms · rerank of ${ids.length} ${timings.rerankMs.toFixed(2)} ms`;
     window.nestrank.personalized = true;
     await rendered;

@@ -12,3 +12,6 @@ export function readCookie(header, name) {
   }
   return null;
 }
+
+/** The visitor id experiments assign by (the package's `visitorId` keeps the same). */
+export const VISITOR_COOKIE = "nr_vid";

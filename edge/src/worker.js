@@ -17,6 +17,11 @@
 // With the KV namespace USERS bound (`model-builder users`' edge table) and
 // an `nr_uid` cookie, the visitor's nightly profile joins the signals: its
 // embedding personalizes even an empty signals cookie (users.js).
+// An A/B experiment runs from `experiment.json` in the same KV (re-read
+// with the rules): each visitor is assigned by the `nr_vid` cookie (a random
+// id the page or this worker draws, set here when missing) with the core's
+// hash, so the page and the worker agree; the variant goes out in
+// x-nestrank-variant, and a control variant gets the shop's order.
 import { initSync, Recommender, decodeSignals } from "../../pkg/nestrank.js";
 import { sha256Hex } from "../../pkg/load.js";
 import wasmModule from "../../pkg/nestrank_bg.wasm";
@@ -24,7 +29,7 @@ import sampleModel from "../sample/model.nrk";
 import sampleSpecials from "../sample/specials.json";
 import samplePage from "../sample/index.html";
 import { renderCard } from "./page.js";
-import { COOKIE, MAX_COOKIE_CHARS, readCookie } from "./cookie.js";
+import { COOKIE, MAX_COOKIE_CHARS, VISITOR_COOKIE, readCookie } from "./cookie.js";
 import { UID_COOKIE, nightlyProfile } from "./users.js";
 
 const RETRY_AFTER_MS = 60_000;
@@ -89,10 +94,18 @@ async function refreshOps(m, env) {
   m.opsAt = Date.now();
   m.opsError = null;
   try {
-    const [rules, soldOut] = await Promise.all([
+    const [rules, soldOut, experiment] = await Promise.all([
       env.MODELS.get("rules.json", "text"),
       env.MODELS.get("sold-out.json", "text"),
+      env.MODELS.get("experiment.json", "text"),
     ]);
+    try {
+      // A bad experiment leaves the last good one running (the core keeps it).
+      m.rec.setExperiment(experiment);
+      m.experiment = experiment !== null;
+    } catch (e) {
+      m.opsError = `KV ops: ${e.message}`;
+    }
     m.rec.setRules(rules);
     const ids = soldOut === null ? [] : JSON.parse(soldOut);
     if (!Array.isArray(ids) || ids.some((x) => typeof x !== "string")) throw new Error("sold-out.json must be an array of item ids");
@@ -117,8 +130,15 @@ function readSignals(request) {
 
 // The visitor's order, or why there is none. `profile`: the family's
 // nightly profile (its embedding is the fold-in's prior), or undefined.
-function personalize(m, request, now, profile) {
+function personalize(m, request, now, profile, visitor) {
   if (!m.rec) return { why: "no-model" };
+  const variant = m.experiment ? m.rec.setVisitor(visitor ?? "") : undefined;
+  if (variant && m.rec.variantOrder === "shop") return { why: "control", variant };
+  const result = rank(m, request, now, profile);
+  return variant ? { ...result, variant } : result;
+}
+
+function rank(m, request, now, profile) {
   const read = readSignals(request);
   if (profile) m.rec.setProfile(profile);
   try {
@@ -135,7 +155,7 @@ function personalize(m, request, now, profile) {
   }
 }
 
-function headers(m, result, type, nightly) {
+function headers(m, result, type, nightly, newVisitor) {
   const h = new Headers({
     "content-type": type,
     "x-nestrank-model": m.id ?? "none",
@@ -143,8 +163,10 @@ function headers(m, result, type, nightly) {
     "x-nestrank-profile": nightly.status,
     vary: "Cookie",
     // Only the non-personalized page may sit in a shared cache.
-    "cache-control": result.items ? "private, max-age=0" : "public, max-age=300",
+    "cache-control": result.items || newVisitor ? "private, max-age=0" : "public, max-age=300",
   });
+  if (newVisitor) h.append("set-cookie", `${VISITOR_COOKIE}=${newVisitor}; Path=/; Max-Age=31536000; SameSite=Lax`);
+  if (result.variant) h.set("x-nestrank-variant", result.variant);
   const error = m.error ?? m.opsError ?? nightly.error;
   if (error) h.set("x-nestrank-error", error.slice(0, 200).replace(/[^\x20-\x7e]/g, "?"));
   return h;
@@ -167,10 +189,14 @@ export default {
     const pinned = env.NESTRANK_TRUST_NOW === "1" ? Number(request.headers.get("x-nestrank-now")) : NaN;
     const now = Number.isFinite(pinned) ? pinned : Date.now() / 1000;
     const uid = readCookie(request.headers.get("cookie"), UID_COOKIE);
+    // The visitor id experiments assign by: the page's or ours, drawn once.
+    const kept = readCookie(request.headers.get("cookie"), VISITOR_COOKIE);
+    const newVisitor = m.experiment && !/^[A-Za-z0-9-]{8,64}$/.test(kept ?? "") ? crypto.randomUUID() : null;
+    const visitor = newVisitor ?? kept;
     const nightly = m.rec ? await nightlyProfile(env, uid, m.id) : { status: "no-model" };
     let result;
     try {
-      result = personalize(m, request, now, nightly.profile);
+      result = personalize(m, request, now, nightly.profile, visitor);
     } catch (e) {
       console.warn(`nestrank edge: rerank failed: ${e.message}`);
       result = { why: "rerank-failed" };
@@ -179,7 +205,7 @@ export default {
       // Benchmark builds only: the cost of personalizing this request, n times.
       const n = Math.min(20_000, Math.max(1, Number(url.searchParams.get("n")) || 1000));
       const t = performance.now();
-      for (let k = 0; k < n; k++) personalize(m, request, now, nightly.profile);
+      for (let k = 0; k < n; k++) personalize(m, request, now, nightly.profile, visitor);
       nightly.profile?.free();
       return Response.json({ n, ms: performance.now() - t, why: result.why });
     }
@@ -189,9 +215,9 @@ export default {
         ? result.items.map((id, k) => ({ ...byId.get(id), reason: result.reasons[k] }))
         : specials.items.filter((s) => !hidden.has(s.id));
       const body = JSON.stringify({ model: m.id ?? null, personalized: Boolean(result.items), items });
-      return new Response(body, { headers: headers(m, result, "application/json", nightly) });
+      return new Response(body, { headers: headers(m, result, "application/json", nightly, newVisitor) });
     }
-    const page = new Response(samplePage, { headers: headers(m, result, "text/html; charset=utf-8", nightly) });
+    const page = new Response(samplePage, { headers: headers(m, result, "text/html; charset=utf-8", nightly, newVisitor) });
     let rewriter = new HTMLRewriter().on("#model-id", {
       element(e) {
         e.setInnerContent(m.id ?? "none");

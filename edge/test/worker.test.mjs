@@ -247,3 +247,58 @@ test("operations' rules and sold-out list in KV shape both pages; a bad file is 
     });
   }
 });
+
+test("an experiment in KV: sticky variants by the nr_vid cookie, the control gets the shop's order, a bad one is reported", async () => {
+  const { Recommender } = await import("../../pkg/node.js");
+  const experiment = {
+    name: "edge-launch",
+    variants: [{ name: "control", share: 50, order: "shop" }, { name: "nestrank", share: 50 }],
+  };
+  // The visitors each variant gets, by the package's own assignment: the
+  // page and the worker run the same core.
+  const rec = Recommender.fromBytes(blob);
+  rec.setExperiment(experiment);
+  const visitorIn = (name) => {
+    for (let k = 0; ; k++) if (rec.setVisitor(`visitor-${String(k).padStart(4, "0")}`) === name) return `visitor-${String(k).padStart(4, "0")}`;
+  };
+  const [inControl, inNestrank] = [visitorIn("control"), visitorIn("nestrank")];
+  rec.free();
+  const publish = async (kv) => {
+    await kv.put("manifest.json", manifestOf(blob));
+    await kv.put("model-x.nrk", blob);
+    await kv.put("experiment.json", JSON.stringify(experiment));
+  };
+  await withKv(publish, async (base) => {
+    const control = await get(base, "/specials", `nr_signals=${visitorB}; nr_vid=${inControl}`);
+    assert.equal(control.res.headers.get("x-nestrank-variant"), "control");
+    assert.equal(control.res.headers.get("x-nestrank"), "control");
+    assert.equal(control.res.headers.get("set-cookie"), null, "a known visitor keeps its id");
+    assert.deepEqual(JSON.parse(control.body).items.map((i) => i.id), defaultOrder, "the shop's order");
+    const html = (await get(base, "/", `nr_signals=${visitorB}; nr_vid=${inControl}`)).body;
+    assert.deepEqual([...html.matchAll(/data-item-id="([^"]+)"/g)].map((m) => m[1]), defaultOrder);
+    for (let k = 0; k < 2; k++) {
+      const treated = await get(base, "/specials", `nr_signals=${visitorB}; nr_vid=${inNestrank}`);
+      assert.equal(treated.res.headers.get("x-nestrank-variant"), "nestrank", "sticky");
+      assert.deepEqual(JSON.parse(treated.body).items.map((i) => i.id), nativeOrder(visitorB), "nestrank's order");
+    }
+    // A first visit: the worker draws the id and sets it.
+    const first = await get(base, "/specials", `nr_signals=${visitorB}`);
+    const set = first.res.headers.get("set-cookie");
+    assert.match(set, /^nr_vid=[0-9a-f-]{36}; Path=\/; Max-Age=31536000; SameSite=Lax$/);
+    assert.equal(first.res.headers.get("cache-control"), "private, max-age=0");
+    const id = set.slice("nr_vid=".length, set.indexOf(";"));
+    const again = await get(base, "/specials", `nr_signals=${visitorB}; nr_vid=${id}`);
+    assert.equal(again.res.headers.get("x-nestrank-variant"), first.res.headers.get("x-nestrank-variant"));
+  });
+  await withKv(async (kv) => {
+    await kv.put("manifest.json", manifestOf(blob));
+    await kv.put("model-x.nrk", blob);
+    await kv.put("experiment.json", JSON.stringify({ ...experiment, variants: [experiment.variants[0]] }));
+  }, async (base) => {
+    const { res, body } = await get(base, "/specials", `nr_signals=${visitorB}; nr_vid=${inControl}`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("x-nestrank-error"), /experiment: variants: the shares add up to 50%/);
+    assert.equal(res.headers.get("x-nestrank-variant"), null, "no experiment runs");
+    assert.deepEqual(JSON.parse(body).items.map((i) => i.id), nativeOrder(visitorB));
+  });
+});

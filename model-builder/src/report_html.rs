@@ -42,11 +42,7 @@ type Bar = (String, f64, Option<(f64, f64)>);
 
 /// A horizontal bar chart: one row per (label, value, interval); a zero
 /// line where values or intervals go negative.
-fn bars(
-    rows: &[Bar],
-    first_colour: usize,
-    format: &dyn Fn(f64) -> String,
-) -> String {
+fn bars(rows: &[Bar], first_colour: usize, format: &dyn Fn(f64) -> String) -> String {
     let (label_w, bar_w, row_h) = (170.0, 420.0, 24.0);
     let mut lo: f64 = 0.0;
     let mut hi: f64 = 0.0;

@@ -256,3 +256,95 @@ test("Chromium: the golden v4 cases (profiles, rules, similar) equal the native 
   assert.deepEqual(goldenDifferences(actual, expected.results), []);
   await context.close();
 });
+
+test("an experiment: each visitor's variant serves its order, sticks across reloads, and tags every reported tap with the rank shown", async () => {
+  const { Recommender, encodeSignals } = await import("../../pkg/node.js");
+  const manifest = JSON.parse(readFileSync(new URL("out/shop-model/manifest.json", root)));
+  const experiment = {
+    name: "e2e-launch",
+    variants: [{ name: "control", share: 50, order: "shop" }, { name: "nestrank", share: 50 }],
+  };
+  // Visitor ids in each variant, by the package's own assignment.
+  const rec = Recommender.fromBytes(readFileSync(new URL(`out/shop-model/${manifest.file}`, root)));
+  rec.setExperiment(experiment);
+  const visitorIn = (name) => {
+    for (let k = 0; ; k++) {
+      const id = `e2e-visitor-${k}`;
+      if (rec.setVisitor(id) === name) return id;
+    }
+  };
+  const visitors = { control: visitorIn("control"), nestrank: visitorIn("nestrank") };
+  rec.free();
+  // The same taps on both phones: four of the brand furthest down.
+  const { brand, before, tapped } = brandToBrowse(defaultOrder);
+  const now = Date.now() / 1000;
+  const signals = encodeSignals(tapped.map((item, k) => ({ item, event: "view", ts: Math.floor(now) - 600 + k })));
+  const phone = async (visitor, json) => {
+    const context = await phoneContext(browser);
+    await context.addInitScript(([v, s]) => {
+      localStorage.setItem("nestrank:visitor", v);
+      localStorage.setItem("nestrank:signals", s);
+    }, [visitor, signals]);
+    const page = await context.newPage();
+    await page.route("**/data/experiment.json", (route) => route.fulfill({ contentType: "application/json", body: json }));
+    return { context, page, seen: watch(page) };
+  };
+  for (const [variant, visitor] of Object.entries(visitors)) {
+    const { context, page, seen } = await phone(visitor, JSON.stringify(experiment));
+    for (const visit of [1, 2]) {
+      const order = await open(page, "?experiment=data/experiment.json");
+      assert.equal(await page.getAttribute("body", "data-variant"), variant, `visit ${visit}: sticky`);
+      if (variant === "control") {
+        assert.deepEqual(order, defaultOrder, "the control shows the shop's order");
+        assert.equal(await page.textContent("#status"), "Shop's picks");
+      } else {
+        const moved = meanPosition(order, brand);
+        assert.ok(moved < before - 50, `nestrank moves ${brand} up: ${before.toFixed(1)} -> ${moved.toFixed(1)}`);
+      }
+      const rank = 3;
+      const id = order[rank - 1];
+      await page.click(`#specials > [data-item-id="${id}"] .title`);
+      const events = await page.evaluate(() => window.nestrank.events);
+      assert.deepEqual(events.map((e) => [e.kind, e.variant]), [["page", variant], ["view", variant]]);
+      assert.equal(events[1].item, id);
+      assert.equal(events[1].shownRank, rank);
+    }
+    assert.deepEqual(seen.errors, []);
+    await context.close();
+  }
+  // A malformed experiment: refused with one warning; the page ranks as without one.
+  const bad = JSON.stringify({ ...experiment, variants: [experiment.variants[0]] });
+  const { context, page, seen } = await phone(visitors.control, bad);
+  const order = await open(page, "?experiment=data/experiment.json");
+  assert.equal(await page.getAttribute("body", "data-variant"), null);
+  assert.ok(seen.warnings.some((w) => /no experiment: experiment: variants: the shares add up to 50%/.test(w)), `${seen.warnings}`);
+  assert.ok(meanPosition(order, brand) < before - 50, "ranked by nestrank, as without an experiment");
+  assert.deepEqual(await page.evaluate(() => window.nestrank.events), []);
+  assert.deepEqual(seen.errors, []);
+  await context.close();
+});
+
+test("model-builder report: the experiment's HTML renders on its own, with its charts, and fetches nothing", async () => {
+  const builder = new URL("target/demo/builder/model-builder", root).pathname;
+  const work = mkdtempSync(join(tmpdir(), "nestrank-report-"));
+  const run = (args) => execFileSync(builder, args, { encoding: "utf8" });
+  run(["simulate", "--data", new URL("out/shop", root).pathname, "--model", new URL("out/shop-model", root).pathname,
+    "--days", "3", "--seed", "7", "--out", join(work, "ab")]);
+  run(["report", "--data", join(work, "ab"), "--out", join(work, "report.html"), "--model", new URL("out/shop-model", root).pathname]);
+  const json = JSON.parse(run(["report", "--data", join(work, "ab"), "--json"]));
+  const context = await browser.newContext({ viewport: { width: 960, height: 900 } });
+  const page = await context.newPage();
+  const seen = watch(page);
+  await page.goto(`file://${join(work, "report.html")}`);
+  const verdict = await page.textContent(".verdict");
+  assert.equal(verdict, json.lift.nestrank.verdict);
+  const charts = await page.$$eval("svg", (svgs) => svgs.map((s) => [s.getBoundingClientRect().width, s.querySelectorAll("rect, polyline").length]));
+  assert.ok(charts.length >= 5, `charts: ${JSON.stringify(charts)}`);
+  for (const [width, marks] of charts) assert.ok(width > 300 && marks > 0, `a chart draws: ${JSON.stringify(charts)}`);
+  const rows = await page.$$eval("table tr", (trs) => trs.map((t) => t.textContent));
+  assert.ok(rows.some((r) => r.startsWith("control")) && rows.some((r) => r.startsWith("nestrank")), rows.join(" | "));
+  assert.deepEqual(seen.requests.map((r) => r.url()), [`file://${join(work, "report.html")}`], "nothing but the file");
+  assert.deepEqual(seen.errors, []);
+  await page.screenshot({ path: new URL("report.png", artifacts).pathname, fullPage: true });
+  await context.close();
+});
