@@ -94,6 +94,10 @@ pub struct RuleNote {
     pub boost: u32,
     /// The first lowering boost rule that matched (with [`RuleNote::BURIED`]).
     pub bury: u32,
+    /// How many new items an exploration slot drew from (with
+    /// [`RuleNote::EXPLORED`]): the item shows there with probability
+    /// `1 / pool` ([`RuleNote::propensity`]).
+    pub pool: u32,
 }
 
 impl RuleNote {
@@ -107,6 +111,18 @@ impl RuleNote {
     pub const EXPLORED: u8 = 8;
     /// Moved down by a diversity cap.
     pub const DIVERSIFIED: u8 = 16;
+
+    /// The probability the item was shown in its slot: `1 / pool` for an
+    /// explored item, 1 for everything placed deterministically. A shop
+    /// logs it with the item's outcome, so that a later estimate can
+    /// weigh exploration's outcomes by it (inverse propensity).
+    pub fn propensity(&self) -> f32 {
+        if self.flags & Self::EXPLORED != 0 && self.pool > 0 {
+            1.0 / self.pool as f32
+        } else {
+            1.0
+        }
+    }
 
     /// The note as text to append to an item's reason ("" when no rule applied).
     pub fn text(&self, rules: &RuleSet) -> String {

@@ -373,16 +373,23 @@ impl CompiledRules {
                 }
                 // One hash of (user, day, slot), mixed with each item index.
                 let seed = fnv1a64(format!("{}/{day}/{slot}", ctx.user_key).as_bytes());
-                let pick = (0..len)
+                let pool: Vec<usize> = (0..len)
                     .filter(|&e| {
                         slot_of_entry[e].is_none()
                             && Self::is_new(ctx, cand[entries[e].pos as usize])
                     })
+                    .collect();
+                let pick = pool
+                    .iter()
+                    .copied()
                     .min_by_key(|&e| (mix64(seed ^ u64::from(cand[entries[e].pos as usize])), e));
                 if let Some(e) = pick {
                     slots[s] = Some(e);
                     slot_of_entry[e] = Some(s);
                     entries[e].note.flags |= RuleNote::EXPLORED;
+                    // The draw is uniform over the pool (a hash of a random
+                    // visitor key): each of its items shows with 1 / pool.
+                    entries[e].note.pool = pool.len() as u32;
                 }
             }
         }

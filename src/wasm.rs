@@ -30,6 +30,8 @@ export interface RerankResult {
   reasons: string[];
   /** Per item, the id of the item the user acted on that explains it (viewed together with it, or the latest in its category), or "" (only with `explain`). */
   because: string[];
+  /** Per item, the probability it was shown where it is: 1, or 1 / (the new items drawn from) for an exploration slot's item; log it with the item's outcome (only with `explain`). */
+  propensities?: Float32Array;
   /** How many signals counted (a known event, a time no later than now + 10 minutes, an item the model knows or a candidate); 0: the order is not personalized. */
   signalsUsed: number;
 }
@@ -498,6 +500,18 @@ impl Recommender {
         )?;
         Reflect::set(&result, &"reasons".into(), &reasons)?;
         Reflect::set(&result, &"because".into(), &because)?;
+        if explain {
+            // What a shop logs with each outcome: 1, or 1 / pool for an
+            // item an exploration slot drew.
+            let propensities: Vec<f32> = (0..shown)
+                .map(|k| ranking.rules.get(k).map_or(1.0, |n| n.propensity()))
+                .collect();
+            Reflect::set(
+                &result,
+                &"propensities".into(),
+                &Float32Array::from(&propensities[..]),
+            )?;
+        }
         Reflect::set(
             &result,
             &"signalsUsed".into(),

@@ -311,6 +311,25 @@ fn exploration_fills_its_slots_with_new_items_stable_per_user_and_day() {
         picks.insert((a[1], a[4]));
     }
     assert!(picks.len() > 1, "different users see different new items");
+    // The propensity each explored item is logged with is the share of
+    // visitors who see it there: slot 2 draws from the 8 new items, slot 5
+    // from the 7 left.
+    let (_, notes) = page(&mut rec, &cand);
+    assert_eq!(notes[1].propensity(), 1.0 / 8.0);
+    assert_eq!(notes[4].propensity(), 1.0 / 7.0);
+    assert_eq!(notes[0].propensity(), 1.0);
+    let mut shown = std::collections::BTreeMap::new();
+    for user in 0..800 {
+        rec.set_user_key(&format!("visitor-{user}"));
+        let (a, _) = page(&mut rec, &cand);
+        *shown.entry(a[1]).or_insert(0) += 1;
+    }
+    assert_eq!(shown.len(), 8);
+    // 100 each expected; 4 standard deviations are 37.
+    assert!(
+        shown.values().all(|&n| (63..=137).contains(&n)),
+        "{shown:?}"
+    );
 }
 
 #[test]

@@ -109,11 +109,12 @@ function ageRange(s) {
   return `${s.ageMin}-${s.ageMax} mo`;
 }
 
-function card(s, reason, rank) {
+function card(s, reason, rank, propensity) {
   const li = document.createElement("li");
   li.className = "card";
   li.dataset.itemId = s.id;
   li.dataset.rank = String(rank);
+  if (propensity < 1) li.dataset.propensity = String(propensity); // an exploration slot's draw
   const m = ageMonths();
   const fits = m !== null && m >= s.ageMin - 1 && m <= s.ageMax && (s.gender === "any" || !profile.gender || s.gender === profile.gender);
   const off = Math.round((1 - s.price / s.was) * 100);
@@ -141,12 +142,12 @@ const FIRST_SCREEN = 10;
 const BATCH = 40;
 let renders = 0;
 
-function render(items, reasons = []) {
+function render(items, reasons = [], propensities = []) {
   const run = ++renders;
   const list = $("specials");
   const cards = (from, to) => {
     const frag = document.createDocumentFragment();
-    for (let k = from; k < to; k++) frag.append(card(items[k], reasons[k], k + 1));
+    for (let k = from; k < to; k++) frag.append(card(items[k], reasons[k], k + 1, propensities[k] ?? 1));
     return frag;
   };
   list.replaceChildren(cards(0, Math.min(FIRST_SCREEN, items.length)));
@@ -190,8 +191,8 @@ function report(kind, detail) {
   if (reportUrl) navigator.sendBeacon?.(reportUrl, JSON.stringify(e));
 }
 
-function track(itemId, event, rank) {
-  report(event, { item: itemId, shownRank: rank });
+function track(itemId, event, rank, propensity) {
+  report(event, { item: itemId, shownRank: rank, propensity });
   try {
     store.track(itemId, event);
     if (cookieName === "nr_signals") {
@@ -207,11 +208,11 @@ $("specials").addEventListener("click", (e) => {
   if (!li) return;
   const button = e.target.closest("[data-action='cart']");
   if (button) {
-    track(li.dataset.itemId, "cart", Number(li.dataset.rank));
+    track(li.dataset.itemId, "cart", Number(li.dataset.rank), Number(li.dataset.propensity ?? 1));
     button.textContent = "Added";
     button.disabled = true;
   } else {
-    track(li.dataset.itemId, "view", Number(li.dataset.rank));
+    track(li.dataset.itemId, "view", Number(li.dataset.rank), Number(li.dataset.propensity ?? 1));
     li.classList.add("viewed");
     showSimilar(li.dataset.itemId);
   }
@@ -387,6 +388,7 @@ async function main() {
     const rendered = render(
       out.items.map((id) => catalog.get(id)),
       show ? out.reasons.map((r, k) => reasonText(r, out.because[k])) : [],
+      out.propensities,
     );
     $("rerank-ms").textContent = timings.rerankMs.toFixed(2);
     const from = [signals.length ? `${signals.length} recent taps` : "", history ? "your history" : "", coreProfile ? "your baby's stage" : ""].filter(Boolean).join(" and ");

@@ -308,6 +308,7 @@ test("an experiment: each visitor's variant serves its order, sticks across relo
       assert.deepEqual(events.map((e) => [e.kind, e.variant]), [["page", variant], ["view", variant]]);
       assert.equal(events[1].item, id);
       assert.equal(events[1].shownRank, rank);
+      assert.equal(events[1].propensity, 1, "placed by the ranker, not drawn");
     }
     assert.deepEqual(seen.errors, []);
     await context.close();

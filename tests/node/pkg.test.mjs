@@ -77,3 +77,41 @@ test("the demo's FNV-1a 64 matches the reference values", () => {
   assert.equal(fnv1a64("a"), 0xaf63dc4c8601ec8cn);
   assert.equal(fnv1a64("foobar"), 0x85944171f73967e8n);
 });
+
+test("experiments and exploration: setExperiment, setVisitor, variant, variantOrder and propensities", () => {
+  const rec = Recommender.fromBytes(blob);
+  const ids = cases.candidates;
+  const experiment = { name: "pkg", variants: [{ name: "shop", share: 50, order: "shop" }, { name: "popular", share: 50, ranker: "popular" }] };
+  assert.equal(rec.variant, undefined);
+  rec.setExperiment(JSON.stringify(experiment));
+  assert.equal(rec.variant, undefined, "no visitor, no variant");
+  const seen = new Map();
+  for (let k = 0; k < 40; k++) seen.set(rec.setVisitor(`v-${k}`), `v-${k}`);
+  assert.deepEqual([...seen.keys()].sort(), ["popular", "shop"]);
+  rec.setVisitor(seen.get("shop"));
+  assert.equal(rec.variantOrder, "shop");
+  assert.deepEqual(rec.rerank(ids, cases.cases[0].signals, { now: cases.cases[0].now }).items, ids, "the shop's order");
+  rec.setVisitor(seen.get("popular"));
+  assert.equal(rec.variant, "popular");
+  assert.equal(rec.variantOrder, "nestrank");
+  for (const [bad, message] of [
+    [{ ...experiment, variants: [experiment.variants[0]] }, /^experiment: variants: the shares add up to 50%/],
+    [{ ...experiment, colour: "red" }, /experiment: top level: unknown field `colour`/],
+    [{ name: "x", variants: [{ name: "a", share: 100, rules: { pin: [] } }] }, /experiment: variants\[0\]\.rules: top level: unknown field `pin`/],
+    ["{nope", /the text is not JSON/],
+  ]) {
+    assert.throws(() => rec.setExperiment(bad), (e) => e.name === "NestrankExperimentError" && message.test(e.message), String(message));
+  }
+  assert.equal(rec.variant, "popular", "the last good experiment stays");
+  rec.setExperiment(null);
+  assert.equal(rec.variant, undefined);
+  // An exploration slot's item carries the probability it was drawn with.
+  rec.setRules({ explore: { slots: [2] } });
+  rec.setUserKey("someone");
+  const out = rec.rerank(ids, [], { now: cases.cases[0].now, explain: true });
+  assert.ok(out.propensities instanceof Float32Array);
+  assert.ok(out.propensities[1] > 0 && out.propensities[1] < 1, `slot 2: ${out.propensities[1]}`);
+  assert.ok([...out.propensities].every((p, k) => k === 1 || p === 1));
+  assert.match(out.reasons[1], /new in the shop/);
+  rec.free();
+});
