@@ -16,7 +16,7 @@ SAMPLE := data/taobao-userbehavior-sample/UserBehavior_head_with_header.csv
 DEMO_DAY := 2017-12-03
 SHOP_DAY := 2026-11-01
 
-.PHONY: test-spec setup setup-fuzz fuzz setup-browser setup-webkit pkg builder builder-demo shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
+.PHONY: experiment test-spec setup setup-fuzz fuzz setup-browser setup-webkit pkg builder builder-demo shop edge-sample test-edge setup-edge demo demo-data test test-native test-wasm test-node test-e2e lint golden clean bench-quick bench
 
 setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -68,6 +68,12 @@ shop: builder-demo
 	$(BUILDER) build --data out/shop --as-of $(SHOP_DAY) --out out/shop-model \
 	  --specials out/shop/specials.txt --max-items 3000 --k 20 --complement-k 5
 	$(BUILDER) users --data out/shop --model out/shop-model --out out/shop-users
+
+# An A/B test on the synthetic shop's families (the shop's order against
+# nestrank's, 7 days) and its report: out/experiment/report.html.
+experiment: shop
+	$(BUILDER) simulate --data out/shop --model out/shop-model --days 7 --out out/experiment
+	$(BUILDER) report --data out/experiment --model out/shop-model --out out/experiment/report.html
 
 # The edge worker's bundled sample (committed): the shop's specials, the
 # origin page, a small daily blob.
