@@ -38,7 +38,7 @@ enum SynthKind {
     MotherBaby,
 }
 
-/// The formats `synth` writes.
+/// The formats `synth` and `simulate` write.
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
 enum Format {
     /// events.csv, items.csv, users.csv.
@@ -462,6 +462,9 @@ struct SimulateArgs {
     /// Output data directory.
     #[arg(long)]
     out: PathBuf,
+    /// The logs' format (parquet: events/dt=YYYY-MM-DD/, exposures.parquet, ...).
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
 }
 
 // The arguments of `report`.
@@ -732,6 +735,7 @@ fn simulate(
         experiment,
         seed,
         out,
+        format,
     }: SimulateArgs,
 ) -> Result<()> {
     let model = blob_path(model)?;
@@ -745,6 +749,7 @@ fn simulate(
         seed,
     };
     let truth = model_builder::simulate::simulate(&data, &bytes, &o, &out)?;
+    write_format(&out, format)?;
     println!(
         "simulated {days} days into {} in {:.1}s: {} events",
         out.display(),

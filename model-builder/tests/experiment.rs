@@ -133,6 +133,29 @@ fn the_report_finds_the_lift_the_simulator_made() {
     assert!(top10("nestrank") > 2.0 * top10("control"));
     assert!(v["nestrank"]["revenue_per_visitor"].as_f64().unwrap() > 0.0);
 
+    // The same logs as Parquet (events in day partitions) give the same report.
+    let parquet = shop.parent().unwrap().join("ab-parquet");
+    ok(&[
+        "simulate",
+        "--data",
+        shop.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--seed",
+        "3",
+        "--format",
+        "parquet",
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(parquet.join("exposures.parquet").exists() && parquet.join("events").is_dir());
+    assert!(!parquet.join("events.csv").exists());
+    assert_eq!(
+        report_json(&parquet, &[]),
+        r,
+        "Parquet and CSV logs, one report"
+    );
+
     // The nightly build reads the tagged logs as it reads any.
     let rebuilt = shop.parent().unwrap().join("rebuilt");
     ok(&[

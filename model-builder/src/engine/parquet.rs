@@ -12,11 +12,11 @@ use std::path::Path;
 
 /// Rewrites the CSV tables of `dir` as Parquet: `events/` partitioned by
 /// UTC day (`events/dt=YYYY-MM-DD/*.parquet`), `items.parquet` and
-/// `users.parquet`; the CSV files are removed. Every column stays text but
+/// `users.parquet` (and an experiment's `exposures.parquet`); the CSV files are removed. Every column stays text but
 /// `ts` (64-bit integer).
 pub fn csv_to_parquet(dir: &Path) -> Result<()> {
     let ctx = SessionContext::new();
-    for name in ["events", "items", "users"] {
+    for name in ["events", "items", "users", "exposures"] {
         let csv = dir.join(format!("{name}.csv"));
         if !csv.exists() {
             continue;
