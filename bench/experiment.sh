@@ -7,17 +7,18 @@
 # the interval held the truth and how often the A/A run was called
 # significant.
 #
-#   bench/experiment.sh [SEEDS] [DAYS]      (default 100 seeds, 7 days)
+#   bench/experiment.sh [SEEDS] [DAYS] [FIRST]   (default 100 seeds from 1, 7 days)
 set -euo pipefail
 SEEDS=${1:-100}
 DAYS=${2:-7}
+FIRST=${3:-1}
 B=${BUILDER:-target/builder/model-builder}
 W=${WORK:-$(mktemp -d)}
 [ -x "$B" ] || cargo build --profile builder -p model-builder
 "$B" synth --kind mother-baby --out "$W/shop" --end 2026-11-01 >/dev/null
 "$B" build --data "$W/shop" --as-of 2026-11-01 --out "$W/model" \
   --max-items 3000 --k 20 --complement-k 5 >/dev/null
-for s in $(seq 1 "$SEEDS"); do
+for s in $(seq "$FIRST" $((FIRST + SEEDS - 1))); do
   "$B" simulate --data "$W/shop" --model "$W/model" --days "$DAYS" --seed "$s" \
     --variants control,nestrank --out "$W/ab" >/dev/null
   "$B" report --data "$W/ab" --json > "$W/ab.json"

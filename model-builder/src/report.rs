@@ -5,7 +5,8 @@
 //!
 //! What it reads, in the builder's usual formats (CSV or Parquet):
 //! - `events` with a `variant` column (and `shown_rank`, the 1-based rank
-//!   the item was shown at, where known);
+//!   the item was shown at, and `propensity`, the probability an
+//!   exploration slot drew it with, where known);
 //! - `exposures` (optional): one row per page served, `user_id,variant,ts`.
 //!   With it every visitor counts, buyers or not; without it only visitors
 //!   with a tagged event do, and the report says so;
@@ -205,6 +206,7 @@ pub fn analyze(dir: &Path, o: &ReportOptions, bad: &mut BadRows) -> Result<Repor
         )
     })?;
     let c_rank = events.column("shown_rank");
+    let c_propensity = events.column("propensity");
     let (c_user, c_item, c_event, c_ts) = (
         events.require("user_id")?,
         events.require("item_id")?,
@@ -238,6 +240,16 @@ pub fn analyze(dir: &Path, o: &ReportOptions, bad: &mut BadRows) -> Result<Repor
                 }
             },
         };
+        // Read by an inverse-propensity estimate, checked here so that a
+        // log that could not feed one is named now.
+        if let Some(p) = c_propensity.map(|c| f[c].trim()).filter(|p| !p.is_empty()) {
+            if !p.parse::<f64>().is_ok_and(|x| x > 0.0 && x <= 1.0) {
+                return Err(at.bad(
+                    "propensity",
+                    format!("`{p}` is not a probability in (0, 1]"),
+                ));
+            }
+        }
         if event == Event::Purchase {
             purchases.push((user.to_string(), item.to_string(), ts));
         }

@@ -279,6 +279,21 @@ fn bad_experiments_and_logs_are_named() {
     .unwrap();
     let err = fails(&["report", "--data", d, "--json"]);
     assert!(err.contains("events.csv:3: column `shown_rank`"), "{err}");
+    std::fs::write(
+        dir.join("events.csv"),
+        "user_id,item_id,event,ts,variant,shown_rank,propensity\nu1,p1,view,1700000000,a,1,0.25\nu2,p1,view,1700000000,b,2,1.5\n",
+    )
+    .unwrap();
+    let err = fails(&["report", "--data", d, "--json"]);
+    assert!(
+        err.contains("events.csv:3: column `propensity`: `1.5` is not a probability in (0, 1]"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join("events.csv"),
+        "user_id,item_id,event,ts,variant,shown_rank\nu1,p1,view,1700000000,a,1\nu2,p1,view,1700000000,b,0\nu2,p1,purchase,1700000100,b,\n",
+    )
+    .unwrap();
     let r = report_json(&dir, &["--max-bad-rows", "1"]);
     assert_eq!(r["visitors_from"], "events");
     assert_eq!(r["bad_rows"], 1);
