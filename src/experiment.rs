@@ -21,7 +21,8 @@
 //!   draws once and keeps (localStorage, a cookie); never derived from
 //!   personal data. An empty id is in no variant.
 //! - **What a variant serves.** `order: "shop"` keeps the shop's own order
-//!   (the control: no scoring, no rules); `order: "nestrank"` (the default)
+//!   (the control: no scoring, no rules but that sold-out and filtered
+//!   items leave the page, as everywhere); `order: "nestrank"` (the default)
 //!   reranks, with the shipped ranker or a hand-set one named by `ranker`
 //!   (`recent`, `popular`, `hybrid`, ...), and with the blob's rules or
 //!   the variant's own `rules`.
@@ -75,7 +76,7 @@ pub struct Variant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
-    /// The candidates exactly as given: the shop's own order.
+    /// The candidates as given, less sold-out and filtered items: the shop's own order.
     Shop,
     /// Reranked by nestrank.
     #[default]

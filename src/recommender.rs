@@ -81,11 +81,21 @@ impl Neighbour {
     }
 }
 
-/// The shop's own order of `n` candidates, as a control variant serves it:
-/// unscored, unexplained, untouched by rules.
-fn shop_order(n: usize, explain: bool, ranking: &mut Ranking) {
+/// The shop's own order, as a control variant serves it: the candidates as
+/// given, unscored and unexplained, less those `rules` take off every page
+/// (sold out or filtered), as the edge's default page drops them.
+fn shop_order(
+    ctx: &ApplyContext<'_, '_>,
+    rules: &CompiledRules,
+    explain: bool,
+    ranking: &mut Ranking,
+) {
     ranking.order.clear();
-    ranking.order.extend(0..n as u32);
+    ranking.order.extend(
+        (0..ctx.candidates.len() as u32)
+            .filter(|&p| !rules.leaves_page(ctx, ctx.candidates[p as usize])),
+    );
+    let n = ranking.order.len();
     ranking.scores.clear();
     ranking.scores.resize(n, 0.0);
     ranking.reasons.clear();
@@ -482,7 +492,15 @@ impl Recommender {
                 current: Some(k),
             }) => {
                 if experiment.variants[*k].order == Order::Shop {
-                    shop_order(candidates.len(), explain, &mut self.ranking);
+                    let ctx = ApplyContext {
+                        model: &self.model,
+                        candidates,
+                        unknown_id: &unknown_id,
+                        user_key: &self.user_key,
+                        now,
+                        explain,
+                    };
+                    shop_order(&ctx, &self.rules, explain, &mut self.ranking);
                     return Ok(&self.ranking);
                 }
                 let (ranker, rules) = &serve[*k];

@@ -221,6 +221,12 @@ impl CompiledRules {
         }
     }
 
+    /// Whether candidate `index` leaves the page (sold out or in `filter`),
+    /// a new item (past the model's table) included.
+    pub fn leaves_page(&self, ctx: &ApplyContext<'_, '_>, index: u32) -> bool {
+        self.item_rules(ctx, index).is_some_and(|r| r.filtered)
+    }
+
     /// Whether model item `index` is filtered (sold out or in `filter`).
     pub fn is_filtered(&self, index: u32) -> bool {
         self.known_rules(index).is_some_and(|r| r.filtered)

@@ -648,7 +648,7 @@ impl Recommender {
     }
 
     /// Whose order the visitor's variant shows: `"shop"` (a control: the
-    /// candidates come back as given) or `"nestrank"`; undefined with no
+    /// candidates come back as given, less sold-out ones) or `"nestrank"`; undefined with no
     /// variant.
     #[wasm_bindgen(getter, js_name = variantOrder, unchecked_return_type = "\"shop\" | \"nestrank\" | undefined")]
     pub fn variant_order(&self) -> Option<String> {

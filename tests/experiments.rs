@@ -127,7 +127,7 @@ fn a_bad_experiment_is_refused_and_the_last_good_one_stays() {
 }
 
 #[test]
-fn sold_out_items_leave_a_variant_with_its_own_rules_too() {
+fn sold_out_items_leave_every_variant() {
     let e = experiment(AB);
     let mut r = rec();
     r.set_experiment(Some(e.clone())).unwrap();
@@ -136,6 +136,9 @@ fn sold_out_items_leave_a_variant_with_its_own_rules_too() {
     let order = page(&mut r);
     assert_eq!(order.len(), 3);
     assert!(!order.contains(&0));
+    // The control too: the shop's order, less what is sold out.
+    r.set_visitor(&visitor_in(&e, "control"));
+    assert_eq!(page(&mut r), vec![1, 2, 3]);
 }
 
 #[test]
