@@ -44,8 +44,8 @@ pub struct Session {
     shared_dir: PathBuf,
 }
 
-/// Numbers the ALS row tables of this process.
-static ALS_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Numbers the shared tables of this process.
+static SHARED_TABLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Numbers the items' totals files of this process.
 static TOTALS_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -61,12 +61,30 @@ impl Drop for SharedFile {
     }
 }
 
-/// The ALS matrix's rows, on the engine, for as long as the value lives
-/// (the folder is removed when it is dropped).
-pub struct AlsRows<'a> {
+/// A table the engine wrote as Parquet under the shared folder and reads
+/// back, for as long as the value lives (deregistered and removed when
+/// dropped): an intermediate result that several queries read, computed
+/// once.
+struct SharedTable<'a> {
     session: &'a Session,
     table: String,
     dir: PathBuf,
+}
+
+impl Drop for SharedTable<'_> {
+    fn drop(&mut self) {
+        let _ = self.session.ctx.deregister_table(self.table.as_str());
+        if self.dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                eprintln!("warning: cannot remove {}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+/// The ALS matrix's rows, on the engine, for as long as the value lives.
+pub struct AlsRows<'a> {
+    rows: SharedTable<'a>,
     items: Vec<String>,
 }
 
@@ -81,20 +99,20 @@ impl AlsRows<'_> {
     /// numbering; rows past those the rows name may follow), and the sums
     /// of the item half-step.
     pub fn sums(&self, y: &[f32], o: &AlsOptions) -> Result<ItemSums> {
-        let s = self.session;
+        let s = self.rows.session;
         let udaf = s
             .ctx
             .udaf(ALS_SUMS)
             .with_context(|| format!("{ALS_SUMS} is not registered on {}", s.engine))?;
         // The factors go in a file beside the rows, which every executor
         // reads, and not in the plan.
-        let factors = self.dir.join("factors.bin");
+        let factors = self.rows.dir.join("factors.bin");
         std::fs::write(&factors, Step::encode(y, o))
             .with_context(|| format!("cannot write the ALS factors to {}", factors.display()))?;
         let path = factors
             .to_str()
             .with_context(|| format!("{}: the path is not UTF-8", factors.display()))?;
-        let frame = block_on(s.ctx.table(self.table.as_str())).and_then(|t| {
+        let frame = block_on(s.ctx.table(self.rows.table.as_str())).and_then(|t| {
             t.aggregate(
                 vec![],
                 vec![udaf.call(vec![col("items"), lit(path)]).alias("sums")],
@@ -113,17 +131,6 @@ impl AlsRows<'_> {
         })?;
         // No users at all: no row, or an empty aggregate.
         Ok(out.unwrap_or_else(|| ItemSums::new(items, o.factors)))
-    }
-}
-
-impl Drop for AlsRows<'_> {
-    fn drop(&mut self) {
-        let _ = self.session.ctx.deregister_table(self.table.as_str());
-        if self.dir.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                eprintln!("warning: cannot remove {}: {e}", self.dir.display());
-            }
-        }
     }
 }
 
@@ -473,19 +480,37 @@ impl Session {
             &format!("WITH {clean}, {ids} SELECT item_id FROM ids ORDER BY m"),
             "the ALS item numbers",
         )?;
-        let nonce = ALS_ROWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = self.shared_dir.join(format!(
-            "nestrank-als-{}-{}-{nonce}",
-            std::process::id(),
-            unix_ms()
-        ));
-        let rows = AlsRows {
+        let rows = self.shared_table(
+            "als",
+            &format!(
+                "WITH {clean}, {ids},
+                 w AS (SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
+                       FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id)
+                 SELECT array_agg(named_struct('m', CAST(ids.m AS BIGINT UNSIGNED), 'w', w.w)) AS items
+                 FROM w JOIN ids ON w.item_id = ids.item_id
+                 GROUP BY w.user_id",
+                weight = weight_sql(o),
+            ),
+            "the ALS rows",
+        )?;
+        Ok(AlsRows { rows, items })
+    }
+
+    /// Runs `select` once and keeps its rows on the engine as a table
+    /// under the shared folder (`kind` names the folder), which every
+    /// executor reads.
+    fn shared_table(&self, kind: &str, select: &str, what: &str) -> Result<SharedTable<'_>> {
+        let nonce = SHARED_TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let table = SharedTable {
             session: self,
-            table: format!("als_rows_{nonce}"),
-            dir,
-            items,
+            table: format!("shared_{kind}_{nonce}"),
+            dir: self.shared_dir.join(format!(
+                "nestrank-{kind}-{}-{}-{nonce}",
+                std::process::id(),
+                unix_ms()
+            )),
         };
-        let at = rows.dir.join("rows");
+        let at = table.dir.join("rows");
         let location = format!(
             "{}/",
             at.to_str()
@@ -493,26 +518,18 @@ impl Session {
         );
         self.for_each_batch(
             &format!(
-                "COPY (
-                     WITH {clean}, {ids},
-                     w AS (SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
-                           FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id)
-                     SELECT array_agg(named_struct('m', CAST(ids.m AS BIGINT UNSIGNED), 'w', w.w)) AS items
-                     FROM w JOIN ids ON w.item_id = ids.item_id
-                     GROUP BY w.user_id)
-                 TO '{quoted}' STORED AS PARQUET",
-                weight = weight_sql(o),
+                "COPY ({select}) TO '{quoted}' STORED AS PARQUET",
                 quoted = location.replace('\'', "''"),
             ),
-            "the ALS rows (written to the shared folder)",
+            &format!("{what} (written to the shared folder)"),
             |_| Ok(()),
         )?;
         block_on(
             self.ctx
-                .register_parquet(&rows.table, &location, ParquetReadOptions::default()),
+                .register_parquet(&table.table, &location, ParquetReadOptions::default()),
         )
-        .with_context(|| format!("cannot read back the ALS rows from {location}"))?;
-        Ok(rows)
+        .with_context(|| format!("cannot read back {what} from {location}"))?;
+        Ok(table)
     }
 
     /// Up to `limit` items with an event before `cutoff`, most recently
@@ -602,7 +619,8 @@ impl Session {
         // items' total affinities (`d`), written to a file every executor
         // reads, then the pairs, scored by `nr_similarity` from those totals
         // (two joins of every pair with the totals sorted the pairs twice).
-        // Each runs the per-user aggregation (`touched`) once. A user's pairs
+        // Both read each user's kept items from a shared table written once
+        // (the per-user aggregation and its window ran in each before). A user's pairs
         // come from `nr_pairs` over the user's kept items (not from a
         // self-join, which sorted and read them twice), keyed by one integer
         // `i << 32 | j`; each pair is counted once (i < j) and then ranked
@@ -652,10 +670,23 @@ impl Session {
                     )
                 })
         };
+        // Each user's kept items, computed once for both queries below.
+        let users = self.shared_table(
+            "cooc",
+            &format!(
+                "{kept} SELECT array_agg(named_struct('m', m, 'a', a)) AS items
+                 FROM kept GROUP BY user_id"
+            ),
+            "each user's kept items",
+        )?;
+        let users_table = &users.table;
         // The items' total affinities, in a file beside the other shared tables.
         let mut d = vec![0f64; names.len() + 1];
         self.for_each_batch(
-            &format!("{kept} SELECT m, SUM(CAST(a AS DOUBLE)) AS d FROM kept GROUP BY m"),
+            &format!(
+                "SELECT it['m'] AS m, SUM(CAST(it['a'] AS DOUBLE)) AS d
+                 FROM (SELECT unnest(items) AS it FROM {users_table}) GROUP BY it['m']"
+            ),
             "the co-occurrence items' totals",
             |b| {
                 let (m, t) = (
@@ -685,12 +716,9 @@ impl Session {
             .with_context(|| format!("{}: the path is not UTF-8", totals.0.display()))?
             .replace('\'', "''");
         let sql = format!(
-            "{kept},
-             pairs AS (
+            "WITH pairs AS (
                  SELECT p['k'] AS k, SUM(CAST(p['w'] AS DOUBLE)) AS c
-                 FROM (SELECT unnest({PAIRS}(items)) AS p
-                       FROM (SELECT array_agg(named_struct('m', m, 'a', a)) AS items
-                             FROM kept GROUP BY user_id))
+                 FROM (SELECT unnest({PAIRS}(items)) AS p FROM {users_table})
                  GROUP BY p['k']),
              half AS (
                  SELECT k >> 32 AS i, k & 4294967295 AS j,
