@@ -485,6 +485,14 @@ impl Recommender {
             Some(_) => signals,
             None => signals.with_profile(self.profile.as_ref()),
         };
+        let ctx = ApplyContext {
+            model: &self.model,
+            candidates,
+            unknown_id: &unknown_id,
+            user_key: &self.user_key,
+            now,
+            explain,
+        };
         let (ranker, rules) = match &self.experiment {
             Some(Running {
                 experiment,
@@ -492,14 +500,6 @@ impl Recommender {
                 current: Some(k),
             }) => {
                 if experiment.variants[*k].order == Order::Shop {
-                    let ctx = ApplyContext {
-                        model: &self.model,
-                        candidates,
-                        unknown_id: &unknown_id,
-                        user_key: &self.user_key,
-                        now,
-                        explain,
-                    };
                     shop_order(&ctx, &self.rules, explain, &mut self.ranking);
                     return Ok(&self.ranking);
                 }
@@ -521,14 +521,6 @@ impl Recommender {
             explain,
             &mut self.ranking,
         )?;
-        let ctx = ApplyContext {
-            model: &self.model,
-            candidates,
-            unknown_id: &unknown_id,
-            user_key: &self.user_key,
-            now,
-            explain,
-        };
         rules.apply(&ctx, &mut self.ranking);
         Ok(&self.ranking)
     }

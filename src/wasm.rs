@@ -87,22 +87,25 @@ fn rules_error(message: &str) -> JsValue {
     error("NestrankRulesError", message)
 }
 
+/// The first key of object `v` that is not `allowed`, if any.
+fn unknown_key(v: &JsValue, allowed: &[&str]) -> Option<String> {
+    let o = v.dyn_ref::<Object>()?;
+    Object::keys(o)
+        .iter()
+        .map(|k| k.as_string().unwrap_or_default())
+        .find(|k| !allowed.contains(&k.as_str()))
+}
+
 /// serde-wasm-bindgen reads only the fields a struct names, so a typo
 /// (`"pin"`) would be silently ignored: check every object's keys here.
 fn check_rule_keys(value: &JsValue) -> Result<(), JsValue> {
-    fn keys(v: &JsValue, at: &str, allowed: &[&str]) -> Result<(), JsValue> {
-        if let Some(o) = v.dyn_ref::<Object>() {
-            for k in Object::keys(o).iter() {
-                let k = k.as_string().unwrap_or_default();
-                if !allowed.contains(&k.as_str()) {
-                    return Err(rules_error(&format!(
-                        "rules: {at}: unknown field `{k}`, expected one of {allowed:?}"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
+    let keys = |v: &JsValue, at: &str, allowed: &[&str]| {
+        unknown_key(v, allowed).map_or(Ok(()), |k| {
+            Err(rules_error(&format!(
+                "rules: {at}: unknown field `{k}`, expected one of {allowed:?}"
+            )))
+        })
+    };
     // The allowed names are the core's (its structs' own fields).
     let [(_, top), nested @ ..] = crate::ruleset::fields();
     keys(value, "top level", top)?;
@@ -184,18 +187,12 @@ fn experiment_from_js(value: &JsValue) -> Result<crate::experiment::Experiment, 
 /// [`check_rule_keys`] for an experiment and its variants' rules.
 fn check_experiment_keys(value: &JsValue) -> Result<(), JsValue> {
     let (top, variant) = crate::experiment::FIELDS;
-    let keys = |v: &JsValue, at: &str, allowed: &[&str]| -> Result<(), JsValue> {
-        if let Some(o) = v.dyn_ref::<Object>() {
-            for k in Object::keys(o).iter() {
-                let k = k.as_string().unwrap_or_default();
-                if !allowed.contains(&k.as_str()) {
-                    return Err(experiment_error(&format!(
-                        "experiment: {at}: unknown field `{k}`, expected one of {allowed:?}"
-                    )));
-                }
-            }
-        }
-        Ok(())
+    let keys = |v: &JsValue, at: &str, allowed: &[&str]| {
+        unknown_key(v, allowed).map_or(Ok(()), |k| {
+            Err(experiment_error(&format!(
+                "experiment: {at}: unknown field `{k}`, expected one of {allowed:?}"
+            )))
+        })
     };
     keys(value, "top level", top)?;
     let variants = Reflect::get(value, &"variants".into()).unwrap_or(JsValue::UNDEFINED);

@@ -7,7 +7,7 @@
 //! sorted by time, then user, item and event. So the same rows give the same
 //! model whether they come as one CSV file or as day partitions of Parquet.
 
-use crate::rows::{parse_id, parse_ts, BadRow, BadRowPolicy, BadRows, CsvFile, Table};
+use crate::rows::{parse_id, parse_ts, At, BadRow, BadRowPolicy, BadRows, CsvFile, Table};
 use anyhow::Result;
 use nestrank::Event;
 use std::collections::HashMap;
@@ -473,26 +473,51 @@ pub fn for_each_event(
     bad: &mut BadRows,
     mut f: impl FnMut(&str, &str, Event, i64),
 ) -> Result<()> {
-    let (c_user, c_item, c_event, c_ts) = (
-        table.require("user_id")?,
-        table.require("item_id")?,
-        table.require("event")?,
-        table.require("ts")?,
-    );
+    let columns = EventColumns::of(&table)?;
     table.for_each_row(bad, |row, fields| {
-        let user = parse_id(fields[c_user]).map_err(|p| row.bad("user_id", p))?;
-        let item = parse_id(fields[c_item]).map_err(|p| row.bad("item_id", p))?;
-        let event = Event::from_name(fields[c_event].trim()).ok_or_else(|| {
+        let (user, item, event, ts) = columns.parse(row, fields)?;
+        f(user, item, event, ts);
+        Ok(())
+    })
+}
+
+/// Where an `events` table keeps the four columns every event has.
+pub struct EventColumns {
+    user: usize,
+    item: usize,
+    event: usize,
+    ts: usize,
+}
+
+impl EventColumns {
+    /// The columns of `table`, which must all be there.
+    pub fn of(table: &Table) -> Result<Self> {
+        Ok(EventColumns {
+            user: table.require("user_id")?,
+            item: table.require("item_id")?,
+            event: table.require("event")?,
+            ts: table.require("ts")?,
+        })
+    }
+
+    /// A row's (user, item, event, ts), or the bad row naming the column.
+    pub fn parse<'a>(
+        &self,
+        row: &At,
+        fields: &[&'a str],
+    ) -> std::result::Result<(&'a str, &'a str, Event, i64), BadRow> {
+        let user = parse_id(fields[self.user]).map_err(|p| row.bad("user_id", p))?;
+        let item = parse_id(fields[self.item]).map_err(|p| row.bad("item_id", p))?;
+        let event = Event::from_name(fields[self.event].trim()).ok_or_else(|| {
             row.bad(
                 "event",
                 format!(
                     "unknown event `{}` (expected view, fav, cart or purchase)",
-                    fields[c_event]
+                    fields[self.event]
                 ),
             )
         })?;
-        let ts = parse_ts(fields[c_ts]).map_err(|p| row.bad("ts", p))?;
-        f(user, item, event, ts);
-        Ok(())
-    })
+        let ts = parse_ts(fields[self.ts]).map_err(|p| row.bad("ts", p))?;
+        Ok((user, item, event, ts))
+    }
 }

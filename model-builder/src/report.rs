@@ -21,6 +21,7 @@
 //! is `rate(v) / rate(baseline) - 1`; its interval is the percentile
 //! bootstrap over visitors, resampled within each variant.
 
+use crate::data::EventColumns;
 use crate::rng::Rng;
 use crate::rows::{parse_id, parse_ts, BadRows, Table};
 use anyhow::{bail, Context, Result};
@@ -207,30 +208,14 @@ pub fn analyze(dir: &Path, o: &ReportOptions, bad: &mut BadRows) -> Result<Repor
     })?;
     let c_rank = events.column("shown_rank");
     let c_propensity = events.column("propensity");
-    let (c_user, c_item, c_event, c_ts) = (
-        events.require("user_id")?,
-        events.require("item_id")?,
-        events.require("event")?,
-        events.require("ts")?,
-    );
+    let columns = EventColumns::of(&events)?;
     let prices = read_prices(dir, bad)?;
     // (variant, shown rank) of every tagged view.
     let mut views: Vec<(usize, Option<u32>)> = Vec::new();
     // (user, item, ts) of every purchase.
     let mut purchases: Vec<(String, String, i64)> = Vec::new();
     events.for_each_row(bad, |at, f| {
-        let user = parse_id(f[c_user]).map_err(|p| at.bad("user_id", p))?;
-        let item = parse_id(f[c_item]).map_err(|p| at.bad("item_id", p))?;
-        let event = Event::from_name(f[c_event].trim()).ok_or_else(|| {
-            at.bad(
-                "event",
-                format!(
-                    "unknown event `{}` (expected view, fav, cart or purchase)",
-                    f[c_event]
-                ),
-            )
-        })?;
-        let ts = parse_ts(f[c_ts]).map_err(|p| at.bad("ts", p))?;
+        let (user, item, event, ts) = columns.parse(at, f)?;
         let rank = match c_rank.map(|c| f[c].trim()) {
             None | Some("") => None,
             Some(r) => match r.parse::<u32>() {
