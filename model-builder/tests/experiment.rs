@@ -262,38 +262,23 @@ fn bad_experiments_and_logs_are_named() {
         dir.join("x").to_str().unwrap(),
     ]);
     assert!(err.contains("cannot read nowhere.nrk"), "{err}");
-    // Logs without a variant column.
-    std::fs::write(
-        dir.join("events.csv"),
-        "user_id,item_id,event,ts\nu1,p1,view,1700000000\n",
-    )
-    .unwrap();
     let d = dir.to_str().unwrap();
+    let events = |csv: &str| std::fs::write(dir.join("events.csv"), csv).unwrap();
+    // Logs without a variant column.
+    events("user_id,item_id,event,ts\nu1,p1,view,1700000000\n");
     let err = fails(&["report", "--data", d, "--json"]);
     assert!(err.contains("no `variant` column"), "{err}");
-    // A bad rank is a bad row, named, and fails the run unless allowed.
-    std::fs::write(
-        dir.join("events.csv"),
-        "user_id,item_id,event,ts,variant,shown_rank\nu1,p1,view,1700000000,a,1\nu2,p1,view,1700000000,b,0\nu2,p1,purchase,1700000100,b,\n",
-    )
-    .unwrap();
-    let err = fails(&["report", "--data", d, "--json"]);
-    assert!(err.contains("events.csv:3: column `shown_rank`"), "{err}");
-    std::fs::write(
-        dir.join("events.csv"),
-        "user_id,item_id,event,ts,variant,shown_rank,propensity\nu1,p1,view,1700000000,a,1,0.25\nu2,p1,view,1700000000,b,2,1.5\n",
-    )
-    .unwrap();
+    // A propensity that is not a probability is a bad row.
+    events("user_id,item_id,event,ts,variant,shown_rank,propensity\nu1,p1,view,1700000000,a,1,0.25\nu2,p1,view,1700000000,b,2,1.5\n");
     let err = fails(&["report", "--data", d, "--json"]);
     assert!(
         err.contains("events.csv:3: column `propensity`: `1.5` is not a probability in (0, 1]"),
         "{err}"
     );
-    std::fs::write(
-        dir.join("events.csv"),
-        "user_id,item_id,event,ts,variant,shown_rank\nu1,p1,view,1700000000,a,1\nu2,p1,view,1700000000,b,0\nu2,p1,purchase,1700000100,b,\n",
-    )
-    .unwrap();
+    // A bad rank is a bad row, named, and fails the run unless allowed.
+    events("user_id,item_id,event,ts,variant,shown_rank\nu1,p1,view,1700000000,a,1\nu2,p1,view,1700000000,b,0\nu2,p1,purchase,1700000100,b,\n");
+    let err = fails(&["report", "--data", d, "--json"]);
+    assert!(err.contains("events.csv:3: column `shown_rank`"), "{err}");
     let r = report_json(&dir, &["--max-bad-rows", "1"]);
     assert_eq!(r["visitors_from"], "events");
     assert_eq!(r["bad_rows"], 1);
