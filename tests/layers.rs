@@ -30,6 +30,7 @@ const BUILDER: &[&[&str]] = &[
     &["rng"],
     &["runtime", "progress", "publish", "als"],
     &["rows", "options"],
+    &["family"],
     &["data", "import", "engine"],
     &["stage", "push", "replay", "shop", "synth", "report"],
     &["build", "stage_eval", "profiles", "simulate", "report_html"],

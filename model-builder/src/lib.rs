@@ -10,6 +10,7 @@ pub mod data;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod eval;
+pub mod family;
 pub mod import;
 pub mod next_item;
 pub mod options;

@@ -433,6 +433,8 @@ struct UsersArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
     rows: RowArgs,
 }
 
@@ -1206,11 +1208,15 @@ fn users(
         salt,
         out,
         json,
+        engine,
         rows,
     }: UsersArgs,
 ) -> Result<()> {
     let model = blob_path(model)?;
-    let m = read_model(&model)?;
+    let bytes =
+        std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
+    let m = Model::from_bytes(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: invalid blob: {e}", model.display()))?;
     let as_of_day = match &as_of {
         Some(d) => date_arg("--as-of", d)?,
         None => m.header().as_of_day,
@@ -1220,14 +1226,21 @@ fn users(
         Some(h) => Some(parse_hex(&h).with_context(|| format!("--salt `{h}` is not hex"))?),
     };
     anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
-    let ds = Dataset::load(&data, policy(rows))?;
+    let engine = engine.open(&data)?;
     let opts = model_builder::users::UsersOptions {
         as_of_day,
         window_days,
         shards,
         salt,
     };
-    let r = model_builder::users::write_users(&ds, &m, &opts, &out)?;
+    let r = pipeline::users(
+        &data,
+        policy(rows),
+        (&m, &bytes),
+        &opts,
+        &out,
+        engine.stages(),
+    )?;
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

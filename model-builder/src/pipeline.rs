@@ -183,3 +183,30 @@ pub fn push(
         Stages::Never(_, never) => match never {},
     }
 }
+
+/// `users`: every active family's nightly record for `model` (the decoded
+/// blob and its bytes), written into `out` ([`crate::users`]).
+#[cfg_attr(not(feature = "engine"), allow(unused_variables))]
+pub fn users(
+    dir: &Path,
+    policy: BadRowPolicy,
+    (model, model_bytes): (&nestrank::Model, &[u8]),
+    opts: &crate::users::UsersOptions,
+    out: &Path,
+    stages: Stages,
+) -> Result<crate::users::UsersWritten> {
+    match stages {
+        Stages::InMemory => {
+            crate::users::write_users(&Dataset::load(dir, policy)?, model, opts, out)
+        }
+        #[cfg(feature = "engine")]
+        Stages::Engine(session) => {
+            // The catalog and `users`; the events stay on the engine (each
+            // row is still read and checked, as every command does).
+            let ds = Dataset::load_selected(dir, policy, &[], &[], None, |_| Ok(()))?;
+            crate::users::write_users_on(session, &ds, model, model_bytes, opts, out)
+        }
+        #[cfg(not(feature = "engine"))]
+        Stages::Never(_, never) => match never {},
+    }
+}

@@ -2,24 +2,45 @@
 //! what a shop's logs say about a family, in the core's profile blob.
 
 use crate::data::Dataset;
+use crate::family::{self, FamilyEvent};
 use crate::options::DAY;
-use std::collections::HashMap;
 
 /// The most brands and categories a built profile keeps.
 pub const PROFILE_AFFINITIES: usize = 12;
 
-/// The most brands and categories a nightly record (`users`) keeps, so
-/// that a record with its embedding stays within 256 bytes.
-pub const NIGHTLY_AFFINITIES: usize = 2;
+pub use crate::family::NIGHTLY_AFFINITIES;
+
+/// A family's events before `cutoff` as [`crate::family`] reads them, in
+/// the dataset's order (time, then item id, then event). `events` are the
+/// indices of the user's own events in `ds.events`
+/// ([`crate::replay::events_by_user`]).
+pub fn family_events<'a>(
+    ds: &'a Dataset,
+    events: &'a [usize],
+    cutoff: i64,
+) -> impl Iterator<Item = FamilyEvent<'a>> + Clone + 'a {
+    events
+        .iter()
+        .map(|&k| &ds.events[k])
+        .filter(move |e| e.ts < cutoff)
+        .map(|e| {
+            let a = &ds.attrs[e.item as usize];
+            let c = ds.item_category[e.item as usize];
+            FamilyEvent {
+                item: ds.items.name(e.item),
+                brand: (a.brand != u32::MAX).then(|| ds.brands.name(a.brand)),
+                category: (c != u32::MAX).then(|| ds.categories.name(c)),
+                price: a.price,
+                event: e.event,
+                ts: e.ts,
+            }
+        })
+}
 
 /// A family's profile as the builder sees it before `cutoff`: birthday or
-/// due date and gender from `users.csv`, brand and category affinities
-/// from the family's own event-weighted signals (30-day half-life), and
-/// the price band (20th to 80th percentile) of what it carted or bought.
-/// The strongest `keep` brands and categories are kept.
-///
-/// `events` are the indices of the user's own events in `ds.events`
-/// ([`crate::replay::events_by_user`]).
+/// due date and gender from `users.csv`, and the affinities of
+/// [`crate::family::affinities`] with the strongest `keep` brands and
+/// categories. `events` as in [`family_events`].
 pub fn profile_of(
     ds: &Dataset,
     user: u32,
@@ -27,112 +48,19 @@ pub fn profile_of(
     cutoff: i64,
     keep: usize,
 ) -> nestrank::profile::Profile {
-    use nestrank::profile::{affinities_from, AffinitiesSection, Gender, Profile};
+    use nestrank::profile::{Gender, Profile};
     let (birth_day, gender) = ds
         .babies
         .get(&user)
         .copied()
         .unwrap_or((None, Gender::Unknown));
-    let mut brands: HashMap<u32, f32> = HashMap::new();
-    let mut cats: HashMap<u32, f32> = HashMap::new();
-    let mut prices: Vec<f32> = Vec::new();
-    for e in events
-        .iter()
-        .map(|&k| &ds.events[k])
-        .filter(|e| e.ts < cutoff)
-    {
-        let w = [1.0f32, 2.0, 3.0, 4.0][e.event as usize]
-            * 0.5f32.powf((cutoff - e.ts) as f32 / (30.0 * DAY as f32));
-        let a = &ds.attrs[e.item as usize];
-        if a.brand != u32::MAX {
-            *brands.entry(a.brand).or_insert(0.0) += w;
-        }
-        let c = ds.item_category[e.item as usize];
-        if c != u32::MAX {
-            *cats.entry(c).or_insert(0.0) += w;
-        }
-        if e.event.is_conversion() && a.price.is_finite() && a.price > 0.0 {
-            prices.push(a.price);
-        }
-    }
-    prices.sort_by(f32::total_cmp);
-    let band = if prices.is_empty() {
-        (0.0, 0.0)
-    } else {
-        let at = |q: f32| prices[((prices.len() - 1) as f32 * q).round() as usize];
-        (at(0.2), at(0.8))
-    };
-    // The strongest few: a profile stays a few hundred bytes.
-    let named = |m: HashMap<u32, f32>, names: &crate::data::Interner| -> Vec<(String, f32)> {
-        let mut v: Vec<(String, f32)> = m
-            .into_iter()
-            .map(|(k, w)| (names.name(k).to_string(), w))
-            .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(keep);
-        v
-    };
-    let affinities: AffinitiesSection = affinities_from(
-        &named(brands, &ds.brands),
-        &named(cats, &ds.categories),
-        band,
-    );
     Profile {
         birth_day,
         gender,
-        affinities,
+        affinities: family::affinities(family_events(ds, events, cutoff), cutoff, keep),
         as_of_day: (cutoff / DAY) as i32,
         embedding: None,
     }
-}
-
-/// The user's long-term vector for `model`, from the user's events before
-/// `cutoff` (`events` as in [`profile_of`]): the exact fold-in of the whole
-/// history with the model's own factors and event weights, which is the
-/// user's factor of the model's factorization, and the weight `μ` of the
-/// history's confidence terms, `Σᵢ (cᵢ − 1) ‖yᵢ‖² / f`. `None` when the
-/// model has no factors or the user no event on an item it knows.
-pub fn embedding_of(
-    ds: &Dataset,
-    model: &nestrank::Model,
-    events: &[usize],
-    cutoff: i64,
-) -> Option<nestrank::profile::EmbeddingSection> {
-    let f = model.factors()?;
-    let mut w: HashMap<u32, f32> = HashMap::new();
-    let mut count = 0u32;
-    for e in events
-        .iter()
-        .map(|&k| &ds.events[k])
-        .filter(|e| e.ts < cutoff)
-    {
-        count = count.saturating_add(1);
-        if let Some(i) = model.index_of(ds.items.name(e.item)) {
-            *w.entry(i).or_default() += f.event_weights[e.event as usize];
-        }
-    }
-    let mut items: Vec<(u32, f32)> = w.into_iter().filter(|x| x.1 > 0.0).collect();
-    if items.is_empty() {
-        return None;
-    }
-    items.sort_unstable_by_key(|x| x.0);
-    let x = f.fold_in_exact(&items, None);
-    let dim = f.dim as usize;
-    let mut row = vec![0f32; dim];
-    let mut confidence = 0f64;
-    for &(i, wi) in &items {
-        f.row_into(i as usize, &mut row);
-        let norm2: f32 = row.iter().map(|v| v * v).sum();
-        confidence += f64::from(f.alpha * wi * norm2);
-    }
-    x.iter().all(|v| v.is_finite()).then(|| {
-        nestrank::profile::EmbeddingSection::quantize(
-            model.header().model_id,
-            &x,
-            (confidence / dim as f64) as f32,
-            count,
-        )
-    })
 }
 
 /// A family's nightly record for `model` (`users`, and the replay's
@@ -146,7 +74,7 @@ pub fn nightly_profile(
     cutoff: i64,
 ) -> nestrank::profile::Profile {
     let mut p = profile_of(ds, user, events, cutoff, NIGHTLY_AFFINITIES);
-    p.embedding = embedding_of(ds, model, events, cutoff);
+    p.embedding = family::embedding(family_events(ds, events, cutoff), model, cutoff);
     p
 }
 
@@ -178,10 +106,7 @@ pub fn write_profiles(
     let mut r = ProfilesWritten::default();
     for u in users {
         let name = ds.users.name(u);
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !family::safe_name(name) {
             eprintln!("warning: skipping user `{name}`: not a safe file name");
             r.skipped += 1;
             continue;

@@ -13,12 +13,12 @@
 //! A family whose `users.csv` row says `opt_out` gets no record.
 
 use crate::data::Dataset;
+use crate::family;
 use crate::options::DAY;
 use crate::profiles::nightly_profile;
 use anyhow::{Context, Result};
-use nestrank::usertable::{key_from_mac, shard_of, UserTable};
+use nestrank::usertable::{shard_of, UserTable};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// What `users` writes.
@@ -73,31 +73,6 @@ pub struct EdgeIndex {
     pub users: usize,
 }
 
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
-/// The edge key of `user` under `salt`.
-pub fn edge_key(salt: &[u8], user: &str) -> u64 {
-    key_from_mac(&hmac_sha256(salt, user.as_bytes())).expect("32 bytes")
-}
-
 fn random_salt() -> Result<Vec<u8>> {
     use std::io::Read;
     let mut salt = vec![0u8; 16];
@@ -111,8 +86,40 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The edge shards of a table of `families` active families when
+/// `requested` is not given: a power of two giving about 256 each.
+pub fn shard_count(requested: Option<u32>, families: u64) -> u32 {
+    requested
+        .unwrap_or_else(|| {
+            (families
+                .div_ceil(256)
+                .clamp(1, u64::from(nestrank::usertable::MAX_SHARDS)) as u32)
+                .next_power_of_two()
+        })
+        .clamp(1, nestrank::usertable::MAX_SHARDS)
+}
+
+/// Whether `user` gets a record: not opted out, and an id that may name a
+/// file. Counts the families skipped in `r`.
+fn admit(ds: &Dataset, user: &str, r: &mut UsersWritten) -> bool {
+    if ds
+        .users
+        .get(user)
+        .is_some_and(|u| ds.opted_out.contains(&u))
+    {
+        r.opted_out += 1;
+        return false;
+    }
+    if !family::safe_name(user) {
+        r.unsafe_names += 1;
+        return false;
+    }
+    true
+}
+
 /// Writes the records of every family active in the window before
-/// `opts.as_of_day`, for `model`, into `out` (see the module docs).
+/// `opts.as_of_day`, for `model`, into `out` (see the module docs), from
+/// the log in memory.
 pub fn write_users(
     ds: &Dataset,
     model: &nestrank::Model,
@@ -122,114 +129,229 @@ pub fn write_users(
     let cutoff = i64::from(opts.as_of_day) * DAY;
     let from = cutoff - i64::from(opts.window_days) * DAY;
     let by_user = crate::replay::events_by_user(ds);
-    let mut r = UsersWritten::default();
-    let mut records: Vec<(String, Vec<u8>)> = Vec::new();
-    for (u, own) in by_user.iter().enumerate() {
-        let u = u as u32;
-        let active = own
-            .iter()
-            .any(|&k| (from..cutoff).contains(&ds.events[k].ts));
-        if !active {
-            continue;
-        }
-        if ds.opted_out.contains(&u) {
-            r.opted_out += 1;
-            continue;
-        }
+    let active: Vec<u32> = (0..by_user.len() as u32)
+        .filter(|&u| {
+            by_user[u as usize]
+                .iter()
+                .any(|&k| (from..cutoff).contains(&ds.events[k].ts))
+        })
+        .collect();
+    let salt = salt_of(opts)?;
+    let shards = shard_count(opts.shards, active.len() as u64);
+    let mut writer = RecordWriter::new(out, shards, opts.as_of_day)?;
+    let mut records = Vec::new();
+    for u in active {
         let name = ds.users.name(u);
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            r.unsafe_names += 1;
-            continue;
+        if admit(ds, name, &mut writer.written) {
+            let key = family::edge_key(&salt, name);
+            records.push((shard_of(key, shards), key, u));
         }
+    }
+    records.sort_unstable();
+    for (_, key, u) in records {
+        let own = by_user[u as usize].as_slice();
         let profile = nightly_profile(ds, model, u, own, cutoff);
+        writer.add(ds.users.name(u), key, &profile)?;
+    }
+    writer.finish(model, &salt)
+}
+
+/// Writes the records on the query engine: the engine reads the log,
+/// groups each active family's events and computes its record
+/// ([`crate::family`], the same bytes as [`write_users`]), in the order of
+/// the edge shards; the builder streams them to files, so it never holds
+/// more than a shard. `ds` holds the catalog and `users` (babies and
+/// `opt_out`), not the events.
+#[cfg(feature = "engine")]
+pub fn write_users_on(
+    session: &crate::engine::plans::Session,
+    ds: &Dataset,
+    model: &nestrank::Model,
+    model_bytes: &[u8],
+    opts: &UsersOptions,
+    out: &Path,
+) -> Result<UsersWritten> {
+    use nestrank::profile::Gender;
+    let cutoff = i64::from(opts.as_of_day) * DAY;
+    let from = cutoff - i64::from(opts.window_days) * DAY;
+    let salt = salt_of(opts)?;
+    let shards = shard_count(opts.shards, session.active_families(from, cutoff)?);
+    let mut writer = RecordWriter::new(out, shards, opts.as_of_day)?;
+    let query = crate::engine::family::FamilyQuery {
+        catalog: catalog_of(ds),
+        model: model_bytes,
+        from,
+        cutoff,
+        salt: &salt,
+        shards,
+    };
+    session.for_each_family(&query, |name, key, record| {
+        if !admit(ds, name, &mut writer.written) {
+            return Ok(());
+        }
+        let mut profile = nestrank::profile::Profile::from_bytes(record)
+            .map_err(|e| anyhow::anyhow!("the engine's record of `{name}`: {e}"))?;
+        let (birth_day, gender) = ds
+            .users
+            .get(name)
+            .and_then(|u| ds.babies.get(&u).copied())
+            .unwrap_or((None, Gender::Unknown));
+        (profile.birth_day, profile.gender) = (birth_day, gender);
+        writer.add(name, key, &profile)
+    })?;
+    writer.finish(model, &salt)
+}
+
+/// The catalog of `ds` (`items`), for [`FamilyQuery`].
+#[cfg(feature = "engine")]
+fn catalog_of(ds: &Dataset) -> Vec<crate::engine::family::CatalogItem> {
+    (0..ds.items.len() as u32)
+        .map(|i| {
+            let a = &ds.attrs[i as usize];
+            let c = ds.item_category[i as usize];
+            crate::engine::family::CatalogItem {
+                id: ds.items.name(i).to_string(),
+                brand: (a.brand != u32::MAX).then(|| ds.brands.name(a.brand).to_string()),
+                category: (c != u32::MAX).then(|| ds.categories.name(c).to_string()),
+                price: a.price.is_finite().then_some(a.price),
+            }
+        })
+        .collect()
+}
+
+fn salt_of(opts: &UsersOptions) -> Result<Vec<u8>> {
+    match &opts.salt {
+        Some(s) => Ok(s.clone()),
+        None => random_salt(),
+    }
+}
+
+/// Profiles written per batch of files.
+const FILE_BATCH: usize = 4096;
+
+/// Writes records as they come, in the order of their edge shards: each
+/// profile to its file (in batches), each shard when the next begins.
+struct RecordWriter<'a> {
+    out: &'a Path,
+    edge: std::path::PathBuf,
+    shards: u32,
+    as_of_day: i32,
+    /// The shard being gathered.
+    shard: u32,
+    rows: Vec<(u64, Vec<u8>)>,
+    files: Vec<(std::path::PathBuf, Vec<u8>)>,
+    written: UsersWritten,
+}
+
+impl<'a> RecordWriter<'a> {
+    fn new(out: &'a Path, shards: u32, as_of_day: i32) -> Result<Self> {
+        let edge = out.join("edge");
+        std::fs::create_dir_all(&edge)
+            .with_context(|| format!("cannot create {}", edge.display()))?;
+        Ok(RecordWriter {
+            out,
+            edge,
+            shards,
+            as_of_day,
+            shard: 0,
+            rows: Vec::new(),
+            files: Vec::new(),
+            written: UsersWritten::default(),
+        })
+    }
+
+    /// Adds `user`'s record under edge key `key`: keys come in the order of
+    /// their shards.
+    fn add(&mut self, user: &str, key: u64, profile: &nestrank::profile::Profile) -> Result<()> {
+        let shard = shard_of(key, self.shards);
+        anyhow::ensure!(
+            shard >= self.shard,
+            "`{user}` (edge shard {shard}) came after shard {}: the records are not in shard order",
+            self.shard
+        );
+        while self.shard < shard {
+            self.write_shard()?;
+        }
+        let blob = profile.to_bytes();
+        let r = &mut self.written;
+        r.users += 1;
+        r.profile_bytes += blob.len();
         if let Some(e) = &profile.embedding {
             r.with_embedding += 1;
             r.embedding_bytes += nestrank::format::encode_section(e).len();
         }
-        let blob = profile.to_bytes();
-        r.profile_bytes += blob.len();
-        records.push((name.to_string(), blob));
-    }
-    if r.unsafe_names > 0 {
-        eprintln!(
-            "warning: skipped {} users whose id is not a safe file name (ASCII letters, digits, `_`, `-`)",
-            r.unsafe_names
-        );
-    }
-    r.users = records.len();
-
-    // The page's form: one file per family, in two levels of folders.
-    let files: Vec<(std::path::PathBuf, &[u8])> = records
-        .iter()
-        .map(|(name, blob)| {
-            let h = format!("{:016x}", nestrank::hash::fnv1a64(name.as_bytes()));
-            let path = out
-                .join("profiles")
-                .join(&h[..2])
-                .join(&h[2..4])
-                .join(format!("{name}.nrp"));
-            (path, blob.as_slice())
-        })
-        .collect();
-    write_files(&files)?;
-
-    // The edge's form: shards keyed by the salted hash; index.json last.
-    let salt = match &opts.salt {
-        Some(s) => s.clone(),
-        None => random_salt()?,
-    };
-    let shards = opts
-        .shards
-        .unwrap_or_else(|| (records.len().div_ceil(256).max(1) as u32).next_power_of_two())
-        .clamp(1, nestrank::usertable::MAX_SHARDS);
-    let mut by_shard: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new(); shards as usize];
-    for (name, blob) in records {
-        let key = edge_key(&salt, &name);
-        by_shard[shard_of(key, shards) as usize].push((key, blob));
-    }
-    let edge = out.join("edge");
-    std::fs::create_dir_all(&edge).with_context(|| format!("cannot create {}", edge.display()))?;
-    for (shard, rows) in by_shard.into_iter().enumerate() {
-        let bytes = UserTable::to_bytes(shard as u32, shards, rows, opts.as_of_day);
-        r.edge_bytes += bytes.len();
-        crate::publish::write_atomically(&edge.join(format!("shard-{shard:05}.nrt")), |w| {
-            Ok(w.write_all(&bytes)?)
-        })?;
-    }
-    // Shards of an earlier, larger table.
-    for entry in std::fs::read_dir(&edge)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let stale = name
-            .strip_prefix("shard-")
-            .and_then(|n| n.strip_suffix(".nrt"))
-            .and_then(|n| n.parse::<u32>().ok())
-            .is_some_and(|n| n >= shards);
-        if stale {
-            std::fs::remove_file(edge.join(&name))?;
+        // The page's form: one file per family, in two levels of folders.
+        let h = format!("{:016x}", nestrank::hash::fnv1a64(user.as_bytes()));
+        let path = self
+            .out
+            .join("profiles")
+            .join(&h[..2])
+            .join(&h[2..4])
+            .join(format!("{user}.nrp"));
+        self.files.push((path, blob.clone()));
+        self.rows.push((key, blob));
+        if self.files.len() >= FILE_BATCH {
+            write_files(&std::mem::take(&mut self.files))?;
         }
+        Ok(())
     }
-    let index = EdgeIndex {
-        format: 1,
-        model_id: model.model_id(),
-        as_of: nestrank::calendar::format_date(opts.as_of_day),
-        salt: hex(&salt),
-        shards,
-        users: r.users,
-    };
-    crate::publish::write_atomically(&edge.join("index.json"), |w| {
-        Ok(serde_json::to_writer_pretty(&mut *w, &index)?)
-    })?;
-    r.shards = shards;
-    Ok(r)
+
+    /// Writes the shard being gathered, and moves to the next.
+    fn write_shard(&mut self) -> Result<()> {
+        let rows = std::mem::take(&mut self.rows);
+        let bytes = UserTable::to_bytes(self.shard, self.shards, rows, self.as_of_day);
+        self.written.edge_bytes += bytes.len();
+        let path = self.edge.join(format!("shard-{:05}.nrt", self.shard));
+        crate::publish::write_atomically(&path, |w| Ok(w.write_all(&bytes)?))?;
+        self.shard += 1;
+        Ok(())
+    }
+
+    /// Writes what is left, removes the shards of an earlier, larger
+    /// table, and writes `index.json` last.
+    fn finish(mut self, model: &nestrank::Model, salt: &[u8]) -> Result<UsersWritten> {
+        while self.shard < self.shards {
+            self.write_shard()?;
+        }
+        write_files(&std::mem::take(&mut self.files))?;
+        let r = &self.written;
+        if r.unsafe_names > 0 {
+            eprintln!(
+                "warning: skipped {} users whose id is not a safe file name (ASCII letters, digits, `_`, `-`)",
+                r.unsafe_names
+            );
+        }
+        for entry in std::fs::read_dir(&self.edge)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            let stale = name
+                .strip_prefix("shard-")
+                .and_then(|n| n.strip_suffix(".nrt"))
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= self.shards);
+            if stale {
+                std::fs::remove_file(self.edge.join(&name))?;
+            }
+        }
+        let index = EdgeIndex {
+            format: 1,
+            model_id: model.model_id(),
+            as_of: nestrank::calendar::format_date(self.as_of_day),
+            salt: hex(salt),
+            shards: self.shards,
+            users: r.users,
+        };
+        crate::publish::write_atomically(&self.edge.join("index.json"), |w| {
+            Ok(serde_json::to_writer_pretty(&mut *w, &index)?)
+        })?;
+        self.written.shards = self.shards;
+        Ok(self.written)
+    }
 }
 
 /// Writes every file atomically ([`crate::publish::write_atomically`]:
 /// synced, renamed, its folder synced) from [`WRITERS`] threads, so that
 /// the disk's sync latency overlaps instead of adding up per file.
-fn write_files(files: &[(std::path::PathBuf, &[u8])]) -> Result<()> {
+fn write_files(files: &[(std::path::PathBuf, Vec<u8>)]) -> Result<()> {
     let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.0.parent()).collect();
     dirs.sort_unstable();
     dirs.dedup();
@@ -257,24 +379,3 @@ fn write_files(files: &[(std::path::PathBuf, &[u8])]) -> Result<()> {
 
 /// Threads writing the profile files: the work is waiting for the disk.
 const WRITERS: usize = 16;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // Test cases 2 and 6 (a key longer than a block).
-        assert_eq!(
-            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        assert_eq!(
-            hex(&hmac_sha256(
-                &[0xaa; 131],
-                b"Test Using Larger Than Block-Size Key - Hash Key First"
-            )),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
-    }
-}

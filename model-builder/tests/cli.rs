@@ -861,7 +861,7 @@ fn users_writes_profiles_and_the_edge_table() {
     let mut found = 0;
     for line in lines.iter().skip(1) {
         let user = line.split(',').next().unwrap();
-        let key = model_builder::users::edge_key(&salt_bytes, user);
+        let key = model_builder::family::edge_key(&salt_bytes, user);
         let shard = &shards[nestrank::usertable::shard_of(key, 4) as usize];
         let h = format!("{:016x}", nestrank::hash::fnv1a64(user.as_bytes()));
         let file = out.join(format!("profiles/{}/{}/{user}.nrp", &h[..2], &h[2..4]));

@@ -183,6 +183,70 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         push(&parquet, "push-embedded.jsonl", &["--engine", "embedded"]),
         memory
     );
+
+    // The families' nightly records: the engine computes each family's
+    // record where the log is, in shard order, and the files are the
+    // in-memory ones, byte for byte. Every seventh family opts out.
+    let users = std::fs::read_to_string(csv.join("users.csv")).unwrap();
+    let mut lines: Vec<String> = users.lines().map(String::from).collect();
+    lines[0] += ",opt_out";
+    for (n, line) in lines.iter_mut().enumerate().skip(1) {
+        line.push_str(if n % 7 == 1 { ",yes" } else { "," });
+    }
+    std::fs::write(csv.join("users.csv"), lines.join("\n") + "\n").unwrap();
+    let records = |data: &Path, name: &str, extra: &[&str]| -> PathBuf {
+        let dir = out.join(name);
+        let model = [
+            "--model",
+            blob.to_str().unwrap(),
+            "--salt",
+            "0123abcd",
+            "--json",
+        ];
+        let said = run_on("users", data, day, &dir, &[&model[..], extra].concat());
+        let said: serde_json::Value = serde_json::from_str(said.trim()).unwrap();
+        assert!(said["opted_out"].as_u64().unwrap() > 0, "{said}");
+        dir
+    };
+    let memory = records(&csv, "users-memory", &[]);
+    let files = same_files(
+        &memory,
+        &records(
+            &csv,
+            "users-embedded",
+            &["--engine", "embedded", "--memory-limit", "64MB"],
+        ),
+    );
+    assert!(files > 500, "{files} files");
+}
+
+/// Asserts that folders `a` and `b` hold the same files, byte for byte;
+/// how many.
+fn same_files(a: &Path, b: &Path) -> usize {
+    fn list(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                list(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let (mut fa, mut fb) = (Vec::new(), Vec::new());
+    list(a, a, &mut fa);
+    list(b, b, &mut fb);
+    fa.sort();
+    fb.sort();
+    assert_eq!(fa, fb, "the files of {} and {}", a.display(), b.display());
+    for f in &fa {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{} differs",
+            f.display()
+        );
+    }
+    fa.len()
 }
 
 /// The Taobao sample on the embedded engine, its ranker trained on the
@@ -438,6 +502,35 @@ fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
     }
     let shuffled: u64 = tasks.iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
     assert!(shuffled > 0, "no shuffle bytes recorded");
+    // The families' records, computed on the executors: the in-memory files.
+    let blob = out
+        .join("memory")
+        .join(manifest(&out.join("memory"))["file"].as_str().unwrap());
+    let users = |name: &str, extra: &[&str]| -> PathBuf {
+        let model = ["--model", blob.to_str().unwrap(), "--salt", "0123abcd"];
+        run_on(
+            "users",
+            &data,
+            day,
+            &out.join(name),
+            &[&model[..], extra].concat(),
+        );
+        out.join(name)
+    };
+    let files = same_files(
+        &users("users-memory", &[]),
+        &users(
+            "users-cluster",
+            &[
+                "--engine",
+                &engine,
+                "--shared-dir",
+                shared.to_str().unwrap(),
+            ],
+        ),
+    );
+    assert!(files > 500, "{files} files");
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
 
     // Publish once, then rebuild while an executor is killed.
     let live = out.join("live");

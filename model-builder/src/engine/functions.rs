@@ -69,6 +69,8 @@ pub fn scalars() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::from(Pairs::new())),
         Arc::new(ScalarUDF::from(Similarity::new())),
+        Arc::new(ScalarUDF::from(super::family::Family::new())),
+        Arc::new(ScalarUDF::from(super::family::EdgeKey::new())),
     ]
 }
 
@@ -741,7 +743,11 @@ fn text(v: &ScalarValue) -> Option<&str> {
 }
 
 /// A text literal argument of `name`.
-fn text_literal<'a>(value: &'a ColumnarValue, name: &str, what: &str) -> Result<&'a str> {
+pub(super) fn text_literal<'a>(
+    value: &'a ColumnarValue,
+    name: &str,
+    what: &str,
+) -> Result<&'a str> {
     if let ColumnarValue::Scalar(v) = value {
         if let Some(p) = text(v) {
             return Ok(p);

@@ -7,6 +7,7 @@
 //! blob.
 
 pub mod cluster;
+pub mod family;
 pub mod functions;
 pub mod parquet;
 pub mod plans;

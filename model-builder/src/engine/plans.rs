@@ -61,6 +61,24 @@ impl Drop for SharedFile {
     }
 }
 
+/// A folder under the shared folder, removed with its files when dropped.
+pub(super) struct SharedFolder(PathBuf);
+
+impl SharedFolder {
+    /// Where it is.
+    pub(super) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for SharedFolder {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("warning: cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
 /// A table the engine wrote as Parquet under the shared folder and reads
 /// back, for as long as the value lives (deregistered and removed when
 /// dropped): an intermediate result that several queries read, computed
@@ -254,9 +272,30 @@ impl Session {
         Ok(self)
     }
 
+    /// The `clean` common table expression: the events as every plan reads
+    /// them ([`clean_sql`]).
+    pub(super) fn clean(&self) -> &str {
+        &self.clean
+    }
+
+    /// A new folder under the shared folder, which every executor reads,
+    /// removed with what it holds when the value is dropped (`kind` names
+    /// it).
+    pub(super) fn shared_folder(&self, kind: &str) -> Result<SharedFolder> {
+        let nonce = SHARED_TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.shared_dir.join(format!(
+            "nestrank-{kind}-{}-{}-{nonce}",
+            std::process::id(),
+            unix_ms()
+        ));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(SharedFolder(dir))
+    }
+
     /// Runs `sql` and hands each result batch to `f` as it arrives, so a
     /// large result is never held whole.
-    fn for_each_batch(
+    pub(super) fn for_each_batch(
         &self,
         sql: &str,
         what: &str,
@@ -773,7 +812,7 @@ fn weight_sql(o: &BuildOptions) -> String {
 
 /// A text column as owned strings, whether the engine chose `Utf8` or
 /// `Utf8View` for it.
-trait Text {
+pub(super) trait Text {
     fn as_string_view_or_utf8(&self) -> TextColumn<'_>;
 }
 
@@ -787,7 +826,7 @@ impl Text for std::sync::Arc<dyn Array> {
     }
 }
 
-enum TextColumn<'a> {
+pub(super) enum TextColumn<'a> {
     Utf8(&'a datafusion::arrow::array::StringArray),
     Large(&'a datafusion::arrow::array::LargeStringArray),
     View(&'a datafusion::arrow::array::StringViewArray),
@@ -795,10 +834,33 @@ enum TextColumn<'a> {
 
 impl TextColumn<'_> {
     fn value(&self, r: usize) -> String {
+        self.str(r).to_string()
+    }
+
+    /// Row `r`'s text.
+    pub(super) fn str(&self, r: usize) -> &str {
         match self {
-            TextColumn::Utf8(a) => a.value(r).to_string(),
-            TextColumn::Large(a) => a.value(r).to_string(),
-            TextColumn::View(a) => a.value(r).to_string(),
+            TextColumn::Utf8(a) => a.value(r),
+            TextColumn::Large(a) => a.value(r),
+            TextColumn::View(a) => a.value(r),
+        }
+    }
+
+    /// Whether row `r` is null.
+    pub(super) fn is_null(&self, r: usize) -> bool {
+        match self {
+            TextColumn::Utf8(a) => a.is_null(r),
+            TextColumn::Large(a) => a.is_null(r),
+            TextColumn::View(a) => a.is_null(r),
+        }
+    }
+
+    /// Rows.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            TextColumn::Utf8(a) => a.len(),
+            TextColumn::Large(a) => a.len(),
+            TextColumn::View(a) => a.len(),
         }
     }
 }
