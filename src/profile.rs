@@ -8,10 +8,12 @@
 //!
 //! A profile travels as a blob of kind [`BlobKind::Profile`] in the same
 //! container as a model (FORMAT.md): magic, version, CRC-32, sections
-//! `baby` (1), `affinities` (2, optional) and `embedding` (3, optional:
+//! `baby` (1), `affinities` (2, optional), `embedding` (3, optional:
 //! the family's long-term factor vector, which the builder compiles from
-//! the shop's logs for one model and the fold-in holds the user to). A few
-//! hundred bytes.
+//! the shop's logs for one model and the fold-in holds the user to) and
+//! `rebuys` (4, optional: the last day the family bought in each category
+//! the model restocks, so that a phone that never saw those purchases
+//! still knows what is due). A few hundred bytes.
 
 use crate::calendar::{days_from_civil, format_date, parse_date, DAY_S};
 use crate::format::{decode_section, encode_section, BlobKind, Container, DecodeError};
@@ -26,6 +28,8 @@ pub mod section {
     pub const AFFINITIES: u16 = 2;
     /// [`super::EmbeddingSection`].
     pub const EMBEDDING: u16 = 3;
+    /// [`super::RebuysSection`].
+    pub const REBUYS: u16 = 4;
 }
 
 /// The most brands or categories a profile keeps.
@@ -229,6 +233,60 @@ impl EmbeddingSection {
     }
 }
 
+/// The `rebuys` section: per category the model restocks (a consumable's
+/// re-purchase interval, or a durable), the last day the family bought in
+/// it. It holds no item id.
+#[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
+pub struct RebuysSection {
+    /// Category names, strictly ascending by bytes.
+    pub categories: StringTable,
+    /// Per category, the last purchase day (days since 1970-01-01).
+    pub days: Vec<i32>,
+}
+
+impl RebuysSection {
+    /// The section of `(category, last purchase day)` pairs (any order; a
+    /// repeated category keeps its latest day; empty names are dropped).
+    pub fn from_days(pairs: &[(&str, i32)]) -> RebuysSection {
+        let mut v: Vec<(&str, i32)> = pairs
+            .iter()
+            .copied()
+            .filter(|(n, _)| !n.is_empty() && n.len() <= crate::wire::MAX_ID_BYTES)
+            .collect();
+        v.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(b.1.cmp(&a.1)));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v.truncate(MAX_AFFINITIES);
+        let names: Vec<&str> = v.iter().map(|x| x.0).collect();
+        RebuysSection {
+            categories: StringTable::from_strings(&names),
+            days: v.iter().map(|x| x.1).collect(),
+        }
+    }
+
+    /// Whether it names no category.
+    pub fn is_empty(&self) -> bool {
+        self.categories.is_empty()
+    }
+
+    /// The last day the family bought in `category`, if the section says.
+    pub fn last_day(&self, category: &str) -> Option<i32> {
+        self.categories
+            .position_sorted(category)
+            .map(|k| self.days[k])
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        validate_names(&self.categories, self.days.len(), "rebuys.categories")?;
+        let (lo, hi) = day_range();
+        if self.days.iter().any(|d| !(lo..hi).contains(d)) {
+            return Err(DecodeError::OutOfRange {
+                what: "rebuys.days",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A family's profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -242,6 +300,9 @@ pub struct Profile {
     pub as_of_day: i32,
     /// The long-term vector from the builder, if the family has one.
     pub embedding: Option<EmbeddingSection>,
+    /// The last purchase day per restocked category, from the builder
+    /// (empty when made on the device).
+    pub rebuys: RebuysSection,
 }
 
 impl Profile {
@@ -275,6 +336,7 @@ impl Profile {
             affinities: AffinitiesSection::default(),
             as_of_day: 0,
             embedding: None,
+            rebuys: RebuysSection::default(),
         })
     }
 
@@ -348,6 +410,9 @@ impl Profile {
         if let Some(e) = &self.embedding {
             sections.push((section::EMBEDDING, encode_section(e)));
         }
+        if !self.rebuys.is_empty() {
+            sections.push((section::REBUYS, encode_section(&self.rebuys)));
+        }
         crate::format::seal(BlobKind::Profile, self.as_of_day, &sections)
     }
 
@@ -357,6 +422,7 @@ impl Profile {
         let mut baby: Option<BabySection> = None;
         let mut affinities: Option<AffinitiesSection> = None;
         let mut embedding: Option<EmbeddingSection> = None;
+        let mut rebuys: Option<RebuysSection> = None;
         for (id, data) in &container.sections {
             match *id {
                 section::BABY => {
@@ -380,6 +446,11 @@ impl Profile {
                         return Err(DecodeError::DuplicateSection { what: "embedding" });
                     }
                 }
+                section::REBUYS => {
+                    if rebuys.replace(decode_section(data, "rebuys")?).is_some() {
+                        return Err(DecodeError::DuplicateSection { what: "rebuys" });
+                    }
+                }
                 _ => return Err(DecodeError::OutOfRange { what: "section id" }),
             }
         }
@@ -389,9 +460,7 @@ impl Profile {
         })?;
         let birth_day = (baby.birth_day != i32::MIN).then_some(baby.birth_day);
         if let Some(d) = birth_day {
-            // 1900..2200: beyond that a date is garbage, not a baby.
-            let lo = days_from_civil(1900, 1, 1).expect("a valid date");
-            let hi = days_from_civil(2200, 1, 1).expect("a valid date");
+            let (lo, hi) = day_range();
             if !(lo..hi).contains(&d) {
                 return Err(DecodeError::OutOfRange {
                     what: "baby.birth_day",
@@ -403,14 +472,26 @@ impl Profile {
         if let Some(e) = &embedding {
             e.validate()?;
         }
+        let rebuys = rebuys.unwrap_or_default();
+        rebuys.validate()?;
         Ok(Profile {
             birth_day,
             gender,
             affinities,
             as_of_day: container.header.as_of_day,
             embedding,
+            rebuys,
         })
     }
+}
+
+/// The days a profile's dates may fall on, 1900 to 2200: beyond that a
+/// date is garbage, not a baby or a purchase.
+fn day_range() -> (i32, i32) {
+    (
+        days_from_civil(1900, 1, 1).expect("a valid date"),
+        days_from_civil(2200, 1, 1).expect("a valid date"),
+    )
 }
 
 fn day_of(now: f64) -> Result<i32, ProfileError> {
@@ -424,9 +505,11 @@ fn lookup(names: &StringTable, weights: &[f32], key: &str) -> f32 {
     names.position_sorted(key).map_or(0.0, |k| weights[k])
 }
 
-fn validate_table(
+/// Checks a table of names, strictly ascending by bytes, with `values`
+/// values beside it.
+fn validate_names(
     names: &StringTable,
-    weights: &[f32],
+    values: usize,
     what: &'static str,
 ) -> Result<(), DecodeError> {
     if names.len() > MAX_AFFINITIES {
@@ -437,11 +520,11 @@ fn validate_table(
         });
     }
     names.validate(what)?;
-    if weights.len() != names.len() {
+    if values != names.len() {
         return Err(DecodeError::LengthMismatch {
             what,
             left: names.len() as u64,
-            right: weights.len() as u64,
+            right: values as u64,
         });
     }
     for i in 1..names.len() {
@@ -452,6 +535,15 @@ fn validate_table(
             });
         }
     }
+    Ok(())
+}
+
+fn validate_table(
+    names: &StringTable,
+    weights: &[f32],
+    what: &'static str,
+) -> Result<(), DecodeError> {
+    validate_names(names, weights.len(), what)?;
     if weights.iter().any(|w| !w.is_finite()) {
         return Err(DecodeError::NonFinite { what });
     }

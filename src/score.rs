@@ -523,7 +523,22 @@ fn candidate_features(
     f[F_POPULARITY] = model.popularity(item);
     f[F_TREND] = model.trend(item);
     if let Some(fam) = model.family() {
-        family_features(f, fam, item, cat, c, t, &s.brand_weight, &s.cat_bought);
+        // The family's last purchase in the category: on this phone, or in
+        // the nightly profile's rebuys (a purchase the phone never saw).
+        let mut bought = if cat == NO_CATEGORY {
+            f64::NEG_INFINITY
+        } else {
+            s.cat_bought[cat as usize]
+        };
+        if let Some(p) = c
+            .profile
+            .filter(|p| !p.rebuys.is_empty() && cat != NO_CATEGORY)
+        {
+            if let Some(day) = p.rebuys.last_day(model.category_name(cat)) {
+                bought = bought.max(f64::from(day) * crate::calendar::DAY_S);
+            }
+        }
+        family_features(f, fam, item, cat, c, t, &s.brand_weight, bought);
     }
     if folded {
         if let Some(fa) = model.factors() {
@@ -533,7 +548,8 @@ fn candidate_features(
 }
 
 /// The features of a model item that the family section and the profile
-/// give: stage and gender fit, brand affinity, price fit, restock.
+/// give: stage and gender fit, brand affinity, price fit, restock (from
+/// `bought`, the family's last purchase in the item's category).
 #[allow(clippy::too_many_arguments)]
 fn family_features(
     f: &mut [f32; NUM_FEATURES],
@@ -543,7 +559,7 @@ fn family_features(
     c: &Context<'_>,
     t: &Totals,
     brand_weight: &[f32],
-    cat_bought: &[f64],
+    bought: f64,
 ) {
     if let Some(b) = c.stage_bucket {
         f[F_STAGE_FIT] = fam.log2_lift(item, b).clamp(-3.0, 3.0);
@@ -568,8 +584,8 @@ fn family_features(
         let off = (f64::from(price) / centre).ln().abs() / std::f64::consts::LN_2;
         f[F_PRICE_FIT] = (1.0 - off).max(0.0) as f32;
     }
-    if cat != NO_CATEGORY && cat_bought[cat as usize].is_finite() {
-        let since = (c.now - cat_bought[cat as usize]) / crate::calendar::DAY_S;
+    if cat != NO_CATEGORY && bought.is_finite() {
+        let since = (c.now - bought) / crate::calendar::DAY_S;
         f[F_RESTOCK] = f32::from(fam.restock(cat, since));
     }
 }

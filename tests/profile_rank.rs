@@ -5,7 +5,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use nestrank::model::{FamilySection, StringTable};
-use nestrank::profile::{affinities_from, Profile};
+use nestrank::profile::{affinities_from, Profile, RebuysSection};
 use nestrank::stage::{bucket_of, quantize_lift, BUCKETS, EDGES};
 use nestrank::{Model, Recommender, Signals};
 
@@ -168,6 +168,78 @@ fn replenishment_demotes_while_stocked_and_promotes_when_due() {
         .clone();
     assert_eq!(r.order[0], 0, "due diapers first");
     assert_eq!(r.reasons[0].text(rec.model()), "time to stock up again");
+}
+
+#[test]
+fn the_nightly_rebuys_restock_a_phone_that_never_saw_the_purchase() {
+    let rec = recommender();
+    let bought_day = nestrank::calendar::parse_date("2026-11-20").unwrap();
+    let start = f64::from(bought_day) * DAY;
+    let mut p = Profile::from_birthday("2026-01-01", "", start).unwrap();
+    p.rebuys = RebuysSection::from_days(&[("diapers", bought_day), ("no such", bought_day)]);
+    // The blob round trip keeps it.
+    let p = Profile::from_bytes(&p.to_bytes()).unwrap();
+    assert_eq!(p.rebuys.last_day("diapers"), Some(bought_day));
+    let f = |profile: Option<&Profile>, days: f64, local: &[f64]| {
+        let items = vec![0u32; local.len()];
+        let events = vec![3u8; local.len()];
+        let sig = Signals::new(&items, &events, local)
+            .unwrap()
+            .with_profile(profile);
+        feature(&rec, sig, 1, start + days * DAY, nestrank::rank::F_RESTOCK)
+    };
+    assert_eq!(f(Some(&p), 2.0, &[]), -1.0, "bought elsewhere 2 days ago");
+    assert_eq!(f(Some(&p), 9.0, &[]), 1.0, "due after 9 days");
+    assert_eq!(f(None, 9.0, &[]), 0.0, "without the profile: unknown");
+    // A newer purchase on the phone wins over the profile's day.
+    assert_eq!(f(Some(&p), 9.0, &[start + 8.0 * DAY]), -1.0);
+    // Only the restocked category: the stroller (c) is not in the section.
+    let sig = Signals::EMPTY.with_profile(Some(&p));
+    assert_eq!(
+        feature(&rec, sig, 2, start + 9.0 * DAY, nestrank::rank::F_RESTOCK),
+        0.0
+    );
+}
+
+#[test]
+fn a_malformed_rebuys_section_is_a_typed_error() {
+    use nestrank::format::{encode_section, seal, BlobKind};
+    let baby = encode_section(&nestrank::profile::BabySection {
+        birth_day: i32::MIN,
+        gender: 0,
+    });
+    let with = |r: &RebuysSection| {
+        seal(
+            BlobKind::Profile,
+            0,
+            &[
+                (nestrank::profile::section::BABY, baby.clone()),
+                (nestrank::profile::section::REBUYS, encode_section(r)),
+            ],
+        )
+    };
+    let good = RebuysSection::from_days(&[("b", 20_000), ("a", 20_001)]);
+    assert_eq!(Profile::from_bytes(&with(&good)).unwrap().rebuys, good);
+    let unsorted = RebuysSection {
+        categories: StringTable::from_strings(&["b", "a"]),
+        days: vec![1, 2],
+    };
+    let short = RebuysSection {
+        categories: StringTable::from_strings(&["a", "b"]),
+        days: vec![1],
+    };
+    let far = RebuysSection {
+        categories: StringTable::from_strings(&["a"]),
+        days: vec![i32::MAX],
+    };
+    for (bad, what) in [
+        (unsorted, "rebuys.categories"),
+        (short, "rebuys.categories"),
+        (far, "rebuys.days"),
+    ] {
+        let e = Profile::from_bytes(&with(&bad)).unwrap_err().to_string();
+        assert!(e.contains(what), "{e}");
+    }
 }
 
 #[test]

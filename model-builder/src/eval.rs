@@ -150,9 +150,9 @@ pub fn replay(
 }
 
 /// Gives every case of `day` its user's profile as the nightly build
-/// would ship it on the morning of the day: the affinities and the
-/// embedding for `model` ([`crate::profiles`]), from the events before the
-/// day only.
+/// would ship it on the morning of the day: the affinities, the embedding
+/// for `model` and the rebuys ([`crate::profiles`]), from the events before
+/// the day only.
 fn add_nightly_profiles(
     ds: &Dataset,
     by_user: &[Vec<usize>],
@@ -161,10 +161,11 @@ fn add_nightly_profiles(
 ) {
     let cutoff = i64::from(day.day) * crate::options::DAY;
     let mut made: HashMap<u32, nestrank::profile::Profile> = HashMap::new();
+    let restocked = crate::family::Restocked::of(model);
     for case in &mut day.cases {
         let profile = made.entry(case.user).or_insert_with(|| {
             let own = &by_user[case.user as usize];
-            crate::profiles::nightly_profile(ds, model, case.user, own, cutoff)
+            crate::profiles::nightly_profile(ds, model, &restocked, case.user, own, cutoff)
         });
         case.profile = Some(profile.clone());
     }

@@ -16,6 +16,10 @@ use std::collections::HashMap;
 /// record with its embedding stays within 256 bytes.
 pub const NIGHTLY_AFFINITIES: usize = 2;
 
+/// The most re-buy categories a nightly record keeps (the most recently
+/// bought).
+pub const MAX_REBUYS: usize = 4;
+
 /// One of a family's events, with what the catalog says of its item.
 #[derive(Debug, Clone, Copy)]
 pub struct FamilyEvent<'a> {
@@ -117,6 +121,75 @@ pub fn embedding<'a>(
             count,
         )
     })
+}
+
+/// The re-buy categories of `model` (consumables: its family section gives
+/// them a re-purchase interval), by name: those a family's record keeps
+/// its last purchase day for.
+#[derive(Debug, Clone, Default)]
+pub struct Restocked(std::collections::HashSet<String>);
+
+impl Restocked {
+    /// The re-buy categories of `model` (none without a family section).
+    pub fn of(model: &nestrank::Model) -> Restocked {
+        let Some(fam) = model.family() else {
+            return Restocked::default();
+        };
+        Restocked(
+            (0..model.category_count() as u32)
+                .filter(|&c| fam.restock_days_of(c) > 0.0)
+                .map(|c| model.category_name(c).to_string())
+                .collect(),
+        )
+    }
+}
+
+/// The last day (days since 1970-01-01) the family bought in each of the
+/// `restocked` categories, from its purchases before `cutoff`, for the
+/// [`MAX_REBUYS`] most recently bought: what the scorer's restock feature
+/// reads on a phone that never saw those purchases.
+pub fn rebuys<'a>(
+    events: impl IntoIterator<Item = FamilyEvent<'a>>,
+    restocked: &Restocked,
+    cutoff: i64,
+) -> nestrank::profile::RebuysSection {
+    let mut last: HashMap<&str, i32> = HashMap::new();
+    for e in events
+        .into_iter()
+        .filter(|e| e.ts < cutoff && e.event == Event::Purchase)
+    {
+        if let Some(c) = e.category.filter(|c| restocked.0.contains(*c)) {
+            let day = e.ts.div_euclid(DAY) as i32;
+            let d = last.entry(c).or_insert(day);
+            *d = (*d).max(day);
+        }
+    }
+    // The most recent few: a record stays small.
+    let mut pairs: Vec<(&str, i32)> = last.into_iter().collect();
+    pairs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    pairs.truncate(MAX_REBUYS);
+    nestrank::profile::RebuysSection::from_days(&pairs)
+}
+
+/// A family's nightly record for `model` from its `events` (in the
+/// dataset's order: time, item id, event) before `cutoff`: the strongest
+/// [`NIGHTLY_AFFINITIES`] brands and categories and the price band, the
+/// embedding, and the rebuys. The baby is left unknown (it comes from
+/// `users.csv`, not from the events).
+pub fn record(
+    events: &[FamilyEvent<'_>],
+    model: &nestrank::Model,
+    restocked: &Restocked,
+    cutoff: i64,
+) -> nestrank::profile::Profile {
+    nestrank::profile::Profile {
+        birth_day: None,
+        gender: nestrank::profile::Gender::Unknown,
+        affinities: affinities(events.iter().copied(), cutoff, NIGHTLY_AFFINITIES),
+        as_of_day: (cutoff / DAY) as i32,
+        embedding: embedding(events.iter().copied(), model, cutoff),
+        rebuys: rebuys(events.iter().copied(), restocked, cutoff),
+    }
 }
 
 /// Whether a user id may name a file: ASCII letters, digits, `_` and `-`.

@@ -2,13 +2,11 @@
 //! what a shop's logs say about a family, in the core's profile blob.
 
 use crate::data::Dataset;
-use crate::family::{self, FamilyEvent};
+use crate::family::{self, FamilyEvent, Restocked};
 use crate::options::DAY;
 
 /// The most brands and categories a built profile keeps.
 pub const PROFILE_AFFINITIES: usize = 12;
-
-pub use crate::family::NIGHTLY_AFFINITIES;
 
 /// A family's events before `cutoff` as [`crate::family`] reads them, in
 /// the dataset's order (time, then item id, then event). `events` are the
@@ -60,21 +58,28 @@ pub fn profile_of(
         affinities: family::affinities(family_events(ds, events, cutoff), cutoff, keep),
         as_of_day: (cutoff / DAY) as i32,
         embedding: None,
+        rebuys: Default::default(),
     }
 }
 
 /// A family's nightly record for `model` (`users`, and the replay's
-/// `--user-embeddings`): its profile with the strongest
-/// [`NIGHTLY_AFFINITIES`] brands and categories, and its embedding.
+/// `--user-embeddings`): [`crate::family::record`] of its events, with its
+/// baby. `restocked` is [`Restocked::of`] the model.
 pub fn nightly_profile(
     ds: &Dataset,
     model: &nestrank::Model,
+    restocked: &Restocked,
     user: u32,
     events: &[usize],
     cutoff: i64,
 ) -> nestrank::profile::Profile {
-    let mut p = profile_of(ds, user, events, cutoff, NIGHTLY_AFFINITIES);
-    p.embedding = family::embedding(family_events(ds, events, cutoff), model, cutoff);
+    let own: Vec<FamilyEvent<'_>> = family_events(ds, events, cutoff).collect();
+    let mut p = family::record(&own, model, restocked, cutoff);
+    (p.birth_day, p.gender) = ds
+        .babies
+        .get(&user)
+        .copied()
+        .unwrap_or((None, nestrank::profile::Gender::Unknown));
     p
 }
 

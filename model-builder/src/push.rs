@@ -255,6 +255,7 @@ pub fn push_from(
                             affinities: Default::default(),
                             as_of_day: 0,
                             embedding: None,
+                            rebuys: Default::default(),
                         })
                     });
                     let sig = Signals::new(items, events, times)

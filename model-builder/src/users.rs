@@ -148,9 +148,10 @@ pub fn write_users(
         }
     }
     records.sort_unstable();
+    let restocked = family::Restocked::of(model);
     for (_, key, u) in records {
         let own = by_user[u as usize].as_slice();
-        let profile = nightly_profile(ds, model, u, own, cutoff);
+        let profile = nightly_profile(ds, model, &restocked, u, own, cutoff);
         writer.add(ds.users.name(u), key, &profile)?;
     }
     writer.finish(model, &salt)

@@ -858,7 +858,12 @@ fn users_writes_profiles_and_the_edge_table() {
         .map(|i| u8::from_str_radix(&salt[2 * i..2 * i + 2], 16).unwrap())
         .collect();
     let model_id = u64::from_str_radix(m["model_id"].as_str().unwrap(), 16).unwrap();
-    let mut found = 0;
+    let model = nestrank::Model::from_bytes(&std::fs::read(&blob).unwrap()).unwrap();
+    let fam = model
+        .family()
+        .expect("the shop's model has a family section");
+    let index_day = model.header().as_of_day;
+    let (mut found, mut with_rebuys) = (0, 0);
     for line in lines.iter().skip(1) {
         let user = line.split(',').next().unwrap();
         let key = model_builder::family::edge_key(&salt_bytes, user);
@@ -878,9 +883,39 @@ fn users_writes_profiles_and_the_edge_table() {
         assert_eq!(nestrank::profile::Profile::from_bytes(&bytes).unwrap(), p);
         let e = p.embedding.as_ref().expect("an embedding");
         assert_eq!((e.model_id, e.codes.len()), (model_id, 32));
-        assert!(bytes.len() <= 300, "{user}: {} bytes", bytes.len());
+        // Small: about 250 bytes without the rebuys, at most four more
+        // categories and days with them.
+        let bare = nestrank::profile::Profile {
+            rebuys: Default::default(),
+            ..p.clone()
+        };
+        assert!(
+            bare.to_bytes().len() <= 300,
+            "{user}: {} bytes",
+            bytes.len()
+        );
+        assert!(bytes.len() <= 420, "{user}: {} bytes", bytes.len());
         assert!(nestrank::format::encode_section(e).len() <= 64);
+        // The last purchase day of its most recent re-buy categories.
+        let rebuys = &p.rebuys;
+        assert!(rebuys.categories.len() <= model_builder::family::MAX_REBUYS);
+        for (k, &day) in rebuys.days.iter().enumerate() {
+            let name = rebuys.categories.get(k);
+            let c = (0..model.category_count() as u32)
+                .find(|&c| model.category_name(c) == name)
+                .unwrap();
+            assert!(fam.restock_days_of(c) > 0.0, "{name} is not re-bought");
+            assert!(
+                day < index_day && day > index_day - 60,
+                "{user}: {name} on {day}"
+            );
+        }
+        with_rebuys += usize::from(!rebuys.is_empty());
         found += 1;
     }
     assert_eq!(found, written);
+    assert!(
+        with_rebuys * 10 >= written,
+        "{with_rebuys} of {written} with rebuys"
+    );
 }

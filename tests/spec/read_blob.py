@@ -31,7 +31,7 @@ FEATURES = {
 }
 MODEL_SECTIONS = {1: "items", 2: "categories", 3: "neighbours", 4: "ranker",
                   5: "factors", 6: "family", 7: "rules", 8: "complements"}
-PROFILE_SECTIONS = {1: "baby", 2: "affinities", 3: "embedding"}
+PROFILE_SECTIONS = {1: "baby", 2: "affinities", 3: "embedding", 4: "rebuys"}
 TABLE_SECTIONS = {1: "keys", 2: "records"}
 
 
@@ -320,6 +320,15 @@ def profile(sections):
         check(finite(scale) and finite(weight), "embedding: not finite")
         check(scale >= 0 and weight >= 0, "embedding: negative")
         counts["embedding"] = len(codes)
+    if 4 in sections:
+        w = Wire(sections[4], "rebuys")
+        cats = w.string_table("rebuys.categories")
+        days = w.seq("i", "days")
+        w.done()
+        check(len(cats) <= 256 and len(days) == len(cats), "rebuys.categories vs days")
+        check(all(a.encode() < b.encode() for a, b in zip(cats, cats[1:])), "rebuys.categories not ascending")
+        check(all(-25567 <= d < 84006 for d in days), "rebuys.days outside 1900..2200")
+        counts["rebuys"] = len(cats)
     return counts
 
 

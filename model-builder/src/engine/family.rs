@@ -145,6 +145,7 @@ impl Session {
 /// A context folder, decoded: the model and the catalog by item id.
 struct FamilyContext {
     model: nestrank::Model,
+    restocked: family::Restocked,
     items: HashMap<String, CatalogItem>,
 }
 
@@ -169,7 +170,11 @@ fn read_context(dir: &str) -> datafusion::common::Result<Arc<FamilyContext>> {
         let catalog: Vec<CatalogItem> = serde_json::from_slice(&read(CATALOG_FILE)?)
             .map_err(|e| format!("{dir}/{CATALOG_FILE}: {e}"))?;
         let items = catalog.into_iter().map(|c| (c.id.clone(), c)).collect();
-        Ok(FamilyContext { model, items })
+        Ok(FamilyContext {
+            restocked: family::Restocked::of(&model),
+            model,
+            items,
+        })
     });
     match decoded {
         Ok(c) => {
@@ -313,17 +318,7 @@ impl ScalarUDFImpl for Family {
                     b.event as u8,
                 ))
             });
-            let profile = nestrank::profile::Profile {
-                birth_day: None,
-                gender: nestrank::profile::Gender::Unknown,
-                affinities: family::affinities(
-                    own.iter().copied(),
-                    cutoff,
-                    family::NIGHTLY_AFFINITIES,
-                ),
-                as_of_day: (cutoff / crate::options::DAY) as i32,
-                embedding: family::embedding(own.iter().copied(), &context.model, cutoff),
-            };
+            let profile = family::record(&own, &context.model, &context.restocked, cutoff);
             out.append_value(profile.to_bytes());
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
