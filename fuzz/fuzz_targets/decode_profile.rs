@@ -26,6 +26,17 @@ fn ranks(mut p: Profile) {
         [1.0, 2.0, 3.0, 4.0],
     ));
     parts.ranker.weights[nestrank::params::F_FACTOR] = 1.0;
+    parts.ranker.weights[nestrank::params::F_RESTOCK] = 1.0;
+    // Restock intervals, so that the profile's rebuys reach the scorer.
+    parts.family = Some(nestrank::model::FamilySection {
+        brands: nestrank::model::StringTable::from_strings(&["Moonbean"]),
+        brand: vec![0, 0, u32::MAX, 0],
+        gender: vec![0; 4],
+        edges: nestrank::stage::EDGES.to_vec(),
+        lifts: Vec::new(),
+        price: vec![10.0, 20.0, 0.0, 80.0],
+        restock_days: vec![10.0, nestrank::model::DURABLE],
+    });
     let model = Model::from_parts(parts).expect("a valid model");
     if let Some(e) = p.embedding.as_mut() {
         e.model_id = model.header().model_id;
@@ -53,6 +64,7 @@ fn exercise(bytes: &[u8]) {
         }
         let _ = p.brand_weight("Moonbean");
         let _ = p.category_weight("diapers");
+        let _ = p.rebuys.last_day("diapers");
         ranks(p);
     }
     if let Ok(t) = UserTable::from_bytes(bytes) {

@@ -173,8 +173,9 @@ pub fn rebuys<'a>(
 
 /// A family's nightly record for `model` from its `events` (in the
 /// dataset's order: time, item id, event) before `cutoff`: the strongest
-/// [`NIGHTLY_AFFINITIES`] brands and categories and the price band, the
-/// embedding, and the rebuys. The baby is left unknown (it comes from
+/// [`NIGHTLY_AFFINITIES`] brands and categories (fewer where their names
+/// would take the record past [`MAX_RECORD_BYTES`]) and the price band,
+/// the embedding, and the rebuys. The baby is left unknown (it comes from
 /// `users.csv`, not from the events).
 pub fn record(
     events: &[FamilyEvent<'_>],
@@ -182,15 +183,29 @@ pub fn record(
     restocked: &Restocked,
     cutoff: i64,
 ) -> nestrank::profile::Profile {
-    nestrank::profile::Profile {
+    let mut p = nestrank::profile::Profile {
         birth_day: None,
         gender: nestrank::profile::Gender::Unknown,
         affinities: affinities(events.iter().copied(), cutoff, NIGHTLY_AFFINITIES),
         as_of_day: (cutoff / DAY) as i32,
         embedding: embedding(events.iter().copied(), model, cutoff),
-        rebuys: rebuys(events.iter().copied(), restocked, cutoff),
+        rebuys: Default::default(),
+    };
+    // Long brand or category names: fewer of them, so that the embedding
+    // and the affinities stay within MAX_RECORD_BYTES (the baby section
+    // added later has a fixed size).
+    let mut keep = NIGHTLY_AFFINITIES;
+    while keep > 0 && p.to_bytes().len() > MAX_RECORD_BYTES {
+        keep -= 1;
+        p.affinities = affinities(events.iter().copied(), cutoff, keep);
     }
+    p.rebuys = rebuys(events.iter().copied(), restocked, cutoff);
+    p
 }
+
+/// The most bytes of a nightly record without its rebuys: the embedding
+/// and the affinities (issue #20's target).
+pub const MAX_RECORD_BYTES: usize = 256;
 
 /// Whether a user id may name a file: ASCII letters, digits, `_` and `-`.
 pub fn safe_name(user: &str) -> bool {
@@ -246,6 +261,34 @@ mod tests {
             )),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
+    }
+
+    #[test]
+    fn long_names_leave_fewer_affinities_within_the_record_bytes() {
+        let model = nestrank::Model::from_parts(nestrank::testing::tiny_model()).unwrap();
+        let names: Vec<String> = (0..4).map(|k| format!("{k}{}", "x".repeat(60))).collect();
+        fn ev<'a>(brand: &'a str, category: &'a str, days: i64) -> FamilyEvent<'a> {
+            FamilyEvent {
+                item: "a",
+                brand: Some(brand),
+                category: Some(category),
+                price: 10.0,
+                event: Event::Purchase,
+                ts: 100 * DAY - days * DAY,
+            }
+        }
+        let long = [ev(&names[0], &names[2], 1), ev(&names[1], &names[3], 2)];
+        let p = record(&long, &model, &Restocked::default(), 100 * DAY);
+        assert!(
+            p.to_bytes().len() <= MAX_RECORD_BYTES,
+            "{}",
+            p.to_bytes().len()
+        );
+        assert!(p.affinities.brands.len() < 2, "{:?}", p.affinities);
+        assert_eq!(p.affinities.brands.len(), p.affinities.categories.len());
+        let short = [ev("b1", "c", 1), ev("b2", "d", 2)];
+        let p = record(&short, &model, &Restocked::default(), 100 * DAY);
+        assert_eq!(p.affinities.brands.len(), NIGHTLY_AFFINITIES);
     }
 
     #[test]

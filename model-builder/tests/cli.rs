@@ -883,18 +883,18 @@ fn users_writes_profiles_and_the_edge_table() {
         assert_eq!(nestrank::profile::Profile::from_bytes(&bytes).unwrap(), p);
         let e = p.embedding.as_ref().expect("an embedding");
         assert_eq!((e.model_id, e.codes.len()), (model_id, 32));
-        // Small: about 250 bytes without the rebuys, at most four more
-        // categories and days with them.
+        // Small: at most 256 bytes without the rebuys, at most four
+        // categories and days more with them.
         let bare = nestrank::profile::Profile {
             rebuys: Default::default(),
             ..p.clone()
         };
         assert!(
-            bare.to_bytes().len() <= 300,
+            bare.to_bytes().len() <= model_builder::family::MAX_RECORD_BYTES,
             "{user}: {} bytes",
             bytes.len()
         );
-        assert!(bytes.len() <= 420, "{user}: {} bytes", bytes.len());
+        assert!(bytes.len() <= 400, "{user}: {} bytes", bytes.len());
         assert!(nestrank::format::encode_section(e).len() <= 64);
         // The last purchase day of its most recent re-buy categories.
         let rebuys = &p.rebuys;
