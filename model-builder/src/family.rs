@@ -18,7 +18,7 @@ pub const NIGHTLY_AFFINITIES: usize = 2;
 
 /// The most re-buy categories a nightly record keeps (the most recently
 /// bought).
-pub const MAX_REBUYS: usize = 4;
+pub const MAX_REBUYS: usize = 8;
 
 /// One of a family's events, with what the catalog says of its item.
 #[derive(Debug, Clone, Copy)]
