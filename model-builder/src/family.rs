@@ -233,6 +233,19 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
         .into()
 }
 
+/// Bytes from hex digits (an even count, at least one byte): an edge salt
+/// as `users --salt` and the engine's `nr_edge_key` take it.
+pub fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim();
+    if t.is_empty() || !t.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..t.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// The edge key of `user` under `salt`: the first 8 bytes (little-endian)
 /// of HMAC-SHA256(salt, user id).
 pub fn edge_key(salt: &[u8], user: &str) -> u64 {

@@ -1223,7 +1223,10 @@ fn users(
     };
     let salt = match salt {
         None => None,
-        Some(h) => Some(parse_hex(&h).with_context(|| format!("--salt `{h}` is not hex"))?),
+        Some(h) => Some(
+            model_builder::family::parse_hex(&h)
+                .with_context(|| format!("--salt `{h}` is not hex"))?,
+        ),
     };
     anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
     let engine = engine.open(&data)?;
@@ -1258,18 +1261,6 @@ fn users(
         );
     }
     Ok(())
-}
-
-/// Bytes from hex digits (an even count, at least one byte).
-fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    let t = text.trim();
-    if t.is_empty() || !t.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..t.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 fn rollback_cmd(RollbackArgs { out }: RollbackArgs) -> Result<()> {

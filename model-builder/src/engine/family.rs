@@ -367,15 +367,7 @@ impl ScalarUDFImpl for EdgeKey {
         args: ScalarFunctionArgs,
     ) -> datafusion::common::Result<ColumnarValue> {
         let hex = text_literal(&args.args[1], EDGE_KEY, "the salt")?;
-        let salt: Option<Vec<u8>> = (hex.len() % 2 == 0)
-            .then(|| {
-                (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                    .collect()
-            })
-            .flatten();
-        let Some(salt) = salt else {
+        let Some(salt) = family::parse_hex(hex) else {
             return exec_err!("{EDGE_KEY}: the salt is not hex");
         };
         let users = args.args[0].to_array(args.number_rows)?;
