@@ -22,17 +22,37 @@ pub fn family_events<'a>(
         .map(|&k| &ds.events[k])
         .filter(move |e| e.ts < cutoff)
         .map(|e| {
-            let a = &ds.attrs[e.item as usize];
-            let c = ds.item_category[e.item as usize];
+            let (brand, category, price) = catalog_facts(ds, e.item);
             FamilyEvent {
                 item: ds.items.name(e.item),
-                brand: (a.brand != u32::MAX).then(|| ds.brands.name(a.brand)),
-                category: (c != u32::MAX).then(|| ds.categories.name(c)),
-                price: a.price,
+                brand,
+                category,
+                price,
                 event: e.event,
                 ts: e.ts,
             }
         })
+}
+
+/// What the catalog says of interned item `i` that a family's record
+/// reads: its brand, its category (if known) and its price (NaN if not).
+pub fn catalog_facts(ds: &Dataset, i: u32) -> (Option<&str>, Option<&str>, f32) {
+    let a = &ds.attrs[i as usize];
+    let c = ds.item_category[i as usize];
+    (
+        (a.brand != u32::MAX).then(|| ds.brands.name(a.brand)),
+        (c != u32::MAX).then(|| ds.categories.name(c)),
+        a.price,
+    )
+}
+
+/// The baby `users.csv` gives interned user `u` (birthday or due date, and
+/// gender), or unknown.
+pub fn baby_of(ds: &Dataset, u: u32) -> (Option<i32>, nestrank::profile::Gender) {
+    ds.babies
+        .get(&u)
+        .copied()
+        .unwrap_or((None, nestrank::profile::Gender::Unknown))
 }
 
 /// A family's profile as the builder sees it before `cutoff`: birthday or
@@ -46,13 +66,8 @@ pub fn profile_of(
     cutoff: i64,
     keep: usize,
 ) -> nestrank::profile::Profile {
-    use nestrank::profile::{Gender, Profile};
-    let (birth_day, gender) = ds
-        .babies
-        .get(&user)
-        .copied()
-        .unwrap_or((None, Gender::Unknown));
-    Profile {
+    let (birth_day, gender) = baby_of(ds, user);
+    nestrank::profile::Profile {
         birth_day,
         gender,
         affinities: family::affinities(family_events(ds, events, cutoff), cutoff, keep),
@@ -75,11 +90,7 @@ pub fn nightly_profile(
 ) -> nestrank::profile::Profile {
     let own: Vec<FamilyEvent<'_>> = family_events(ds, events, cutoff).collect();
     let mut p = family::record(&own, model, restocked, cutoff);
-    (p.birth_day, p.gender) = ds
-        .babies
-        .get(&user)
-        .copied()
-        .unwrap_or((None, nestrank::profile::Gender::Unknown));
+    (p.birth_day, p.gender) = baby_of(ds, user);
     p
 }
 

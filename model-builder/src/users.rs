@@ -100,21 +100,19 @@ pub fn shard_count(requested: Option<u32>, families: u64) -> u32 {
 }
 
 /// Whether `user` gets a record: not opted out, and an id that may name a
-/// file. Counts the families skipped in `r`.
-fn admit(ds: &Dataset, user: &str, r: &mut UsersWritten) -> bool {
-    if ds
-        .users
-        .get(user)
-        .is_some_and(|u| ds.opted_out.contains(&u))
-    {
+/// file; with its number in `ds.users`, if `users.csv` names it. Counts the
+/// families skipped in `r`.
+fn admit(ds: &Dataset, user: &str, r: &mut UsersWritten) -> Option<Option<u32>> {
+    let u = ds.users.get(user);
+    if u.is_some_and(|u| ds.opted_out.contains(&u)) {
         r.opted_out += 1;
-        return false;
+        return None;
     }
     if !family::safe_name(user) {
         r.unsafe_names += 1;
-        return false;
+        return None;
     }
-    true
+    Some(u)
 }
 
 /// Writes the records of every family active in the window before
@@ -142,7 +140,7 @@ pub fn write_users(
     let mut records = Vec::new();
     for u in active {
         let name = ds.users.name(u);
-        if admit(ds, name, &mut writer.written) {
+        if admit(ds, name, &mut writer.written).is_some() {
             let key = family::edge_key(&salt, name);
             records.push((shard_of(key, shards), key, u));
         }
@@ -172,7 +170,6 @@ pub fn write_users_on(
     opts: &UsersOptions,
     out: &Path,
 ) -> Result<UsersWritten> {
-    use nestrank::profile::Gender;
     let cutoff = i64::from(opts.as_of_day) * DAY;
     let from = cutoff - i64::from(opts.window_days) * DAY;
     let salt = salt_of(opts)?;
@@ -187,17 +184,14 @@ pub fn write_users_on(
         shards,
     };
     session.for_each_family(&query, |name, key, record| {
-        if !admit(ds, name, &mut writer.written) {
+        let Some(user) = admit(ds, name, &mut writer.written) else {
             return Ok(());
-        }
+        };
         let mut profile = nestrank::profile::Profile::from_bytes(record)
             .map_err(|e| anyhow::anyhow!("the engine's record of `{name}`: {e}"))?;
-        let (birth_day, gender) = ds
-            .users
-            .get(name)
-            .and_then(|u| ds.babies.get(&u).copied())
-            .unwrap_or((None, Gender::Unknown));
-        (profile.birth_day, profile.gender) = (birth_day, gender);
+        if let Some(u) = user {
+            (profile.birth_day, profile.gender) = crate::profiles::baby_of(ds, u);
+        }
         writer.add(name, key, &profile)
     })?;
     writer.finish(model, &salt)
@@ -208,13 +202,12 @@ pub fn write_users_on(
 fn catalog_of(ds: &Dataset) -> Vec<crate::engine::family::CatalogItem> {
     (0..ds.items.len() as u32)
         .map(|i| {
-            let a = &ds.attrs[i as usize];
-            let c = ds.item_category[i as usize];
+            let (brand, category, price) = crate::profiles::catalog_facts(ds, i);
             crate::engine::family::CatalogItem {
                 id: ds.items.name(i).to_string(),
-                brand: (a.brand != u32::MAX).then(|| ds.brands.name(a.brand).to_string()),
-                category: (c != u32::MAX).then(|| ds.categories.name(c).to_string()),
-                price: a.price.is_finite().then_some(a.price),
+                brand: brand.map(str::to_string),
+                category: category.map(str::to_string),
+                price: price.is_finite().then_some(price),
             }
         })
         .collect()
