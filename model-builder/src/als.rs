@@ -121,23 +121,25 @@ fn triangle(dim: usize) -> usize {
 }
 
 /// `acc += k x xᵀ` (upper triangle) and, when `b` is given,
-/// `b += (k + 1) x`, every term rounded to the grid. `k x_a` is exact (two
-/// `f32`s), so each term is one rounded product: the same everywhere.
+/// `b += c x`, every term rounded to the grid when `GRID`. `k x_a` is
+/// exact (two `f32`s), so each term is one rounded product: the same
+/// everywhere.
 #[inline(always)]
-fn rank1_body(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
+fn rank1_body<const GRID: bool>(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
+    let round = |v: f64| if GRID { on_grid(v) } else { v };
     let d = x.len();
     let mut o = 0;
     for a in 0..d {
         let s = k * x[a];
         let n = d - a;
         for (r, &xb) in acc[o..o + n].iter_mut().zip(&x[a..]) {
-            *r += on_grid(s * xb);
+            *r += round(s * xb);
         }
         o += n;
     }
     if let Some(b) = b {
         for (r, &xa) in b.iter_mut().zip(x) {
-            *r += on_grid(c * xa);
+            *r += round(c * xa);
         }
     }
 }
@@ -146,20 +148,33 @@ fn rank1_body(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64)
 /// wider registers, the same operations (no FMA), so the same results.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn rank1_avx2(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
-    rank1_body(acc, b, x, k, c)
+unsafe fn rank1_avx2<const GRID: bool>(
+    acc: &mut [f64],
+    b: Option<&mut [f64]>,
+    x: &[f64],
+    k: f64,
+    c: f64,
+) {
+    rank1_body::<GRID>(acc, b, x, k, c)
 }
 
+/// [`rank1_body`], with AVX2 where the CPU has it.
 #[inline]
-fn rank1(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
+fn rank1_with<const GRID: bool>(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { rank1_avx2(acc, b, x, k, c) };
+            return unsafe { rank1_avx2::<GRID>(acc, b, x, k, c) };
         }
     }
-    rank1_body(acc, b, x, k, c)
+    rank1_body::<GRID>(acc, b, x, k, c)
+}
+
+/// [`rank1_body`] on the grid: sums that are exact in any order.
+#[inline]
+fn rank1(acc: &mut [f64], b: Option<&mut [f64]>, x: &[f64], k: f64, c: f64) {
+    rank1_with::<true>(acc, b, x, k, c)
 }
 
 /// `a · b` in four independent lanes (a fixed order, so the same result
@@ -181,10 +196,66 @@ fn dot4(a: &[f64], b: &[f64]) -> f64 {
     s
 }
 
+/// Factors the symmetric positive definite `d x d` matrix whose lower half
+/// is in `l` (row-major) into its Cholesky factor `L`, in place (the upper
+/// half is left as it was); `false` when it is not positive definite.
+fn cholesky(l: &mut [f64], d: usize) -> bool {
+    for j in 0..d {
+        let (above, rest) = l.split_at_mut((j + 1) * d);
+        let row_j = &mut above[j * d..];
+        let s = row_j[j] - dot4(&row_j[..j], &row_j[..j]);
+        if !(s > 0.0 && s.is_finite()) {
+            return false;
+        }
+        let pivot = s.sqrt();
+        row_j[j] = pivot;
+        let row_j = &row_j[..j];
+        for row_i in rest.chunks_exact_mut(d) {
+            let s = row_i[j] - dot4(&row_i[..j], row_j);
+            row_i[j] = s / pivot;
+        }
+    }
+    true
+}
+
+/// `z <- L⁻¹ z` for the Cholesky factor `l` of [`cholesky`].
+fn forward(l: &[f64], z: &mut [f64]) {
+    let d = z.len();
+    for i in 0..d {
+        let t = dot4(&l[i * d..i * d + i], &z[..i]);
+        z[i] = (z[i] - t) / l[i * d + i];
+    }
+}
+
+/// `z <- L⁻ᵀ z` for the Cholesky factor `l` of [`cholesky`].
+fn backward(l: &[f64], z: &mut [f64]) {
+    let d = z.len();
+    // Row by row of `L` (contiguous), each solved entry taken out of the
+    // ones above it.
+    for i in (0..d).rev() {
+        z[i] /= l[i * d + i];
+        let zi = z[i];
+        for (z, &l) in z[..i].iter_mut().zip(&l[i * d..i * d + i]) {
+            *z -= l * zi;
+        }
+    }
+}
+
 /// Solves `(T + λI) x = b` by Cholesky, where `T` is an upper triangle;
 /// `false` (and `x` zero) when the matrix is not positive definite.
 fn solve(tri: &[f64], b: &[f64], regularization: f64, l: &mut Vec<f64>, x: &mut [f32]) -> bool {
-    let d = b.len();
+    let mut z = b.to_vec();
+    let solved = solve_in_place(tri, regularization, l, &mut z);
+    for (x, z) in x.iter_mut().zip(z) {
+        *x = if solved { z as f32 } else { 0.0 };
+    }
+    solved
+}
+
+/// [`solve`] into `z`, which holds `b` (left as it was when the matrix is
+/// not positive definite).
+fn solve_in_place(tri: &[f64], regularization: f64, l: &mut Vec<f64>, z: &mut [f64]) -> bool {
+    let d = z.len();
     l.clear();
     l.resize(d * d, 0.0);
     // The full matrix's lower half, from the triangle's rows.
@@ -196,52 +267,36 @@ fn solve(tri: &[f64], b: &[f64], regularization: f64, l: &mut Vec<f64>, x: &mut 
         }
         l[a * d + a] += regularization;
     }
-    for j in 0..d {
-        let (above, rest) = l.split_at_mut((j + 1) * d);
-        let row_j = &mut above[j * d..];
-        let s = row_j[j] - dot4(&row_j[..j], &row_j[..j]);
-        if !(s > 0.0 && s.is_finite()) {
-            x.fill(0.0);
-            return false;
-        }
-        let pivot = s.sqrt();
-        row_j[j] = pivot;
-        let row_j = &row_j[..j];
-        for row_i in rest.chunks_exact_mut(d) {
-            let s = row_i[j] - dot4(&row_i[..j], row_j);
-            row_i[j] = s / pivot;
-        }
+    if !cholesky(l, d) {
+        return false;
     }
     // L z = b, then Lᵀ x = z.
-    let mut z = b.to_vec();
-    for i in 0..d {
-        let t = dot4(&l[i * d..i * d + i], &z[..i]);
-        z[i] = (z[i] - t) / l[i * d + i];
-    }
-    for i in (0..d).rev() {
-        for k in i + 1..d {
-            z[i] -= l[k * d + i] * z[k];
-        }
-        z[i] /= l[i * d + i];
-    }
-    for (x, z) in x.iter_mut().zip(z) {
-        *x = z as f32;
-    }
+    forward(l, z);
+    backward(l, z);
     true
 }
 
-/// What a half-step over the users needs: the item factors and their Gram
-/// matrix `YᵀY`. Built once per iteration (and, on an engine, once per
-/// partition from the factors' bytes, [`Step::encode`]).
+/// What a half-step over the users needs, built once per iteration from
+/// the item factors `Y` (and, on an engine, once per partition from the
+/// factors' bytes, [`Step::encode`]): the Cholesky factor `L` of `YᵀY +
+/// λI` and the factors whitened by it, `v = L⁻¹ y`. A user's system `(YᵀY
+/// + λI + Σ k y yᵀ) x = Σ c y` is then `(I + Σ k v vᵀ) x' = Σ c v` with `x
+/// = L⁻ᵀ x'`, and for a user with fewer items than factors (most users)
+/// the Woodbury identity solves it through the `n x n` system of the
+/// user's own items, `x' = V (K⁻¹ + VᵀV)⁻¹ K⁻¹ c`, rather than a `dim x
+/// dim` one per user.
 #[derive(Debug, Clone)]
 pub struct Step {
     dim: usize,
     alpha: f32,
     regularization: f32,
-    /// `items x dim`, row-major.
-    y: Vec<f32>,
+    /// `items x dim`, row-major: the whitened factors `v` when `l` is set;
+    /// the factors as given when `YᵀY + λI` is not positive definite.
+    f: Vec<f32>,
     /// `YᵀY`, on the grid.
     yy: Vec<f64>,
+    /// `L`, `dim x dim` row-major (lower half), or empty.
+    l: Vec<f64>,
 }
 
 /// A user's working space, reused from user to user.
@@ -251,6 +306,9 @@ pub struct Scratch {
     b: Vec<f64>,
     v: Vec<f64>,
     l: Vec<f64>,
+    row: Vec<(u32, f32)>,
+    k: Vec<f64>,
+    c: Vec<f64>,
     /// The last user's factor.
     pub x: Vec<f32>,
 }
@@ -261,7 +319,7 @@ impl Step {
         Step::from_parts(y, opts.factors, opts.alpha, opts.regularization)
     }
 
-    fn from_parts(y: Vec<f32>, dim: usize, alpha: f32, regularization: f32) -> Step {
+    fn from_parts(mut y: Vec<f32>, dim: usize, alpha: f32, regularization: f32) -> Step {
         let mut yy = vec![0f64; triangle(dim)];
         let mut v = vec![0f64; dim];
         for row in y.chunks_exact(dim.max(1)) {
@@ -270,18 +328,41 @@ impl Step {
             }
             rank1(&mut yy, None, &v, 1.0, 0.0);
         }
+        let mut l = vec![0f64; dim * dim];
+        let mut o = 0;
+        for a in 0..dim {
+            for c in a..dim {
+                l[c * dim + a] = yy[o];
+                o += 1;
+            }
+            l[a * dim + a] += regularization as f64;
+        }
+        if dim > 0 && cholesky(&mut l, dim) {
+            for row in y.chunks_exact_mut(dim) {
+                for (v, &f) in v.iter_mut().zip(row.iter()) {
+                    *v = f as f64;
+                }
+                forward(&l, &mut v);
+                for (f, &v) in row.iter_mut().zip(&v) {
+                    *f = v as f32;
+                }
+            }
+        } else {
+            l.clear();
+        }
         Step {
             dim,
             alpha,
             regularization,
-            y,
+            f: y,
             yy,
+            l,
         }
     }
 
     /// The number of items.
     pub fn items(&self) -> usize {
-        self.y.len() / self.dim.max(1)
+        self.f.len() / self.dim.max(1)
     }
 
     /// The factor dimension.
@@ -296,22 +377,98 @@ impl Step {
 
     /// Solves the factor of the user with `row` (item, weight) into
     /// `s.x`: `(YᵀY + Σ (c-1) y yᵀ + λI) x = Σ c y`, with `c = 1 + α w`.
-    /// An item past the factors is an error (it names the item).
+    /// The factor is the same whatever the order of `row`. An item past
+    /// the factors is an error (it names the item).
     pub fn user(&self, row: &[(u32, f32)], s: &mut Scratch) -> Result<(), u32> {
+        let d = self.dim;
+        s.x.resize(d, 0.0);
+        if self.l.is_empty() {
+            return self.user_direct(row, s);
+        }
+        // In item order, so that every sum below is taken in one order.
+        s.row.clear();
+        s.row.extend_from_slice(row);
+        s.row
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let n = s.row.len();
+        s.v.clear();
+        s.k.clear();
+        s.c.clear();
+        for &(i, w) in &s.row {
+            let vi = self.f.get(i as usize * d..(i as usize + 1) * d).ok_or(i)?;
+            s.v.extend(vi.iter().map(|&f| f as f64));
+            let c = 1.0 + self.alpha * w;
+            s.k.push((c - 1.0) as f64);
+            s.c.push(c as f64);
+        }
+        s.b.clear();
+        s.b.resize(d, 0.0);
+        let solved = if n < d && s.k.iter().all(|&k| k > 0.0 && k.is_finite()) {
+            // S = K⁻¹ + VᵀV, S u = K⁻¹ c, x' = V u.
+            s.l.clear();
+            s.l.resize(n * n, 0.0);
+            for a in 0..n {
+                for b in 0..=a {
+                    s.l[a * n + b] = dot4(&s.v[a * d..(a + 1) * d], &s.v[b * d..(b + 1) * d]);
+                }
+                s.l[a * n + a] += 1.0 / s.k[a];
+            }
+            s.a.clear();
+            s.a.extend(s.c.iter().zip(&s.k).map(|(c, k)| c / k));
+            let ok = cholesky(&mut s.l, n);
+            if ok {
+                forward(&s.l, &mut s.a);
+                backward(&s.l, &mut s.a);
+                for (u, v) in s.a.iter().zip(s.v.chunks_exact(d)) {
+                    for (x, &v) in s.b.iter_mut().zip(v) {
+                        *x += u * v;
+                    }
+                }
+            }
+            ok
+        } else {
+            // (I + Σ k v vᵀ) x' = Σ c v.
+            s.a.clear();
+            s.a.resize(triangle(d), 0.0);
+            for ((&k, &c), v) in s.k.iter().zip(&s.c).zip(s.v.chunks_exact(d)) {
+                // One order (the row's, sorted): no grid needed.
+                rank1_with::<false>(&mut s.a, Some(&mut s.b), v, k, c);
+            }
+            solve_in_place(&s.a, 1.0, &mut s.l, &mut s.b)
+        };
+        if solved {
+            backward(&self.l, &mut s.b);
+            for (x, &z) in s.x.iter_mut().zip(&s.b) {
+                *x = z as f32;
+            }
+        } else {
+            s.x.fill(0.0);
+        }
+        Ok(())
+    }
+
+    /// [`Step::user`] where `YᵀY + λI` has no Cholesky factor: the user's
+    /// whole system, summed on the grid.
+    fn user_direct(&self, row: &[(u32, f32)], s: &mut Scratch) -> Result<(), u32> {
         let d = self.dim;
         s.a.clear();
         s.a.extend_from_slice(&self.yy);
         s.b.clear();
         s.b.resize(d, 0.0);
         s.v.resize(d, 0.0);
-        s.x.resize(d, 0.0);
         for &(i, w) in row {
-            let yi = self.y.get(i as usize * d..(i as usize + 1) * d).ok_or(i)?;
+            let yi = self.f.get(i as usize * d..(i as usize + 1) * d).ok_or(i)?;
             for (v, &f) in s.v.iter_mut().zip(yi) {
                 *v = f as f64;
             }
             let c = 1.0 + self.alpha * w;
-            rank1(&mut s.a, Some(&mut s.b), &s.v, (c - 1.0) as f64, c as f64);
+            rank1(
+                &mut s.a,
+                Some(&mut s.b),
+                &s.v[..d],
+                (c - 1.0) as f64,
+                c as f64,
+            );
         }
         solve(&s.a, &s.b, self.regularization as f64, &mut s.l, &mut s.x);
         Ok(())
@@ -750,25 +907,41 @@ mod tests {
             .map(|(k, v)| v * 100.0 + (k % 5) as f32 * 0.1)
             .collect();
         let step = Step::new(y.clone(), &opts);
-        let row = [(1u32, 1.0f32), (4, 3.0)];
         let mut s = Scratch::default();
-        step.user(&row, &mut s).unwrap();
-        // (YᵀY + Σ (c-1) y yᵀ + λI) x - Σ c y, in f64.
-        let yi = |i: usize| &y[i * 4..(i + 1) * 4];
-        for a in 0..4 {
-            let mut r = opts.regularization as f64 * s.x[a] as f64;
-            for i in 0..6 {
-                let extra = row
-                    .iter()
-                    .find(|e| e.0 as usize == i)
-                    .map_or(0.0, |e| (opts.alpha * e.1) as f64);
-                let yx: f64 = (0..4).map(|b| yi(i)[b] as f64 * s.x[b] as f64).sum();
-                r += (1.0 + extra) * yi(i)[a] as f64 * yx;
-                if extra > 0.0 {
-                    r -= (1.0 + extra) * yi(i)[a] as f64;
+        // Fewer items than factors (the Woodbury form), then more (the
+        // whole system), and a row with a zero weight (no Woodbury form).
+        let rows: [&[(u32, f32)]; 3] = [
+            &[(1, 1.0), (4, 3.0)],
+            &[(0, 2.0), (1, 1.0), (2, 0.5), (4, 3.0), (5, 1.0)],
+            &[(3, 0.0), (5, 1.0)],
+        ];
+        for row in rows {
+            step.user(row, &mut s).unwrap();
+            // (YᵀY + Σ (c-1) y yᵀ + λI) x - Σ c y, in f64, against |Σ c y|.
+            let yi = |i: usize| &y[i * 4..(i + 1) * 4];
+            for a in 0..4 {
+                let mut r = opts.regularization as f64 * s.x[a] as f64;
+                let mut scale = 0f64;
+                for i in 0..6 {
+                    let listed = row.iter().find(|e| e.0 as usize == i);
+                    let extra = listed.map_or(0.0, |e| (opts.alpha * e.1) as f64);
+                    let yx: f64 = (0..4).map(|b| yi(i)[b] as f64 * s.x[b] as f64).sum();
+                    r += (1.0 + extra) * yi(i)[a] as f64 * yx;
+                    if listed.is_some() {
+                        r -= (1.0 + extra) * yi(i)[a] as f64;
+                        scale += ((1.0 + extra) * yi(i)[a] as f64).abs();
+                    }
                 }
+                assert!(
+                    r.abs() < 1e-5 * scale.max(1.0),
+                    "residual {r} in row {a} of {row:?}"
+                );
             }
-            assert!(r.abs() < 1e-3, "residual {r} in row {a}");
+            // The same factor, bit for bit, whatever the row's order.
+            let x = s.x.clone();
+            let reversed: Vec<_> = row.iter().rev().copied().collect();
+            step.user(&reversed, &mut s).unwrap();
+            assert_eq!(x, s.x);
         }
         // An item past the factors is named.
         assert_eq!(step.user(&[(6, 1.0)], &mut s), Err(6));
