@@ -278,13 +278,13 @@ fn solve_in_place(tri: &[f64], regularization: f64, l: &mut Vec<f64>, z: &mut [f
 
 /// What a half-step over the users needs, built once per iteration from
 /// the item factors `Y` (and, on an engine, once per partition from the
-/// factors' bytes, [`Step::encode`]): the Cholesky factor `L` of `YᵀY +
-/// λI` and the factors whitened by it, `v = L⁻¹ y`. A user's system `(YᵀY
-/// + λI + Σ k y yᵀ) x = Σ c y` is then `(I + Σ k v vᵀ) x' = Σ c v` with `x
-/// = L⁻ᵀ x'`, and for a user with fewer items than factors (most users)
-/// the Woodbury identity solves it through the `n x n` system of the
-/// user's own items, `x' = V (K⁻¹ + VᵀV)⁻¹ K⁻¹ c`, rather than a `dim x
-/// dim` one per user.
+/// factors' bytes, [`Step::encode`]): the Cholesky factor `L` of
+/// `YᵀY + λI` and the factors whitened by it, `v = L⁻¹ y`. A user's
+/// system `(YᵀY + λI + Σ k y yᵀ) x = Σ c y` is then
+/// `(I + Σ k v vᵀ) x' = Σ c v` with `x = L⁻ᵀ x'`, and for a user with
+/// fewer items than factors (most users) the Woodbury identity solves it
+/// through the `n x n` system of the user's own items,
+/// `x' = V (K⁻¹ + VᵀV)⁻¹ K⁻¹ c`, rather than a `dim x dim` one per user.
 #[derive(Debug, Clone)]
 pub struct Step {
     dim: usize,
