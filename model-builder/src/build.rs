@@ -351,13 +351,26 @@ pub fn family_section(
     let fit = crate::stage::AgeFit::estimate(ds, cutoff);
     let learned = fit.purchases > 0 || items.iter().any(|&i| ds.attrs[i as usize].age.is_some());
     let lifts = if learned {
+        // A leaf category's lift is the Bayes estimate's (what `eval-stage`
+        // measures as `shipped`); an item's own purchases move it as far
+        // as the fit moves the item from its category. An item's age range
+        // wins, and an item without a category keeps the fit.
+        let bayes = crate::stage::StageLift::estimate(ds, &fit, cutoff);
         items
             .iter()
             .flat_map(|&i| {
                 let d = fit.item[i as usize];
                 let g = fit.global;
-                (0..nestrank::stage::BUCKETS)
-                    .map(move |b| nestrank::stage::quantize_lift(d[b] / g[b]))
+                let c = ds.item_category[i as usize];
+                let by_category = (c != u32::MAX && ds.attrs[i as usize].age.is_none())
+                    .then(|| (bayes.category[c as usize], fit.category[c as usize]));
+                (0..nestrank::stage::BUCKETS).map(move |b| {
+                    let lift = match by_category {
+                        Some((l, f)) => l[b] * d[b] / f[b],
+                        None => d[b] / g[b],
+                    };
+                    nestrank::stage::quantize_lift(lift)
+                })
             })
             .collect()
     } else {

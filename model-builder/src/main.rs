@@ -1156,6 +1156,7 @@ fn eval_stage(EvalStageArgs { data, json, rows }: EvalStageArgs) -> Result<()> {
                 "cases": r.cases,
                 "rankers": r.rankers,
                 "tuned": { "gamma": r.tuned_gamma, "prior": r.tuned_prior, "half_life_days": if r.tuned_half_life_days.is_finite() { serde_json::json!(r.tuned_half_life_days) } else { serde_json::Value::Null }, "kappa": r.tuned_kappa },
+                "lift_over_popular": r.lifts,
             })
         );
     } else {
@@ -1171,6 +1172,17 @@ fn eval_stage(EvalStageArgs { data, json, rows }: EvalStageArgs) -> Result<()> {
             println!(
                 "{name:<16} {:>8.4} {:>8.4} {:>8.4}",
                 s.hr10, s.ndcg10, s.mrr
+            );
+        }
+        for l in &r.lifts {
+            println!(
+                "{} over popular in NDCG@10: {:.3}x [{:.3}x, {:.3}x] ({:.0}% bootstrap interval over the cases, {} resamples)",
+                l.ranker,
+                l.ratio,
+                l.low,
+                l.high,
+                l.confidence * 100.0,
+                l.resamples
             );
         }
     }

@@ -173,6 +173,235 @@ pub(crate) fn labeled_purchases(
         })
 }
 
+/// One ranker's figures in `eval-stage` (and in choosing κ).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct StageScores {
+    /// Hit rate at 10.
+    pub hr10: f64,
+    /// NDCG at 10.
+    pub ndcg10: f64,
+    /// Mean reciprocal rank.
+    pub mrr: f64,
+}
+
+/// Purchases per leaf category and age bucket before `cutoff` by families
+/// with a known baby, each spread to the neighbouring buckets like the fit.
+pub(crate) fn labeled_counts(ds: &Dataset, cutoff: i64) -> Vec<Dist> {
+    let mut out = vec![[0.0; BUCKETS]; ds.categories.len()];
+    for (e, b) in labeled_purchases(ds, cutoff) {
+        let c = ds.item_category[e.item as usize];
+        if c != u32::MAX {
+            out[c as usize][b] += 1.0;
+        }
+    }
+    out.iter().map(spread).collect()
+}
+
+/// Purchases per leaf category before `cutoff`.
+pub(crate) fn category_counts(ds: &Dataset, cutoff: i64) -> Vec<f64> {
+    decayed_counts(ds, cutoff, f64::INFINITY)
+}
+
+/// Purchases per leaf category before `cutoff`, each weighted
+/// `2^(-age / half_life_days)`.
+pub(crate) fn decayed_counts(ds: &Dataset, cutoff: i64, half_life_days: f64) -> Vec<f64> {
+    let mut count = vec![0f64; ds.categories.len()];
+    for e in ds
+        .events
+        .iter()
+        .filter(|e| e.ts < cutoff && e.event == Event::Purchase)
+    {
+        let c = ds.item_category[e.item as usize];
+        if c != u32::MAX {
+            let age_days = (cutoff - e.ts) as f64 / DAY as f64;
+            count[c as usize] += (-age_days / half_life_days).exp2();
+        }
+    }
+    count
+}
+
+/// The Bayes estimate's score of a leaf category at an age bucket:
+/// `P(category | age bucket)` (unnormalized) counted directly from what
+/// families at that age bought (`labeled`), under a prior of `kappa`
+/// pseudo-purchases whose mean is the blend (`count` x the fit's smoothed
+/// `P(age | category)`, i.e. `P(category) P(age | category)`). A category
+/// families of that age bought often rises above its overall popularity;
+/// one they never bought keeps the blend's estimate.
+pub(crate) fn bayes_score<'a>(
+    labeled: &'a [Dist],
+    count: &'a [f64],
+    fit: &'a AgeFit,
+    kappa: f64,
+) -> impl Fn(usize, usize) -> f64 + 'a {
+    let total: f64 = count.iter().sum::<f64>().max(1.0);
+    move |c, b| labeled[c][b] + kappa * (count[c] + 0.5) / total * fit.category[c][b]
+}
+
+/// The prior strengths κ that [`tune_kappa`] tries (pseudo-purchases).
+pub const KAPPAS: [f64; 7] = [3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0];
+
+/// κ where there are no validation purchases to choose it on: the value
+/// the Tianchi sample's validation days chose.
+pub const DEFAULT_KAPPA: f64 = 300.0;
+
+/// At most this many validation purchases choose κ (evenly spaced in the
+/// log): each is ranked against every leaf category once per κ.
+pub const MAX_TUNING_CASES: usize = 4_000;
+
+/// The Bayes estimate's prior strength, chosen by NDCG@10 on the
+/// validation purchases in `[val_cutoff, cutoff)` with everything learned
+/// before `val_cutoff` (later days are never looked at); `None` without a
+/// validation purchase.
+pub fn tune_kappa(ds: &Dataset, val_cutoff: i64, cutoff: i64) -> Option<f64> {
+    let cases = thin(stage_cases(ds, val_cutoff, cutoff), MAX_TUNING_CASES);
+    if cases.is_empty() {
+        return None;
+    }
+    let fit = AgeFit::estimate(ds, val_cutoff);
+    let count = category_counts(ds, val_cutoff);
+    let labeled = labeled_counts(ds, val_cutoff);
+    let mut best = (f64::MIN, KAPPAS[0]);
+    for kappa in KAPPAS {
+        let (m, _) = rank(
+            &cases,
+            ds.categories.len(),
+            bayes_score(&labeled, &count, &fit, kappa),
+        );
+        if m.ndcg10 > best.0 + 1e-12 {
+            best = (m.ndcg10, kappa);
+        }
+    }
+    Some(best.1)
+}
+
+/// The validation split for purchases before `cutoff`: the start of the
+/// last 20% of the days with a purchase, or `None` with fewer than two.
+pub fn validation_cutoff(ds: &Dataset, cutoff: i64) -> Option<i64> {
+    let mut days: Vec<i64> = ds
+        .events
+        .iter()
+        .filter(|e| e.event == Event::Purchase && e.ts < cutoff)
+        .map(|e| e.ts.div_euclid(DAY))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    (days.len() >= 2).then(|| days[(days.len() as f64 * 0.8).floor() as usize] * DAY)
+}
+
+/// The stage fit the model ships: per leaf category and age bucket the
+/// lift `P(category | age) / P(category)` of the Bayes estimate
+/// ([`bayes_score`]), κ chosen on the last 20% of the purchase days before
+/// `cutoff` (learning from the days before them). Ranking categories by
+/// `(purchases + 0.5) x lift` is ranking them by the estimate itself.
+#[derive(Debug, Clone)]
+pub struct StageLift {
+    /// Per interned leaf category.
+    pub category: Vec<Dist>,
+    /// The prior strength used.
+    pub kappa: f64,
+    /// Whether κ was chosen on validation purchases (else [`DEFAULT_KAPPA`]).
+    pub tuned: bool,
+}
+
+impl StageLift {
+    /// Learns from purchases before `cutoff`, with the fit `fit` (learned
+    /// before the same cutoff) as the prior.
+    pub fn estimate(ds: &Dataset, fit: &AgeFit, cutoff: i64) -> StageLift {
+        let tuned = validation_cutoff(ds, cutoff).and_then(|v| tune_kappa(ds, v, cutoff));
+        let kappa = tuned.unwrap_or(DEFAULT_KAPPA);
+        StageLift {
+            category: Self::with_kappa(ds, fit, cutoff, kappa),
+            kappa,
+            tuned: tuned.is_some(),
+        }
+    }
+
+    /// The lifts for a given κ.
+    pub fn with_kappa(ds: &Dataset, fit: &AgeFit, cutoff: i64, kappa: f64) -> Vec<Dist> {
+        let count = category_counts(ds, cutoff);
+        let labeled = labeled_counts(ds, cutoff);
+        let score = bayes_score(&labeled, &count, fit, kappa);
+        let n = count.len();
+        let popularity: f64 = count.iter().map(|c| c + 0.5).sum();
+        let mut lift = vec![[1.0; BUCKETS]; n];
+        for b in 0..BUCKETS {
+            let at_age: f64 = (0..n).map(|c| score(c, b)).sum();
+            if at_age <= 0.0 {
+                continue;
+            }
+            for (c, l) in lift.iter_mut().enumerate() {
+                l[b] = (score(c, b) / at_age) / ((count[c] + 0.5) / popularity);
+            }
+        }
+        lift
+    }
+}
+
+/// Every purchase in `[from, to)` by a family with a known baby, of an
+/// item with a leaf category, in the log's order: `(category, age bucket)`.
+pub(crate) fn stage_cases(ds: &Dataset, from: i64, to: i64) -> Vec<(usize, usize)> {
+    ds.events
+        .iter()
+        .filter(|e| e.ts >= from && e.ts < to && e.event == Event::Purchase)
+        .filter_map(|e| {
+            let (Some(born), _) = ds.babies.get(&e.user)? else {
+                return None;
+            };
+            let target = ds.item_category[e.item as usize];
+            if target == u32::MAX {
+                return None;
+            }
+            let months = (e.ts as f64 / DAY as f64 - f64::from(*born)) / DAYS_PER_MONTH;
+            Some((target as usize, bucket_of(months)))
+        })
+        .collect()
+}
+
+/// At most `max` of `cases`, evenly spaced.
+fn thin<T: Copy>(cases: Vec<T>, max: usize) -> Vec<T> {
+    if cases.len() <= max {
+        return cases;
+    }
+    (0..max).map(|k| cases[k * cases.len() / max]).collect()
+}
+
+/// Ranks every one of `categories` leaf categories for each case by
+/// `score(category, age bucket)`; ties keep the category's first-seen
+/// order. Returns the mean figures and each case's NDCG@10.
+pub(crate) fn rank(
+    cases: &[(usize, usize)],
+    categories: usize,
+    score: impl Fn(usize, usize) -> f64,
+) -> (StageScores, Vec<f64>) {
+    let mut sums = StageScores::default();
+    let mut each = Vec::with_capacity(cases.len());
+    for &(target, b) in cases {
+        let t = score(target, b);
+        let rank = (0..categories)
+            .filter(|&c| {
+                let s = score(c, b);
+                s > t || (s == t && c < target)
+            })
+            .count();
+        let gain = if rank < 10 {
+            1.0 / (rank as f64 + 2.0).log2()
+        } else {
+            0.0
+        };
+        if rank < 10 {
+            sums.hr10 += 1.0;
+        }
+        sums.ndcg10 += gain;
+        each.push(gain);
+        sums.mrr += 1.0 / (rank as f64 + 1.0);
+    }
+    let n = cases.len().max(1) as f64;
+    sums.hr10 /= n;
+    sums.ndcg10 /= n;
+    sums.mrr /= n;
+    (sums, each)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +458,34 @@ mod tests {
         assert!(lift(idx("t1"), toddler) > 1.5);
         // r1 sits in the toddler category but its range says 0-2 months.
         assert!(lift(idx("r1"), newborn) > 1.5 && lift(idx("r1"), toddler) < 0.5);
+
+        // The Bayes lift the model ships: newborn families' category rises
+        // at the newborn age and falls at the toddler's, and ranking by
+        // popularity times the lift is ranking by the estimate itself.
+        let cat = |name: &str| ds.categories.get(name).unwrap() as usize;
+        for kappa in KAPPAS {
+            let lift = StageLift::with_kappa(&ds, &fit, i64::MAX, kappa);
+            assert!(lift[cat("newborn")][newborn] > 1.0, "κ {kappa}");
+            assert!(lift[cat("newborn")][toddler] < 1.0, "κ {kappa}");
+            assert!(lift[cat("toddler")][toddler] > 1.0, "κ {kappa}");
+            let count = category_counts(&ds, i64::MAX);
+            let labeled = labeled_counts(&ds, i64::MAX);
+            let score = bayes_score(&labeled, &count, &fit, kappa);
+            for (c1, l1) in lift.iter().enumerate() {
+                for (c2, l2) in lift.iter().enumerate() {
+                    for (b, (x1, x2)) in l1.iter().zip(l2).enumerate() {
+                        let (s1, s2) = ((count[c1] + 0.5) * x1, (count[c2] + 0.5) * x2);
+                        let (e1, e2) = (score(c1, b), score(c2, b));
+                        if (e1 - e2).abs() > 1e-9 * e1.abs().max(e2.abs()) {
+                            assert_eq!(s1 > s2, e1 > e2, "κ {kappa}, {c1} {c2} bucket {b}");
+                        }
+                    }
+                }
+            }
+        }
+        // One day of purchases: no validation days, so κ is the default.
+        let shipped = StageLift::estimate(&ds, &fit, i64::MAX);
+        assert!(!shipped.tuned && shipped.kappa == DEFAULT_KAPPA);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
