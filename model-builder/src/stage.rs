@@ -161,9 +161,18 @@ pub(crate) fn labeled_purchases(
     ds: &Dataset,
     cutoff: i64,
 ) -> impl Iterator<Item = (&crate::data::Ev, usize)> + '_ {
+    labeled_purchases_in(ds, i64::MIN, cutoff)
+}
+
+/// [`labeled_purchases`] in `[from, to)`.
+fn labeled_purchases_in(
+    ds: &Dataset,
+    from: i64,
+    to: i64,
+) -> impl Iterator<Item = (&crate::data::Ev, usize)> + '_ {
     ds.events
         .iter()
-        .filter(move |e| e.ts < cutoff && e.event == Event::Purchase)
+        .filter(move |e| e.ts >= from && e.ts < to && e.event == Event::Purchase)
         .filter_map(|e| {
             let (Some(born), _) = ds.babies.get(&e.user)? else {
                 return None;
@@ -340,19 +349,10 @@ impl StageLift {
 /// Every purchase in `[from, to)` by a family with a known baby, of an
 /// item with a leaf category, in the log's order: `(category, age bucket)`.
 pub(crate) fn stage_cases(ds: &Dataset, from: i64, to: i64) -> Vec<(usize, usize)> {
-    ds.events
-        .iter()
-        .filter(|e| e.ts >= from && e.ts < to && e.event == Event::Purchase)
-        .filter_map(|e| {
-            let (Some(born), _) = ds.babies.get(&e.user)? else {
-                return None;
-            };
+    labeled_purchases_in(ds, from, to)
+        .filter_map(|(e, b)| {
             let target = ds.item_category[e.item as usize];
-            if target == u32::MAX {
-                return None;
-            }
-            let months = (e.ts as f64 / DAY as f64 - f64::from(*born)) / DAYS_PER_MONTH;
-            Some((target as usize, bucket_of(months)))
+            (target != u32::MAX).then_some((target as usize, b))
         })
         .collect()
 }

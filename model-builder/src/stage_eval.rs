@@ -7,7 +7,7 @@ use crate::options::DAY;
 use crate::rng::Rng;
 use crate::stage::{
     bayes_score, category_counts, decayed_counts, labeled_counts, rank, stage_cases, tune_kappa,
-    AgeFit, StageLift, PRIOR,
+    validation_cutoff, AgeFit, StageLift, PRIOR,
 };
 use nestrank::stage::{log2_lift, quantize_lift};
 use nestrank::Event;
@@ -86,9 +86,9 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
     days.dedup();
     let split = days[(days.len() as f64 * 0.8).floor() as usize];
     let cutoff = split * DAY;
-    // The validation split: the last 20% of the training days.
-    let train_days = &days[..days.partition_point(|&d| d < split)];
-    let val_cutoff = train_days[(train_days.len() as f64 * 0.8).floor() as usize] * DAY;
+    // The validation split: the last 20% of the training days, as the
+    // build chooses κ.
+    let val_cutoff = validation_cutoff(ds, cutoff).unwrap_or(cutoff);
     let (gamma, prior, half_life) = tune_blend(ds, val_cutoff, cutoff);
 
     let n = ds.categories.len();
