@@ -1148,7 +1148,8 @@ fn rerank(
 
 fn eval_stage(EvalStageArgs { data, json, rows }: EvalStageArgs) -> Result<()> {
     let ds = Dataset::load(&data, policy(rows))?;
-    let r = model_builder::stage_eval::eval_stage(&ds);
+    let r =
+        model_builder::stage_eval::eval_stage(&ds).with_context(|| data.display().to_string())?;
     if json {
         println!(
             "{}",

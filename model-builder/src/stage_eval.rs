@@ -75,7 +75,9 @@ pub const RESAMPLES: usize = 2_000;
 /// counts, as the phone combines them), with `families_popular` (the same
 /// counts without the age) beside it. Ties keep the category's first-seen
 /// order.
-pub fn eval_stage(ds: &Dataset) -> StageEval {
+/// Fails on a log with fewer than two days of purchases, which cannot be
+/// split into days to learn from and days to test.
+pub fn eval_stage(ds: &Dataset) -> anyhow::Result<StageEval> {
     let mut days: Vec<i64> = ds
         .events
         .iter()
@@ -84,6 +86,12 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
         .collect();
     days.sort_unstable();
     days.dedup();
+    if days.len() < 2 {
+        anyhow::bail!(
+            "eval-stage needs purchases on at least two days (to learn from the earlier and test on the later ones); the events hold purchases on {} day(s)",
+            days.len()
+        );
+    }
     let split = days[(days.len() as f64 * 0.8).floor() as usize];
     let cutoff = split * DAY;
     // The validation split: the last 20% of the training days, as the
@@ -139,7 +147,7 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
         .into_iter()
         .map(|r| lift_interval(r, &each[r], &each["popular"], RESAMPLES, 0.95))
         .collect();
-    StageEval {
+    Ok(StageEval {
         cases: cases.len(),
         rankers,
         test_from: nestrank::calendar::format_date(split as i32),
@@ -150,7 +158,7 @@ pub fn eval_stage(ds: &Dataset) -> StageEval {
         tuned_half_life_days: half_life,
         tuned_kappa: kappa,
         lifts,
-    }
+    })
 }
 
 /// `mean(a) / mean(b)` over the cases, with a percentile bootstrap

@@ -562,6 +562,26 @@ fn tianchi_import_and_stage_fit() {
     }
 }
 
+/// A log whose purchases fall on one day cannot be split for `eval-stage`:
+/// a clear error naming the data, not a panic.
+#[test]
+fn eval_stage_names_a_log_it_cannot_split() {
+    let dir = scratch_dir("eval-stage-one-day");
+    std::fs::write(
+        dir.join("events.csv"),
+        "user_id,item_id,event,ts\nu1,i1,view,1500000000\nu1,i1,purchase,1500000100\n",
+    )
+    .unwrap();
+    let msg = fails(&["eval-stage", "--data", dir.to_str().unwrap()]);
+    assert!(
+        msg.contains(dir.to_str().unwrap())
+            && msg.contains("purchases on at least two days")
+            && msg.contains("on 1 day"),
+        "{msg}"
+    );
+    assert!(!msg.contains("panicked"), "{msg}");
+}
+
 /// A synthetic mother-and-baby shop of `users` families over 10 days.
 fn small_shop(name: &str, users: u32) -> std::path::PathBuf {
     let shop = scratch_dir(name);
