@@ -252,13 +252,11 @@ fn solve(tri: &[f64], b: &[f64], regularization: f64, l: &mut Vec<f64>, x: &mut 
     solved
 }
 
-/// [`solve`] into `z`, which holds `b` (left as it was when the matrix is
-/// not positive definite).
-fn solve_in_place(tri: &[f64], regularization: f64, l: &mut Vec<f64>, z: &mut [f64]) -> bool {
-    let d = z.len();
+/// Writes the lower half of `T + λI` into `l` (`d x d`, row-major), where
+/// `T` is an upper triangle kept row by row.
+fn lower_half(tri: &[f64], regularization: f64, d: usize, l: &mut Vec<f64>) {
     l.clear();
     l.resize(d * d, 0.0);
-    // The full matrix's lower half, from the triangle's rows.
     let mut o = 0;
     for a in 0..d {
         for c in a..d {
@@ -267,6 +265,13 @@ fn solve_in_place(tri: &[f64], regularization: f64, l: &mut Vec<f64>, z: &mut [f
         }
         l[a * d + a] += regularization;
     }
+}
+
+/// [`solve`] into `z`, which holds `b` (left as it was when the matrix is
+/// not positive definite).
+fn solve_in_place(tri: &[f64], regularization: f64, l: &mut Vec<f64>, z: &mut [f64]) -> bool {
+    let d = z.len();
+    lower_half(tri, regularization, d, l);
     if !cholesky(l, d) {
         return false;
     }
@@ -328,15 +333,8 @@ impl Step {
             }
             rank1(&mut yy, None, &v, 1.0, 0.0);
         }
-        let mut l = vec![0f64; dim * dim];
-        let mut o = 0;
-        for a in 0..dim {
-            for c in a..dim {
-                l[c * dim + a] = yy[o];
-                o += 1;
-            }
-            l[a * dim + a] += regularization as f64;
-        }
+        let mut l = Vec::new();
+        lower_half(&yy, regularization as f64, dim, &mut l);
         if dim > 0 && cholesky(&mut l, dim) {
             for row in y.chunks_exact_mut(dim) {
                 for (v, &f) in v.iter_mut().zip(row.iter()) {
