@@ -36,7 +36,7 @@
 //! (its session builder) and its executors (their function registry), see
 //! [`super::cluster`].
 
-use crate::als::{ItemSums, Scratch, Step};
+use crate::als::{ItemSums, Pass, Scratch, Step};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, ListArray, StructArray, UInt64Array,
 };
@@ -140,7 +140,7 @@ impl AggregateUDFImpl for AlsSums {
             },
             Err(e) => return plan_err!("{ALS_SUMS}: cannot read the factors {path}: {e}"),
         };
-        let sums = ItemSums::new(step.items(), step.dim());
+        let sums = Pass::new(step.items(), step.dim());
         Ok(Box::new(AlsAccumulator {
             step,
             sums,
@@ -154,7 +154,7 @@ impl AggregateUDFImpl for AlsSums {
 #[derive(Debug)]
 struct AlsAccumulator {
     step: Step,
-    sums: ItemSums,
+    sums: Pass,
     scratch: Scratch,
     row: Vec<(u32, f32)>,
 }
@@ -209,7 +209,7 @@ impl Accumulator for AlsAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::LargeBinary(Some(self.sums.encode())))
+        Ok(ScalarValue::LargeBinary(Some(self.sums.sums().encode())))
     }
 
     fn size(&self) -> usize {
