@@ -293,6 +293,25 @@ impl Session {
         Ok(SharedFolder(dir))
     }
 
+    /// Runs `f` with the engine joining by hash, as it does without a
+    /// memory limit, then restores the setting. For a plan whose one join
+    /// has the item numbering (one row per item) on its left, which is
+    /// the side a hash join holds: under a memory limit the engine
+    /// otherwise sorts both sides and merges them, and the other side is
+    /// every user-item pair of the log.
+    fn with_hash_joins<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let set = |on: bool| {
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            let options = state.config_mut().options_mut();
+            std::mem::replace(&mut options.optimizer.prefer_hash_join, on)
+        };
+        let before = set(true);
+        let out = f();
+        set(before);
+        out
+    }
+
     /// Runs `sql` and hands each result batch to `f` as it arrives, so a
     /// large result is never held whole.
     pub(super) fn for_each_batch(
@@ -519,19 +538,21 @@ impl Session {
             &format!("WITH {clean}, {ids} SELECT item_id FROM ids ORDER BY m"),
             "the ALS item numbers",
         )?;
-        let rows = self.shared_table(
-            "als",
-            &format!(
-                "WITH {clean}, {ids},
-                 w AS (SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
-                       FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id)
-                 SELECT array_agg(named_struct('m', CAST(ids.m AS BIGINT UNSIGNED), 'w', w.w)) AS items
-                 FROM w JOIN ids ON w.item_id = ids.item_id
-                 GROUP BY w.user_id",
-                weight = weight_sql(o),
-            ),
-            "the ALS rows",
-        )?;
+        let rows = self.with_hash_joins(|| {
+            self.shared_table(
+                "als",
+                &format!(
+                    "WITH {clean}, {ids},
+                     w AS (SELECT user_id, item_id, CAST(SUM({weight}) AS REAL) AS w
+                           FROM clean WHERE ts < {cutoff} GROUP BY user_id, item_id)
+                     SELECT array_agg(named_struct('m', CAST(ids.m AS BIGINT UNSIGNED), 'w', w.w)) AS items
+                     FROM ids JOIN w ON w.item_id = ids.item_id
+                     GROUP BY w.user_id",
+                    weight = weight_sql(o),
+                ),
+                "the ALS rows",
+            )
+        })?;
         Ok(AlsRows { rows, items })
     }
 
@@ -685,11 +706,11 @@ impl Session {
                  FROM clean WHERE ts < {cutoff} {only}
                  GROUP BY user_id, item_id),
              kept AS (
-                 SELECT r.user_id, ids.m, r.a FROM (
+                 SELECT r.user_id, ids.m, r.a FROM ids JOIN (
                      SELECT user_id, item_id, a,
                             ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY last_ts DESC, item_id DESC) AS recency
                      FROM touched) r
-                 JOIN ids ON r.item_id = ids.item_id
+                 ON r.item_id = ids.item_id
                  WHERE r.recency <= {per_user})",
             per_user = o.max_items_per_user,
         );
@@ -710,14 +731,16 @@ impl Session {
                 })
         };
         // Each user's kept items, computed once for both queries below.
-        let users = self.shared_table(
-            "cooc",
-            &format!(
-                "{kept} SELECT array_agg(named_struct('m', m, 'a', a)) AS items
-                 FROM kept GROUP BY user_id"
-            ),
-            "each user's kept items",
-        )?;
+        let users = self.with_hash_joins(|| {
+            self.shared_table(
+                "cooc",
+                &format!(
+                    "{kept} SELECT array_agg(named_struct('m', m, 'a', a)) AS items
+                     FROM kept GROUP BY user_id"
+                ),
+                "each user's kept items",
+            )
+        })?;
         let users_table = &users.table;
         // The items' total affinities, in a file beside the other shared tables.
         let mut d = vec![0f64; names.len() + 1];
