@@ -971,7 +971,7 @@ impl Pass {
             + self.pairs.capacity() * std::mem::size_of::<(u32, u32, f32)>()
     }
 
-    /// The sums of every user added.
+    /// The sums of every user added so far (the held pairs added first).
     pub fn sums(&mut self) -> &ItemSums {
         self.flush();
         &self.sums
@@ -1191,7 +1191,11 @@ mod tests {
         parts.merge(&sums_of(&mut rows.iter().skip(1).step_by(2).rev()));
         let back = ItemSums::decode(&parts.encode(), 8, items).unwrap();
         assert!(whole.exact());
-        // Added a few pairs at a time, or one user at a time: the same sums.
+        // Added a few pairs at a time, or one user at a time (so one by
+        // one), the same sums as in one batch, where items with more than
+        // LIST_USERS + BLOCK users took blocks of four.
+        let users_of = |i: u32| rows.iter().filter(|r| r.iter().any(|e| e.0 == i)).count();
+        assert!((0..items as u32).any(|i| users_of(i) > LIST_USERS + BLOCK));
         for batch in [1, 7] {
             let other = pass_of(&mut rows.iter(), batch);
             assert_eq!(other.encode(), whole.encode(), "batch {batch}");
