@@ -608,6 +608,13 @@ impl ItemSums {
         triangle(self.dim) + self.dim
     }
 
+    /// Adds one user's factor `v` with confidence `c` to an item's sums:
+    /// `k = c - 1` taken in `f32`, as [`rank4`] takes it.
+    fn add_to_sums(sums: &mut [f64], dim: usize, v: &[f64], c: f32) {
+        let (g, b) = sums.split_at_mut(triangle(dim));
+        rank1(g, Some(b), v, (c - 1.0) as f64, c as f64);
+    }
+
     /// Adds one user's factor `x` (`v` in `f64`) with confidence `c` to
     /// `slot`.
     fn add(slot: &mut Slot, dim: usize, x: &[f32], v: &[f64], c: f32) {
@@ -627,10 +634,7 @@ impl ItemSums {
                     *slot = Slot::Sums(sums);
                 }
             }
-            Slot::Sums(sums) => {
-                let (g, b) = sums.split_at_mut(triangle(dim));
-                rank1(g, Some(b), v, (c - 1.0) as f64, c as f64);
-            }
+            Slot::Sums(sums) => Self::add_to_sums(sums, dim, v, c),
         }
     }
 
@@ -946,10 +950,8 @@ impl Pass {
                 }
             }
             if let Slot::Sums(sums) = slot {
-                let (g, b) = sums.split_at_mut(triangle(d));
                 for (j, &c) in held[..n].iter().enumerate() {
-                    let x = &v[j * d..(j + 1) * d];
-                    rank1(g, Some(&mut *b), x, (c - 1.0) as f64, c as f64);
+                    ItemSums::add_to_sums(sums, d, &v[j * d..(j + 1) * d], c);
                 }
             }
             at = end;
