@@ -455,27 +455,8 @@ impl Session {
         }
         let clean = &self.clean;
         let folder = self.shared_folder("events")?;
-        let write = |name: &str, select: &str, what: &str| -> Result<()> {
-            let at = folder.path().join(name);
-            let location = format!(
-                "{}/",
-                at.to_str()
-                    .with_context(|| format!("{}: the path is not UTF-8", at.display()))?
-            );
-            self.for_each_batch(
-                &format!(
-                    "COPY ({select}) TO '{quoted}' STORED AS PARQUET",
-                    quoted = location.replace('\'', "''"),
-                ),
-                &format!("{what} (written to the shared folder)"),
-                |_| Ok(()),
-            )?;
-            block_on(
-                self.ctx
-                    .register_parquet(name, &location, ParquetReadOptions::default()),
-            )
-            .with_context(|| format!("cannot read back {what} from {location}"))?;
-            Ok(())
+        let write = |name: &str, select: &str, what: &str| {
+            self.write_table(name, &folder.path().join(name), select, what)
         };
         let number = |id: &str, n: &str| {
             format!(
@@ -681,7 +662,13 @@ impl Session {
                 unix_ms()
             )),
         };
-        let at = table.dir.join("rows");
+        self.write_table(&table.table, &table.dir.join("rows"), select, what)?;
+        Ok(table)
+    }
+
+    /// Writes `select`'s rows as Parquet files in the folder `at` and
+    /// registers them as `table`.
+    fn write_table(&self, table: &str, at: &Path, select: &str, what: &str) -> Result<()> {
         let location = format!(
             "{}/",
             at.to_str()
@@ -697,10 +684,10 @@ impl Session {
         )?;
         block_on(
             self.ctx
-                .register_parquet(&table.table, &location, ParquetReadOptions::default()),
+                .register_parquet(table, &location, ParquetReadOptions::default()),
         )
         .with_context(|| format!("cannot read back {what} from {location}"))?;
-        Ok(table)
+        Ok(())
     }
 
     /// Up to `limit` items with an event before `cutoff`, most recently
