@@ -496,18 +496,21 @@ impl Session {
     /// The ids of items numbered `g` (`nr_items`), in the order of
     /// `numbers`.
     fn item_names(&self, numbers: &[u32]) -> Result<Vec<String>> {
-        let items = &self.numbered()?.items;
         numbers
             .iter()
-            .map(|&g| {
-                items.get(g as usize).cloned().with_context(|| {
-                    format!(
-                        "the engine gave item number {g}, not 0 to {}",
-                        items.len().saturating_sub(1)
-                    )
-                })
-            })
+            .map(|&g| self.item_name(g).cloned())
             .collect()
+    }
+
+    /// The id of the item numbered `g` (`nr_items`).
+    fn item_name(&self, g: u32) -> Result<&String> {
+        let items = &self.numbered()?.items;
+        items.get(g as usize).with_context(|| {
+            format!(
+                "the engine gave item number {g}, not 0 to {}",
+                items.len().saturating_sub(1)
+            )
+        })
     }
 
     /// The first column of `sql`'s rows, as item numbers, in the order
@@ -726,7 +729,7 @@ impl Session {
     /// before it, and the trend (event weight times a decay of
     /// `trend_half_life_days`, summed).
     pub fn item_stats(&self, cutoff: i64, o: &BuildOptions) -> Result<HashMap<String, (u32, f64)>> {
-        let names = &self.numbered()?.items;
+        self.numbered()?;
         let sql = format!(
             "SELECT g,
                     CAST(SUM(CASE WHEN {CONVERSION_CODE} AND ts >= {week} THEN 1 ELSE 0 END) AS BIGINT) AS conversions,
@@ -744,13 +747,7 @@ impl Session {
                 b.column(2).as_primitive::<Float64Type>(),
             );
             for r in 0..b.num_rows() {
-                let g = items.value(r);
-                let name = names.get(g as usize).with_context(|| {
-                    format!(
-                        "the per-item statistics gave item number {g}, not 0 to {}",
-                        names.len().saturating_sub(1)
-                    )
-                })?;
+                let name = self.item_name(items.value(r))?;
                 out.insert(name.clone(), (conv.value(r) as u32, trend.value(r)));
             }
         }
