@@ -260,18 +260,23 @@ impl Dataset {
         Ok(ds)
     }
 
-    /// Loads `dir`'s `items` and `users`, every item of `items` and user of
-    /// `users` (so that both are numbered as [`Dataset::load`] numbers
-    /// them: the ALS matrix's rows follow the users), and as events
+    /// Loads `dir`'s `items` and `users`, every item of `items` (so that
+    /// items are numbered as [`Dataset::load`] numbers them: an item with
+    /// no selected event still has its place in the model), and as events
     /// only those `events` yields: a selection of the log that another
     /// reader (the query engine) made. Every row of the `events` table is
     /// still read and checked, and a bad one reported, as `load` does; the
     /// log's first event is at `log_start`.
+    ///
+    /// Users are numbered only where a selected event or `users` names
+    /// them: in the order of their ids, as `load` numbers every user, so
+    /// that the order of any two (how events and cases are sorted) is the
+    /// same, while the builder's memory does not grow with the users who
+    /// only viewed (millions, on a large shop's log).
     pub fn load_selected(
         dir: &Path,
         policy: BadRowPolicy,
         items: &[String],
-        users: &[String],
         log_start: Option<i64>,
         events: impl FnOnce(&mut dyn FnMut(&str, &str, Event, i64)) -> Result<()>,
     ) -> Result<Self> {
@@ -283,9 +288,6 @@ impl Dataset {
         for_each_event(Table::open(dir, "events")?, &mut bad, |_, _, _, _| {})?;
         for item in items {
             ds.items.intern(item);
-        }
-        for user in users {
-            ds.users.intern(user);
         }
         ds.add_events(events)?;
         ds.bad_rows = bad.rows().len();

@@ -5,8 +5,9 @@
 //! stage fit, re-purchase gaps and the replay's specials) and the events of
 //! the users who converted on a training day (the ranker's cases). The item
 //! statistics, both neighbour tables and the ALS matrix come from the
-//! engine's plans, so the builder's memory grows with the users and items
-//! (it numbers them) and the conversions, not with the views.
+//! engine's plans, so the builder's memory grows with the items (it numbers
+//! them), the conversions and the users who converted, not with the views
+//! nor with the users who only viewed.
 
 use crate::build::{build_parts_on, recent_items, restrict, Restriction, StageTimes, Stages};
 use crate::data::Dataset;
@@ -128,8 +129,7 @@ pub fn load_for_build(
                     crate::replay::case_count(&probe, d)
                 })
             };
-            let (items, users) = (session.items()?, session.users()?);
-            Dataset::load_selected(dir, policy, &items, &users, log_start, |f| {
+            Dataset::load_selected(dir, policy, &session.items()?, log_start, |f| {
                 session.for_each_selected_event(i64::from(as_of) * DAY, &learn, f)
             })
         }
@@ -203,7 +203,7 @@ pub fn users(
         Stages::Engine(session) => {
             // The catalog and `users`; the events stay on the engine (each
             // row is still read and checked, as every command does).
-            let ds = Dataset::load_selected(dir, policy, &[], &[], None, |_| Ok(()))?;
+            let ds = Dataset::load_selected(dir, policy, &[], None, |_| Ok(()))?;
             crate::users::write_users_on(session, &ds, model, model_bytes, opts, out)
         }
         #[cfg(not(feature = "engine"))]

@@ -442,12 +442,6 @@ impl Session {
         Ok(self.numbered()?.items.clone())
     }
 
-    /// Every user with an event, at any time.
-    pub fn users(&self) -> Result<Vec<String>> {
-        self.numbered()?;
-        self.texts("SELECT user_id FROM nr_users", "the users")
-    }
-
     /// The numbered events ([`Numbered`]), written on first use.
     fn numbered(&self) -> Result<&Numbered> {
         if let Some(n) = self.numbered.get() {
