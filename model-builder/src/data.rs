@@ -86,6 +86,28 @@ pub struct Ev {
     pub ts: i64,
 }
 
+/// How the rows of an `events` table that another reader (the query
+/// engine) selects from are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowCheck {
+    /// Every row is read and checked, and a bad one reported.
+    Read,
+    /// The other reader counted every row and found none bad, by the
+    /// rules of [`EventColumns::parse`]: only the columns are checked,
+    /// and no row is read again.
+    CountedClean,
+}
+
+impl RowCheck {
+    /// Checks `events` this way; bad rows go to `bad`.
+    pub fn events(self, events: Table, bad: &mut BadRows) -> Result<()> {
+        match self {
+            RowCheck::Read => for_each_event(events, bad, |_, _, _, _| {}),
+            RowCheck::CountedClean => EventColumns::of(&events).map(|_| ()),
+        }
+    }
+}
+
 /// A data directory, loaded.
 #[derive(Debug, Default)]
 pub struct Dataset {
@@ -264,8 +286,8 @@ impl Dataset {
     /// items are numbered as [`Dataset::load`] numbers them: an item with
     /// no selected event still has its place in the model), and as events
     /// only those `events` yields: a selection of the log that another
-    /// reader (the query engine) made. Every row of the `events` table is
-    /// still read and checked, and a bad one reported, as `load` does; the
+    /// reader (the query engine) made. The rows of the `events` table are
+    /// checked as `check` says (each bad one reported, as `load` does); the
     /// log's first event is at `log_start`.
     ///
     /// Users are numbered only where a selected event or `users` names
@@ -276,6 +298,7 @@ impl Dataset {
     pub fn load_selected(
         dir: &Path,
         policy: BadRowPolicy,
+        check: RowCheck,
         items: &[String],
         log_start: Option<i64>,
         events: impl FnOnce(&mut dyn FnMut(&str, &str, Event, i64)) -> Result<()>,
@@ -285,7 +308,7 @@ impl Dataset {
         if let Some(table) = Table::find(dir, "items")? {
             ds.read_items(table, &mut bad)?;
         }
-        for_each_event(Table::open(dir, "events")?, &mut bad, |_, _, _, _| {})?;
+        check.events(Table::open(dir, "events")?, &mut bad)?;
         for item in items {
             ds.items.intern(item);
         }

@@ -12,7 +12,7 @@
 //! bytes, the model's item order). So the engine's blob equals the
 //! in-memory one, whatever the partitioning of the sums.
 
-use super::functions::{encode_totals, ALS_SUMS, PAIRS, SIMILARITY, TOP_K};
+use super::functions::{encode_totals, ALS_SUMS, PAIRS, SIMILARITY, TOP_K, TRIM};
 use crate::als::{AlsOptions, ItemSums, Step};
 use crate::options::{BuildOptions, Similarity, DAY};
 use crate::rows::Table;
@@ -45,6 +45,8 @@ pub struct Session {
     /// The events with users and items numbered, written on first use
     /// ([`Session::numbered`]).
     numbered: std::sync::OnceLock<Numbered>,
+    /// Whether `events` is Parquet, whose files' footers count its rows.
+    parquet: bool,
 }
 
 /// The log's events as the per-model plans read them, written once under
@@ -176,24 +178,25 @@ impl AlsRows<'_> {
     }
 }
 
-/// The events as every plan reads them: trimmed text, `ts` as an integer,
-/// and only rows the builder's reader accepts (a bad row is reported when
-/// the data is loaded, and skipped here alike). `ts` is the column's text
+/// The events as every plan reads them: text trimmed by the row reader's
+/// own trim (`nr_trim`), `ts` as an integer, and exactly the rows the
+/// builder's reader accepts (a bad row is reported when the data is
+/// loaded, and skipped here alike). `ts` is the column's text
 /// parsed, as a CSV gives it, or, where a Parquet log stores it as an
 /// integer, the integer itself (the same value, without formatting and
 /// parsing every row).
 fn clean_sql(integer_ts: bool) -> String {
     let ts = if integer_ts {
-        "TRY_CAST(ts AS BIGINT)"
+        "TRY_CAST(ts AS BIGINT)".to_string()
     } else {
-        "TRY_CAST(trim(CAST(ts AS VARCHAR)) AS BIGINT)"
+        format!("TRY_CAST({TRIM}(CAST(ts AS VARCHAR)) AS BIGINT)")
     };
     format!(
         "clean AS (
     SELECT user_id, item_id, event, ts FROM (
-        SELECT trim(CAST(user_id AS VARCHAR)) AS user_id,
-               trim(CAST(item_id AS VARCHAR)) AS item_id,
-               trim(CAST(event AS VARCHAR)) AS event,
+        SELECT {TRIM}(CAST(user_id AS VARCHAR)) AS user_id,
+               {TRIM}(CAST(item_id AS VARCHAR)) AS item_id,
+               {TRIM}(CAST(event AS VARCHAR)) AS event,
                {ts} AS ts
         FROM events_raw)
     WHERE user_id <> '' AND item_id <> '' AND octet_length(user_id) <= 256 AND octet_length(item_id) <= 256
@@ -224,6 +227,7 @@ impl Session {
     ) -> Result<Session> {
         let ctx = engine.context()?;
         let table = Table::open(data, "events")?;
+        let parquet = matches!(table, Table::Parquet(_));
         // Absolute: on a cluster, the executors open the files.
         let path = std::fs::canonicalize(table.path())
             .with_context(|| format!("cannot resolve {}", table.path().display()))?;
@@ -269,6 +273,7 @@ impl Session {
             query_log: None,
             shared_dir: std::env::temp_dir(),
             numbered: std::sync::OnceLock::new(),
+            parquet,
         })
     }
 
@@ -440,6 +445,40 @@ impl Session {
     /// ids.
     pub fn items(&self) -> Result<Vec<String>> {
         Ok(self.numbered()?.items.clone())
+    }
+
+    /// How many rows of a Parquet log the plans skip as bad, counted
+    /// without reading a row: every row (from the files' footers) less
+    /// the numbered events (every row the plans keep, from the footers the
+    /// engine wrote). `None` for a CSV log, whose rows only a scan counts.
+    /// The plans keep a row exactly when the row reader accepts it
+    /// ([`clean_sql`]), so with none skipped the builder need not read the
+    /// log again to find a bad row to report.
+    pub fn bad_event_rows(&self) -> Result<Option<u64>> {
+        if !self.parquet {
+            return Ok(None);
+        }
+        self.numbered()?;
+        let count = |table: &str| -> Result<u64> {
+            let mut n = None;
+            self.for_each_batch(
+                &format!("SELECT COUNT(*) FROM {table}"),
+                &format!("the rows of {table}"),
+                |b| {
+                    let c = b.column(0).as_primitive::<Int64Type>();
+                    if b.num_rows() > 0 {
+                        n = Some(c.value(0));
+                    }
+                    Ok(())
+                },
+            )?;
+            let n = n.with_context(|| format!("the engine did not count the rows of {table}"))?;
+            u64::try_from(n).with_context(|| format!("the engine counted {n} rows of {table}"))
+        };
+        let (rows, kept) = (count("events_raw")?, count("nr_events")?);
+        rows.checked_sub(kept)
+            .map(Some)
+            .with_context(|| format!("the engine kept {kept} events of a log of {rows} rows"))
     }
 
     /// The numbered events ([`Numbered`]), written on first use.
@@ -980,5 +1019,123 @@ impl TextColumn<'_> {
             TextColumn::Large(a) => a.len(),
             TextColumn::View(a) => a.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::BadRows;
+    use datafusion::arrow::array::StringArray;
+    use datafusion::dataframe::DataFrameWriteOptions;
+    use std::sync::Arc;
+
+    /// The plans keep exactly the rows the builder's reader accepts, with
+    /// the same ids, types and times, whatever blanks surround a field:
+    /// that is what lets a build skip reading a Parquet log again when the
+    /// engine counts no bad row.
+    #[test]
+    fn the_plans_keep_the_rows_the_reader_accepts() {
+        let long = "x".repeat(256);
+        let (id, event, ts) = ("u1", "view", "1600000000");
+        let ids = [
+            "u1".to_string(),
+            "\tu2\n".into(),
+            "\u{a0}u3\u{3000}".into(),
+            "u\u{a0}4".into(),
+            " ".into(),
+            "\t\r\n".into(),
+            "\u{2003}".into(),
+            String::new(),
+            long.clone(),
+            format!("{long}x"),
+            format!(" {long}\t"),
+        ];
+        let events = ["view", " cart\t", "\u{a0}purchase", "View", "click", ""];
+        let times = [
+            "1600000000",
+            " 1600000001\t",
+            "\u{a0}1600000002",
+            "+1600000003",
+            "-5",
+            "0",
+            "4102444800",
+            "4102444801",
+            "1.6e9",
+            "1600000004.0",
+            "16O0000005",
+            "99999999999999999999",
+            "",
+        ];
+        let mut rows: Vec<[Option<String>; 4]> = Vec::new();
+        let row = |u: &str, i: &str, e: &str, t: &str| [u, i, e, t].map(|f| Some(f.to_string()));
+        for u in &ids {
+            rows.push(row(u, "i1", event, ts));
+            rows.push(row(id, u, event, ts));
+        }
+        rows.extend(events.iter().map(|e| row(id, "i1", e, ts)));
+        rows.extend(times.iter().map(|t| row(id, "i1", event, t)));
+        for k in 0..4 {
+            let mut r = row(id, "i1", event, ts);
+            r[k] = None;
+            rows.push(r);
+        }
+
+        let dir = std::env::temp_dir().join(format!("nestrank-clean-rows-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = ["user_id", "item_id", "event", "ts"];
+        let schema = Arc::new(Schema::new(
+            names.map(|n| Field::new(n, DataType::Utf8, true)).to_vec(),
+        ));
+        let columns = (0..4)
+            .map(|k| {
+                Arc::new(
+                    rows.iter()
+                        .map(|r| r[k].as_deref())
+                        .collect::<StringArray>(),
+                ) as Arc<dyn Array>
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema, columns).unwrap();
+        let ctx = SessionContext::new();
+        let file = dir.join("events.parquet");
+        block_on(ctx.read_batch(batch).unwrap().write_parquet(
+            file.to_str().unwrap(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        ))
+        .unwrap();
+
+        let mut bad = BadRows::new(crate::rows::BadRowPolicy {
+            max_bad_rows: u64::MAX,
+        });
+        let mut read = Vec::new();
+        crate::data::for_each_event(
+            Table::open(&dir, "events").unwrap(),
+            &mut bad,
+            |u, i, e, t| read.push((u.to_string(), i.to_string(), e, t)),
+        )
+        .unwrap();
+        let session = Session::new(&super::super::Engine::default(), &dir, None).unwrap();
+        let mut kept = Vec::new();
+        session
+            .for_each_event_where("TRUE", "every clean event", |u, i, e, t| {
+                kept.push((u.to_string(), i.to_string(), e, t))
+            })
+            .unwrap();
+        read.sort_by(|a, b| (&a.0, &a.1, a.2 as u8, a.3).cmp(&(&b.0, &b.1, b.2 as u8, b.3)));
+        kept.sort_by(|a, b| (&a.0, &a.1, a.2 as u8, a.3).cmp(&(&b.0, &b.1, b.2 as u8, b.3)));
+        assert_eq!(kept, read);
+        // Not every row is good, and not every row is bad: the case can fail.
+        let bad = bad.rows().len() as u64;
+        assert!(
+            bad >= 20 && read.len() >= 10,
+            "{bad} bad, {} read",
+            read.len()
+        );
+        assert_eq!(session.bad_event_rows().unwrap(), Some(bad));
+        drop(session);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
