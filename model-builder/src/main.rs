@@ -1099,6 +1099,12 @@ fn build(
             t.models_s, t.features_s, t.fit_s, t.cases
         );
     }
+    if !matches!(engine.stages(), Stages::InMemory) {
+        println!(
+            "the builder held {} events of {} users (the engine kept the rest)",
+            r.held.0, r.held.1
+        );
+    }
     Ok(())
 }
 

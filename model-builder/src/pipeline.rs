@@ -61,6 +61,9 @@ pub struct BuildReport {
     pub training: TrainStages,
     /// A daily blob's kept and full item counts.
     pub daily: Option<(usize, usize)>,
+    /// The events and users the builder held (on an engine, a selection:
+    /// the conversions and the learners' events, and their users).
+    pub held: (usize, usize),
 }
 
 /// The nightly build: reads the data, builds the model's tables on
@@ -96,6 +99,7 @@ pub fn build(req: BuildRequest<'_>, stages: Stages) -> Result<BuildReport> {
         ranker,
         training: trainer.times,
         daily,
+        held: (ds.events.len(), ds.users.len()),
     })
 }
 
