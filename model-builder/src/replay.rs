@@ -242,6 +242,20 @@ pub fn replay_day(
     model: &Model,
     window: SignalWindow,
 ) -> ReplayDay {
+    replay_cases(ds, by_user, day, model, window, |_| true)
+}
+
+/// [`replay_day`] with only the cases whose index (in [`replay_day`]'s
+/// order, from 0 to [`case_count`]) `keep` accepts: a trainer that fits a
+/// sample of a large day's cases replays only those.
+pub fn replay_cases(
+    ds: &Dataset,
+    by_user: &[Vec<usize>],
+    day: i32,
+    model: &Model,
+    window: SignalWindow,
+    keep: impl Fn(usize) -> bool,
+) -> ReplayDay {
     let (today, specials) = day_specials(ds, day);
     // Items the model does not know get ids past its table, so that a
     // same-day signal on a new item still matches it as a candidate.
@@ -250,7 +264,9 @@ pub fn replay_day(
 
     // Step 5: each case with the user's earlier signals.
     let cases = case_events(today, &specials)
-        .map(|(e, target)| {
+        .enumerate()
+        .filter(|&(k, _)| keep(k))
+        .map(|(_, (e, target))| {
             let evs = &by_user[e.user as usize];
             let evs = &evs[..evs.partition_point(|&x| ds.events[x].ts < e.ts)];
             let evs = window.keep(evs, &ds.events, e.ts);

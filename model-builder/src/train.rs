@@ -12,7 +12,7 @@
 use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
 use crate::options::{BuildOptions, DAY};
-use crate::replay::{case_count, events_by_user, replay_day, SignalWindow};
+use crate::replay::{case_count, events_by_user, replay_cases, SignalWindow};
 use anyhow::{Context, Result};
 use nestrank::rank::{RankerKind, RankerParams, F_FACTOR, NUM_FEATURES};
 use nestrank::score::{compute_features, Scratch};
@@ -20,7 +20,7 @@ use nestrank::Recommender;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// The pairwise loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -147,7 +147,7 @@ pub struct TrainStages {
     pub cases: usize,
 }
 
-/// Trains rankers, caching each training day's features across calls.
+/// Trains rankers, caching each training day's model across calls.
 pub struct Trainer<'a> {
     /// Time spent so far, by stage.
     pub times: TrainStages,
@@ -157,7 +157,7 @@ pub struct Trainer<'a> {
     stages: Stages<'a>,
     by_user: Vec<Vec<usize>>,
     conversion_days: Vec<i32>,
-    cache: BTreeMap<i32, Arc<Vec<CaseRows>>>,
+    models: BTreeMap<i32, Rc<Recommender>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -176,7 +176,7 @@ impl<'a> Trainer<'a> {
             stages,
             by_user: events_by_user(ds),
             conversion_days: conversion_days(ds),
-            cache: BTreeMap::new(),
+            models: BTreeMap::new(),
             times: TrainStages::default(),
         }
     }
@@ -188,9 +188,11 @@ impl<'a> Trainer<'a> {
         training_days(&self.conversion_days, as_of, self.opts)
     }
 
-    fn day_rows(&mut self, day: i32) -> Result<Arc<Vec<CaseRows>>> {
-        if let Some(rows) = self.cache.get(&day) {
-            return Ok(rows.clone());
+    /// The model as of `day` that its cases are replayed against, built
+    /// once per trainer.
+    fn day_model(&mut self, day: i32) -> Result<Rc<Recommender>> {
+        if let Some(rec) = self.models.get(&day) {
+            return Ok(rec.clone());
         }
         let t = std::time::Instant::now();
         let mut build = self.build.clone();
@@ -198,17 +200,29 @@ impl<'a> Trainer<'a> {
         // The scorer never reads the bought-together table.
         build.complement_k = 0;
         let (parts, _) = build_parts_on(self.ds, day, &build, self.stages)?;
-        let rec = Recommender::from_bytes(&parts.to_bytes())
-            .context("a training-day model does not load")?;
+        let rec = Rc::new(
+            Recommender::from_bytes(&parts.to_bytes())
+                .context("a training-day model does not load")?,
+        );
         self.times.models_s += t.elapsed().as_secs_f64();
+        self.models.insert(day, rec.clone());
+        Ok(rec)
+    }
+
+    /// Every candidate's features for the cases of `day` whose indices
+    /// (ascending, as [`replay_cases`] numbers them) `keep` holds: only the
+    /// cases fitted are replayed and held, not the whole day's.
+    fn day_rows(&mut self, day: i32, keep: &[usize]) -> Result<Vec<CaseRows>> {
+        let rec = self.day_model(day)?;
         let t = std::time::Instant::now();
         // The ranker learns from what phones hold, whatever `eval` replays.
-        let replay = replay_day(
+        let replay = replay_cases(
             self.ds,
             &self.by_user,
             day,
             rec.model(),
             SignalWindow::Device,
+            |k| keep.binary_search(&k).is_ok(),
         );
         let mut params = self.build.ranker.clone();
         params.weights[F_FACTOR] = 1.0; // so that the fold-in runs
@@ -228,9 +242,7 @@ impl<'a> Trainer<'a> {
                 target: case.target as usize,
             });
         }
-        let out = Arc::new(out);
         self.times.features_s += t.elapsed().as_secs_f64();
-        self.cache.insert(day, out.clone());
         Ok(out)
     }
 
@@ -248,11 +260,19 @@ impl<'a> Trainer<'a> {
         let train_days = days_to_learn(&self.conversion_days, as_of, self.opts, |d| {
             case_count(self.ds, d)
         });
-        let mut cases: Vec<Arc<Vec<CaseRows>>> = Vec::new();
-        for &day in &train_days {
-            cases.push(self.day_rows(day)?);
+        // The cases fitted are chosen before any is replayed: at most
+        // `max_cases`, evenly spaced over the days' cases in order.
+        let counts: Vec<usize> = train_days.iter().map(|&d| case_count(self.ds, d)).collect();
+        let mut cases: Vec<CaseRows> = Vec::new();
+        for (&day, keep) in train_days
+            .iter()
+            .zip(kept_per_day(&counts, self.opts.max_cases))
+        {
+            if !keep.is_empty() {
+                cases.extend(self.day_rows(day, &keep)?);
+            }
         }
-        let all: Vec<&CaseRows> = cases.iter().flat_map(|d| d.iter()).collect();
+        let all: Vec<&CaseRows> = cases.iter().collect();
         if all.is_empty() {
             return Ok(ShippedRanker {
                 params: self.fallback(),
@@ -261,7 +281,6 @@ impl<'a> Trainer<'a> {
                 train_cases: 0,
             });
         }
-        let all = thin(all, self.opts.max_cases);
         let t = std::time::Instant::now();
         self.times.cases = all.len();
         let learned = fit(&all, self.opts);
@@ -374,6 +393,23 @@ fn thin<T>(cases: Vec<T>, max: usize) -> Vec<T> {
             take
         })
         .map(|(_, c)| c)
+        .collect()
+}
+
+/// Which cases of each day [`thin`] keeps of all the days' cases in order
+/// (`counts[d]` cases on day `d`), as indices within each day, ascending.
+fn kept_per_day(counts: &[usize], max: usize) -> Vec<Vec<usize>> {
+    let kept = thin((0..counts.iter().sum()).collect::<Vec<usize>>(), max);
+    let mut rest = &kept[..];
+    let mut from = 0;
+    counts
+        .iter()
+        .map(|&n| {
+            let (day, after) = rest.split_at(rest.partition_point(|&k| k < from + n));
+            let local = day.iter().map(|&k| k - from).collect();
+            (rest, from) = (after, from + n);
+            local
+        })
         .collect()
 }
 
@@ -582,6 +618,31 @@ mod tests {
         assert_eq!(thin((0..10).collect(), 5), vec![0, 2, 4, 6, 8]);
         assert_eq!(thin((0..10).collect(), 3), vec![0, 4, 7]);
         assert_eq!(thin((0..1000).collect::<Vec<_>>(), 300).len(), 300);
+    }
+
+    #[test]
+    fn each_day_replays_the_cases_thinning_all_days_keeps() {
+        for (counts, max) in [
+            (vec![5, 3, 4], 4),
+            (vec![1, 0, 9], 3),
+            (vec![1000, 1, 37], 100),
+            (vec![7, 7], 0),
+            (vec![7, 7], 100),
+            (vec![], 5),
+        ] {
+            let per_day = kept_per_day(&counts, max);
+            assert_eq!(per_day.len(), counts.len());
+            let mut joined = Vec::new();
+            let mut from = 0;
+            for (keep, &n) in per_day.iter().zip(&counts) {
+                assert!(keep.windows(2).all(|w| w[0] < w[1]), "{keep:?}");
+                assert!(keep.iter().all(|&k| k < n), "{keep:?} of {n}");
+                joined.extend(keep.iter().map(|&k| k + from));
+                from += n;
+            }
+            let all: Vec<usize> = (0..counts.iter().sum()).collect();
+            assert_eq!(joined, thin(all, max), "{counts:?}, at most {max}");
+        }
     }
 
     #[test]
