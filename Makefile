@@ -146,8 +146,11 @@ fuzz: setup-fuzz
 	done
 
 # The demo page in headless Chromium (playwright-core); a screenshot lands in test-artifacts/.
+# One test file at a time, on any machine: node runs files in parallel on a
+# machine with more than 2 cores, and Chromium and WebKitGTK sharing the CPU
+# lost a WebDriver connection here (1 run of 3 at --test-concurrency=2).
 test-e2e: pkg shop setup-browser setup-webkit setup-edge
-	node --test tests/e2e/
+	node --test --test-concurrency=1 tests/e2e/
 
 # FORMAT.md against a second reader (Python, written from the spec alone):
 # the golden blobs and a fresh daily blob.
