@@ -211,7 +211,7 @@ async function goldenPage() {
 // One CI run (stop 34) saw WebKitGTK 2.50.6 trap with "RuntimeError: Out of
 // bounds memory access" inside recommender_fromBytes on this page, while the
 // four WebKit tests before it had loaded the same module and a larger blob.
-// About 60 runs here, 4,000 decodes in one page, CPU load and address-space
+// About 45 runs here, 4,000 decodes in one page, CPU load and address-space
 // limits did not repeat it, and the same module decodes the same bytes in
 // Node, Bun, Chromium and workerd. So a wasm trap gets one more page load in
 // a fresh session, and the trap is printed; a second trap, or any other
@@ -221,7 +221,6 @@ test("WebKit: the golden v4 cases (profiles, rules, similar) equal the native co
   let actual = await goldenPage();
   if (actual?.name === "RuntimeError") {
     t.diagnostic(`WebKit trapped on the golden page; loading it once more: ${JSON.stringify(actual)}`);
-    console.log(`WebKit: the golden page trapped (${actual.error}); loading it once more`);
     actual = await goldenPage();
   }
   assert.ok(Array.isArray(actual), JSON.stringify(actual));
