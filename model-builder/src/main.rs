@@ -186,7 +186,7 @@ struct ModelArgs {
     #[arg(long, default_value_t = 0.01)]
     regularization: f32,
     /// ALS iterations.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = AlsOptions::default().iterations)]
     als_iterations: usize,
 }
 
