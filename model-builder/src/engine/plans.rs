@@ -205,6 +205,21 @@ fn clean_sql(integer_ts: bool) -> String {
     )
 }
 
+/// Hands back to the system the memory that a finished query freed.
+/// glibc's allocator keeps the freed pages of its arenas resident, so
+/// after each large grouping the builder's RSS stayed above what it held
+/// and the next query's peak came on top (sampled each second through a
+/// 100 M build: from 2.1 GB after the first large query to 3.4 GB before
+/// the last; docs/nightly-build.md).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free pages to the kernel; it
+    // touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 fn unix_ms() -> u128 {
     std::time::SystemTime::now()
@@ -380,6 +395,7 @@ impl Session {
                 }
             }
         }
+        release_free_memory();
         done
     }
 
