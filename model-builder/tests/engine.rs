@@ -487,7 +487,13 @@ fn a_cluster_builds_the_same_blob_and_outlives_a_killed_executor() {
         .iter()
         .filter(|q| q["query"] == "the ALS sums")
         .count();
-    assert!(passes >= 15, "{passes} ALS passes");
+    // At least the as-of model's iterations (the training days' models
+    // add theirs).
+    let iterations = model_builder::als::AlsOptions::default().iterations;
+    assert!(
+        passes >= iterations,
+        "{passes} ALS passes, fewer than {iterations}"
+    );
     assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
     let tasks = lines(&cluster.logs.join("tasks.jsonl"));
     let (first, last) = (
