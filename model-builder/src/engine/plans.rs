@@ -209,8 +209,9 @@ fn clean_sql(integer_ts: bool) -> String {
 /// glibc's allocator keeps the freed pages of its arenas resident, so
 /// after each large grouping the builder's RSS stayed above what it held
 /// and the next query's peak came on top (sampled each second through a
-/// 100 M build: from 2.1 GB after the first large query to 3.4 GB before
-/// the last; docs/nightly-build.md).
+/// 100 M build: 1.8 GB before the first large grouping, 3.4 GB before the
+/// last; docs/nightly-build.md). The executors of a cluster are other
+/// processes, and do not call it.
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free pages to the kernel; it
