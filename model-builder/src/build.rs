@@ -158,6 +158,15 @@ pub fn build_parts_on(
     }
     times.items = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
+    // On the engine, each user's items are listed once, for the viewed
+    // together counts and the ALS rows both (timed with the neighbours).
+    #[cfg(feature = "engine")]
+    let lists = match stages {
+        Stages::Engine(session) if opts.k > 0 || opts.als.factors > 0 => {
+            Some(session.user_lists(cutoff, opts, false)?)
+        }
+        _ => None,
+    };
     // Viewed together, and bought together: the same co-occurrence over
     // carts and purchases only.
     let table = |k: usize, conversions_only: bool| -> anyhow::Result<NeighboursSection> {
@@ -179,7 +188,15 @@ pub fn build_parts_on(
             #[cfg(feature = "engine")]
             Stages::Engine(session) => {
                 let mut rows = vec![Vec::new(); n];
-                for (item, list) in session.neighbours(cutoff, opts, k, conversions_only)? {
+                let bought;
+                let lists = match (conversions_only, &lists) {
+                    (false, Some(lists)) => lists,
+                    _ => {
+                        bought = session.user_lists(cutoff, opts, conversions_only)?;
+                        &bought
+                    }
+                };
+                for (item, list) in session.neighbours(lists, opts, k)? {
                     let i = model_index_of(ds, &index, &item)?;
                     rows[i as usize] = list
                         .iter()
@@ -221,8 +238,11 @@ pub fn build_parts_on(
             // Each iteration's pass over the users is one aggregate on the
             // engine; the builder holds only the item factors and sums.
             #[cfg(feature = "engine")]
-            Stages::Engine(session) => {
-                let rows = session.als_rows(cutoff, opts)?;
+            Stages::Engine(_) => {
+                let rows = match &lists {
+                    Some(lists) => lists,
+                    None => anyhow::bail!("the users' lists were not made for ALS"),
+                };
                 // The engine numbers the items its rows name its own way;
                 // the model's other items (no event before the cutoff)
                 // follow, so that the factors' Gram matrix covers every

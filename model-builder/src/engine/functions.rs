@@ -69,6 +69,7 @@ pub fn aggregates() -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(AggregateUDF::from(TopK::new())),
         Arc::new(AggregateUDF::from(AlsSums::new())),
+        Arc::new(AggregateUDF::from(super::lists::UserItems::new())),
     ]
 }
 
@@ -692,7 +693,7 @@ impl Accumulator for One {
 pub const SIMILARITY: &str = "nr_similarity";
 
 /// The items' total weights as `nr_similarity` reads them: `d[m]` for item
-/// number `m` (numbered from 1; `d[0]` unused), little-endian `f64`s.
+/// number `m` (numbered from 0), little-endian `f64`s.
 pub fn encode_totals(d: &[f64]) -> Vec<u8> {
     d.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -806,9 +807,9 @@ impl ScalarUDFImpl for Similarity {
         );
         let total = |m: u64| -> Result<f64> {
             match totals.get(m as usize) {
-                Some(&d) if m > 0 => Ok(d),
-                _ => exec_err!(
-                    "{SIMILARITY}: item number {m} has no total (1 to {})",
+                Some(&d) => Ok(d),
+                None => exec_err!(
+                    "{SIMILARITY}: item number {m} has no total (0 to {})",
                     totals.len().saturating_sub(1)
                 ),
             }

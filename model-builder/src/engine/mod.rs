@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod family;
 pub mod functions;
+pub mod lists;
 pub mod parquet;
 pub mod plans;
 

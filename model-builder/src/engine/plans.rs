@@ -1,9 +1,11 @@
 //! The build's data-parallel stages as DataFusion SQL plans, run on
 //! whichever [`super::Engine`] the session belongs to: per-item statistics
-//! (conversions in the last 7 days, the decayed trend), the co-occurrence
-//! counts behind both neighbour tables, and ALS: the matrix's rows written
-//! once, then each iteration's pass over the users as one aggregate
-//! (`nr_als_sums`, exact sums, see [`crate::als`]).
+//! (conversions in the last 7 days, the decayed trend), each user's items
+//! listed once per model ([`Session::user_lists`]: the ALS matrix's row
+//! and the recent items the co-occurrence counts read), the co-occurrence
+//! counts behind both neighbour tables, and ALS: each iteration's pass
+//! over the users as one aggregate (`nr_als_sums`, exact sums, see
+//! [`crate::als`]).
 //!
 //! Each plan computes exactly what the in-memory stage in [`crate::build`]
 //! computes, with the same arithmetic where it decides the result: an
@@ -13,6 +15,7 @@
 //! in-memory one, whatever the partitioning of the sums.
 
 use super::functions::{encode_totals, ALS_SUMS, PAIRS, SIMILARITY, TOP_K, TRIM};
+use super::lists::USER_ITEMS;
 use crate::als::{AlsOptions, ItemSums, Step};
 use crate::options::{BuildOptions, Similarity, DAY};
 use crate::rows::Table;
@@ -126,14 +129,17 @@ impl Drop for SharedTable<'_> {
     }
 }
 
-/// The ALS matrix's rows, on the engine, for as long as the value lives.
-pub struct AlsRows<'a> {
+/// Each user's items before a cutoff, on the engine, for as long as the
+/// value lives ([`Session::user_lists`]): one row per user, with the row of
+/// the ALS matrix (`als`, `{m, w}`) and the items the co-occurrence counts
+/// read (`kept`, `{m, a}`).
+pub struct UserLists<'a> {
     rows: SharedTable<'a>,
     items: Vec<String>,
 }
 
-impl AlsRows<'_> {
-    /// The items, by their number in the rows.
+impl UserLists<'_> {
+    /// The items, by their number `m` in the lists.
     pub fn items(&self) -> &[String] {
         &self.items
     }
@@ -159,7 +165,7 @@ impl AlsRows<'_> {
         let frame = block_on(s.ctx.table(self.rows.table.as_str())).and_then(|t| {
             t.aggregate(
                 vec![],
-                vec![udaf.call(vec![col("items"), lit(path)]).alias("sums")],
+                vec![udaf.call(vec![col("als"), lit(path)]).alias("sums")],
             )
         });
         let items = y.len() / o.factors.max(1);
@@ -667,38 +673,57 @@ impl Session {
         })
     }
 
-    /// The users' rows of the ALS matrix (event-weighted counts, as the
-    /// in-memory stage sums them), from events before `cutoff`, written
-    /// once as Parquet under the shared folder, so that each iteration reads
-    /// them without grouping the events again. Items are numbered in the
-    /// byte order of their ids, from 0; [`AlsRows::items`] names them.
-    pub fn als_rows(&self, cutoff: i64, o: &BuildOptions) -> Result<AlsRows<'_>> {
+    /// Each user's items with an event before `cutoff` (only carts and
+    /// purchases when `conversions_only`), listed in one grouping of the
+    /// numbered events by user (`nr_user_items`, see
+    /// [`super::lists`]) and written once as Parquet under the shared
+    /// folder, which every ALS iteration and both co-occurrence queries
+    /// read. A user's `als` list holds every item with its event-weighted
+    /// count, as the in-memory stage sums them; `kept` holds the user's
+    /// `max_items_per_user` most recent items with their strongest decayed
+    /// weight (the in-memory affinity). Items are numbered in the byte
+    /// order of their ids, from 0; [`UserLists::items`] names them.
+    pub fn user_lists(
+        &self,
+        cutoff: i64,
+        o: &BuildOptions,
+        conversions_only: bool,
+    ) -> Result<UserLists<'_>> {
         self.numbered()?;
+        let only = if conversions_only {
+            format!("AND {CONVERSION_CODE}")
+        } else {
+            String::new()
+        };
         let ids = format!(
             "ids AS (
-                 SELECT g, ROW_NUMBER() OVER (ORDER BY g) - 1 AS m
-                 FROM (SELECT DISTINCT g FROM nr_events WHERE ts < {cutoff}))"
+                 SELECT g, CAST(ROW_NUMBER() OVER (ORDER BY g) - 1 AS BIGINT UNSIGNED) AS m
+                 FROM (SELECT DISTINCT g FROM nr_events WHERE ts < {cutoff} {only}))"
         );
         let items = self.item_names(&self.item_numbers(
             &format!("WITH {ids} SELECT g FROM ids ORDER BY m"),
-            "the ALS item numbers",
+            "the users' item numbers",
         )?)?;
+        let (weight, span) = (weight_sql(o), o.cooc_half_life_days * DAY as f64);
         let rows = self.with_hash_joins(|| {
             self.shared_table(
-                "als",
+                "users",
                 &format!(
-                    "WITH {ids},
-                     w AS (SELECT u, g, CAST(SUM({weight}) AS REAL) AS w
-                           FROM nr_events WHERE ts < {cutoff} GROUP BY u, g)
-                     SELECT array_agg(named_struct('m', CAST(ids.m AS BIGINT UNSIGNED), 'w', w.w)) AS items
-                     FROM ids JOIN w ON w.g = ids.g
-                     GROUP BY w.u",
-                    weight = weight_sql(o),
+                    "WITH {ids}
+                     SELECT l['als'] AS als, l['kept'] AS kept FROM (
+                         SELECT {USER_ITEMS}(
+                                    ids.m, {weight},
+                                    CAST({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span}) AS REAL),
+                                    ts, {per_user}) AS l
+                         FROM ids JOIN (SELECT u, g, ts, e FROM nr_events WHERE ts < {cutoff} {only}) ev
+                         ON ev.g = ids.g
+                         GROUP BY ev.u)",
+                    per_user = o.max_items_per_user,
                 ),
-                "the ALS rows",
+                "each user's items",
             )
         })?;
-        Ok(AlsRows { rows, items })
+        Ok(UserLists { rows, items })
     }
 
     /// Runs `select` once and keeps its rows on the engine as a table
@@ -804,17 +829,16 @@ impl Session {
         Ok(out)
     }
 
-    /// The top `k` co-occurrence neighbours of every item, from events
-    /// before `cutoff` (only carts and purchases when `conversions_only`),
-    /// as `item -> [(neighbour, similarity)]`, best first.
+    /// The top `k` co-occurrence neighbours of every item of `lists` (made
+    /// by [`Session::user_lists`]: the events before its cutoff, only carts
+    /// and purchases for the bought-together table), as `item ->
+    /// [(neighbour, similarity)]`, best first.
     pub fn neighbours(
         &self,
-        cutoff: i64,
+        lists: &UserLists<'_>,
         o: &BuildOptions,
         k: usize,
-        conversions_only: bool,
     ) -> Result<HashMap<String, Vec<(String, f32)>>> {
-        self.numbered()?;
         let k = k.min(nestrank::model::MAX_NEIGHBOURS);
         if k == 0 {
             return Ok(HashMap::new());
@@ -826,79 +850,32 @@ impl Session {
         };
         // Items are numbered in the byte order of their ids (as the model
         // orders them), so that the pairs are grouped and ranked on
-        // integers; names are looked up in the builder. Two queries: the
-        // items' total affinities (`d`), written to a file every executor
-        // reads, then the pairs, scored by `nr_similarity` from those totals
-        // (two joins of every pair with the totals sorted the pairs twice).
-        // Both read each user's kept items from a shared table written once
-        // (the per-user aggregation and its window ran in each before). A user's pairs
-        // come from `nr_pairs` over the user's kept items (not from a
-        // self-join, which sorted and read them twice), keyed by one integer
+        // integers; names are looked up in the builder. Two queries over
+        // each user's kept items: the items' total affinities (`d`),
+        // written to a file every executor reads, then the pairs, scored by
+        // `nr_similarity` from those totals (two joins of every pair with
+        // the totals sorted the pairs twice). A user's pairs come from
+        // `nr_pairs` over the user's kept items (not from a self-join,
+        // which sorted and read them twice), keyed by one integer
         // `i << 32 | j`; each pair is counted once (i < j) and then ranked
         // from both ends (the two-row side of that cross join first, as its
         // build side).
-        let (weight, span) = (weight_sql(o), o.cooc_half_life_days * DAY as f64);
-        let only = if conversions_only {
-            format!("AND {CONVERSION_CODE}")
-        } else {
-            String::new()
-        };
-        let ids = format!(
-            "ids AS (
-                 SELECT g, ROW_NUMBER() OVER (ORDER BY g) AS m
-                 FROM (SELECT DISTINCT g FROM nr_events WHERE ts < {cutoff} {only}))"
-        );
-        let kept = format!(
-            "WITH {ids},
-             touched AS (
-                 SELECT u, g,
-                        MAX(CAST({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span}) AS REAL)) AS a,
-                        MAX(ts) AS last_ts
-                 FROM nr_events WHERE ts < {cutoff} {only}
-                 GROUP BY u, g),
-             kept AS (
-                 SELECT r.u, ids.m, r.a FROM ids JOIN (
-                     SELECT u, g, a,
-                            ROW_NUMBER() OVER (PARTITION BY u ORDER BY last_ts DESC, g DESC) AS recency
-                     FROM touched) r
-                 ON r.g = ids.g
-                 WHERE r.recency <= {per_user})",
-            per_user = o.max_items_per_user,
-        );
-        // The numbering, by the same definition, for the names.
-        let names = self.item_names(&self.item_numbers(
-            &format!("WITH {ids} SELECT g FROM ids ORDER BY m"),
-            "the co-occurrence item numbers",
-        )?)?;
+        let names = lists.items();
         let name = |m: u64| {
-            (m as usize)
-                .checked_sub(1)
-                .and_then(|m| names.get(m))
-                .with_context(|| {
-                    format!(
-                        "the co-occurrence plan gave item number {m}, not 1 to {}",
-                        names.len()
-                    )
-                })
+            names.get(m as usize).with_context(|| {
+                format!(
+                    "the co-occurrence plan gave item number {m}, not 0 to {}",
+                    names.len().saturating_sub(1)
+                )
+            })
         };
-        // Each user's kept items, computed once for both queries below.
-        let users = self.with_hash_joins(|| {
-            self.shared_table(
-                "cooc",
-                &format!(
-                    "{kept} SELECT array_agg(named_struct('m', m, 'a', a)) AS items
-                     FROM kept GROUP BY u"
-                ),
-                "each user's kept items",
-            )
-        })?;
-        let users_table = &users.table;
+        let users_table = &lists.rows.table;
         // The items' total affinities, in a file beside the other shared tables.
-        let mut d = vec![0f64; names.len() + 1];
+        let mut d = vec![0f64; names.len()];
         self.for_each_batch(
             &format!(
                 "SELECT it['m'] AS m, SUM(CAST(it['a'] AS DOUBLE)) AS d
-                 FROM (SELECT unnest(items) AS it FROM {users_table}) GROUP BY it['m']"
+                 FROM (SELECT unnest(kept) AS it FROM {users_table}) GROUP BY it['m']"
             ),
             "the co-occurrence items' totals",
             |b| {
@@ -909,7 +886,10 @@ impl Session {
                 for r in 0..b.num_rows() {
                     let m = m.value(r);
                     *d.get_mut(m as usize).with_context(|| {
-                        format!("the totals gave item number {m}, not 1 to {}", names.len())
+                        format!(
+                            "the totals gave item number {m}, not 0 to {}",
+                            names.len().saturating_sub(1)
+                        )
                     })? = t.value(r);
                 }
                 Ok(())
@@ -931,7 +911,7 @@ impl Session {
         let sql = format!(
             "WITH pairs AS (
                  SELECT p['k'] AS k, SUM(CAST(p['w'] AS DOUBLE)) AS c
-                 FROM (SELECT unnest({PAIRS}(items)) AS p FROM {users_table})
+                 FROM (SELECT unnest({PAIRS}(kept)) AS p FROM {users_table})
                  GROUP BY p['k']),
              half AS (
                  SELECT k >> 32 AS i, k & 4294967295 AS j,
