@@ -372,22 +372,15 @@ fn output(groups: Vec<Vec<Entry>>, per_user: usize) -> Result<StructArray> {
         }
         kept.0.push(offset(kept.1.len())?);
     }
-    let als = list_array(
-        als_fields(),
-        vec![
-            Arc::new(UInt64Array::from(als.1)) as ArrayRef,
-            Arc::new(Float32Array::from(als.2)),
-        ],
-        als.0,
-    );
-    let kept = list_array(
-        kept_fields(),
-        vec![
-            Arc::new(UInt64Array::from(kept.1)) as ArrayRef,
-            Arc::new(Float32Array::from(kept.2)),
-        ],
-        kept.0,
-    );
+    // Both lists are {item number, REAL} structs.
+    let list = |fields: Fields, (offsets, ms, xs): (Vec<i32>, Vec<u64>, Vec<f32>)| {
+        let columns = vec![
+            Arc::new(UInt64Array::from(ms)) as ArrayRef,
+            Arc::new(Float32Array::from(xs)),
+        ];
+        list_array(fields, columns, offsets)
+    };
+    let (als, kept) = (list(als_fields(), als), list(kept_fields(), kept));
     Ok(StructArray::new(
         output_fields(),
         vec![Arc::new(als) as ArrayRef, Arc::new(kept)],
