@@ -1,13 +1,14 @@
 //! What a nightly build reads, wherever its stages run.
 //!
 //! In memory, the whole log is loaded. On the query engine, the builder
-//! holds only what the engine's tables do not cover: every conversion (the
-//! stage fit, re-purchase gaps and the replay's specials) and the events of
-//! the users who converted on a training day (the ranker's cases). The item
-//! statistics, both neighbour tables and the ALS matrix come from the
+//! holds only what the engine's tables do not cover: every purchase (the
+//! stage fit and re-purchase gaps), the candidate training days' carts and
+//! purchases (the replay's specials and cases), and the earlier events of
+//! the users behind the cases the ranker fits (at most `--max-cases`). The
+//! item statistics, both neighbour tables and the ALS matrix come from the
 //! engine's plans, so the builder's memory grows with the items (it numbers
-//! them), the conversions and the users who converted, not with the views
-//! nor with the users who only viewed.
+//! them) and the purchases, not with the views and carts nor with the
+//! users who only viewed.
 
 use crate::build::{build_parts_on, recent_items, restrict, Restriction, StageTimes, Stages};
 use crate::data::Dataset;
@@ -62,7 +63,8 @@ pub struct BuildReport {
     /// A daily blob's kept and full item counts.
     pub daily: Option<(usize, usize)>,
     /// The events and users the builder held (on an engine, a selection:
-    /// the conversions and the learners' events, and their users).
+    /// the purchases, the training days' conversions and the fitted cases'
+    /// users' events, and their users).
     pub held: (usize, usize),
 }
 
@@ -119,23 +121,24 @@ pub fn load_for_build(
         Stages::Engine(session) => {
             let (log_start, days) = session.log_days()?;
             let days = crate::train::without_first_day(days, log_start);
-            // Only the days the ranker will learn from need their
-            // learners' events: count each candidate day's cases from its
-            // conversions first (the trainer makes the same choice from
-            // the loaded data).
+            // Only the cases the ranker will fit need their users' earlier
+            // events: choose them from the candidate days' conversions
+            // first (the trainer makes the same choice from the loaded
+            // data, which holds those conversions too).
             let candidates = crate::train::training_days(&days, as_of, train);
-            let learn = if candidates.is_empty() {
-                candidates
+            let learners = if candidates.is_empty() {
+                Vec::new()
             } else {
                 let probe =
                     Dataset::from_events(|f| session.for_each_conversion_on(&candidates, f))?;
-                crate::train::days_to_learn(&days, as_of, train, |d| {
+                let learn = crate::train::days_to_learn(&days, as_of, train, |d| {
                     crate::replay::case_count(&probe, d)
-                })
+                });
+                crate::train::fitted_case_users(&probe, &learn, train)
             };
             let items = session.items()?;
             Dataset::load_selected(dir, policy, row_check(session)?, &items, log_start, |f| {
-                session.for_each_selected_event(i64::from(as_of) * DAY, &learn, f)
+                session.for_each_selected_event(i64::from(as_of) * DAY, &candidates, &learners, f)
             })
         }
         #[cfg(not(feature = "engine"))]

@@ -233,6 +233,13 @@ pub fn case_count(ds: &Dataset, day: i32) -> usize {
     case_events(today, &specials).count()
 }
 
+/// The user of each of `day`'s test cases, in [`replay_day`]'s order:
+/// what a trainer needs to know, before any model, of the cases it fits.
+pub fn case_users(ds: &Dataset, day: i32) -> Vec<u32> {
+    let (today, specials) = day_specials(ds, day);
+    case_events(today, &specials).map(|(e, _)| e.user).collect()
+}
+
 /// Steps 2 to 5 of EVAL.md for `day`, against `model` (built as of `day`),
 /// each case's signals cut to `window`.
 pub fn replay_day(

@@ -12,7 +12,7 @@
 use crate::build::{build_parts_on, Stages};
 use crate::data::Dataset;
 use crate::options::{BuildOptions, DAY};
-use crate::replay::{case_count, events_by_user, replay_cases, SignalWindow};
+use crate::replay::{case_count, case_users, events_by_user, replay_cases, SignalWindow};
 use anyhow::{Context, Result};
 use nestrank::rank::{RankerKind, RankerParams, F_FACTOR, NUM_FEATURES};
 use nestrank::score::{compute_features, Scratch};
@@ -359,6 +359,28 @@ pub fn days_to_learn(
         opts.max_cases,
         cases,
     )
+}
+
+/// The users, by name (sorted, each once), behind the cases that a ranker
+/// learning on `learn` (from [`days_to_learn`]) fits: the same choice as
+/// [`Trainer::ranker_for`], made from `ds`, which must hold every
+/// conversion of those days (their specials and cases come from them).
+/// Only these users' earlier events are replayed.
+pub fn fitted_case_users(ds: &Dataset, learn: &[i32], opts: &TrainOptions) -> Vec<String> {
+    let users: Vec<Vec<u32>> = learn.iter().map(|&d| case_users(ds, d)).collect();
+    let counts: Vec<usize> = users.iter().map(Vec::len).collect();
+    let mut names: Vec<String> = users
+        .iter()
+        .zip(kept_per_day(&counts, opts.max_cases))
+        .flat_map(|(day, keep)| {
+            keep.into_iter()
+                .map(|k| ds.users.name(day[k]).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The newest of `days` (in order) whose cases, counted by `cases`, first

@@ -125,8 +125,9 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
     );
     // With the ranker trained on the engine's training-day models, and the
     // phone's daily blob (the most recently active items): the builder
-    // then holds only the conversions and the learners' events, and the
-    // blob is still the in-memory one.
+    // then holds only the purchases, the training days' conversions and
+    // the fitted cases' users' events, and the blob is still the
+    // in-memory one.
     let daily = ["--max-items", "300"];
     let trained = build_trained(&csv, day, &out.join("trained"), &daily);
     assert_ne!(trained, from_csv);
@@ -140,8 +141,9 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         trained
     );
     // When the newest training day holds enough cases, the engine's load
-    // selects only that day's learners, and the blob is still the
-    // in-memory one.
+    // selects only the 20 fitted cases' users, and the blob is still the
+    // in-memory one (a case user missed would change its signals, its
+    // features and the learned ranker).
     let one_day = ["--train-max-cases", "20"];
     let said = run_on("build", &csv, day, &out.join("one-day"), &one_day);
     assert!(said.contains("training on 1 day(s)"), "{said}");

@@ -592,28 +592,36 @@ impl Session {
     }
 
     /// Calls `f(user, item, event, ts)` for the events before `cutoff` that
-    /// a build reads beside the engine's tables: every conversion (the
-    /// stage fit, re-purchase gaps and the replay's specials), and every
-    /// event of the users who converted on one of `days` (the ranker's
-    /// training cases and their signals).
+    /// a build reads beside the engine's tables: every purchase (the stage
+    /// fit and re-purchase gaps), the carts and purchases on `days` (the
+    /// replay's specials and cases), and every event of `users` (the
+    /// ranker's fitted cases' signals; at most `--max-cases` users, named
+    /// in the plan).
     pub fn for_each_selected_event(
         &self,
         cutoff: i64,
         days: &[i32],
+        users: &[String],
         f: impl FnMut(&str, &str, Event, i64),
     ) -> Result<()> {
-        let learners = if days.is_empty() {
+        let on_days = if days.is_empty() {
             "FALSE".to_string()
         } else {
             let days: Vec<String> = days.iter().map(i32::to_string).collect();
-            format!(
-                "user_id IN (SELECT user_id FROM clean WHERE {CONVERSION} AND ts / {DAY} IN ({}))",
-                days.join(", ")
-            )
+            format!("{CONVERSION} AND ts / {DAY} IN ({})", days.join(", "))
+        };
+        let learners = if users.is_empty() {
+            "FALSE".to_string()
+        } else {
+            let users: Vec<String> = users
+                .iter()
+                .map(|u| format!("'{}'", u.replace('\'', "''")))
+                .collect();
+            format!("user_id IN ({})", users.join(", "))
         };
         self.for_each_event_where(
-            &format!("ts < {cutoff} AND ({CONVERSION} OR {learners})"),
-            "the conversions and the learners' events",
+            &format!("ts < {cutoff} AND (event = 'purchase' OR ({on_days}) OR {learners})"),
+            "the purchases, the training days' conversions and the learners' events",
             f,
         )
     }
@@ -1133,6 +1141,62 @@ mod tests {
             read.len()
         );
         assert_eq!(session.bad_event_rows().unwrap(), Some(bad));
+        drop(session);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A build's selection holds every purchase before the cutoff, the
+    /// carts and purchases of the named days, and every earlier event of
+    /// the named users (one with a quote in its id), and nothing else.
+    #[test]
+    fn the_builder_selects_purchases_the_days_conversions_and_the_learners() {
+        let day0 = 20_000i64;
+        let names = ["view", "fav", "cart", "purchase"];
+        let users = ["a", "b", "o'q", "c"];
+        // Every user does everything on each of five days, twice.
+        let mut rows = Vec::new();
+        for d in 0..5 {
+            for (u, user) in users.iter().enumerate() {
+                for (e, event) in names.iter().enumerate() {
+                    for n in 0..2i64 {
+                        let ts = (day0 + d) * DAY + 3600 * (u * 4 + e) as i64 + n;
+                        rows.push((user.to_string(), format!("i{e}{u}"), *event, ts));
+                    }
+                }
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("nestrank-selected-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut csv = String::from("user_id,item_id,event,ts\n");
+        for (u, i, e, t) in &rows {
+            csv.push_str(&format!("{u},{i},{e},{t}\n"));
+        }
+        std::fs::write(dir.join("events.csv"), csv).unwrap();
+        let session = Session::new(&super::super::Engine::default(), &dir, None).unwrap();
+        let (cutoff, days, learners) = ((day0 + 3) * DAY, [day0 as i32 + 1], ["o'q".to_string()]);
+        let mut kept = Vec::new();
+        session
+            .for_each_selected_event(cutoff, &days, &learners, |u, i, e, t| {
+                kept.push((u.to_string(), i.to_string(), e.name(), t))
+            })
+            .unwrap();
+        let mut expected: Vec<_> = rows
+            .iter()
+            .filter(|(u, _, e, t)| {
+                *t < cutoff
+                    && (*e == "purchase"
+                        || (*e == "cart" && t / DAY == day0 + 1)
+                        || u.as_str() == "o'q")
+            })
+            .map(|(u, i, e, t)| (u.clone(), i.clone(), *e, *t))
+            .collect();
+        kept.sort();
+        expected.sort();
+        assert_eq!(kept, expected);
+        // 3 days' purchases of 4 users, 1 day's carts of the 3 others, and
+        // the learner's 3 days of views, favourites and carts (twice each).
+        assert_eq!(kept.len(), 2 * (3 * 4 + 3 + 3 * 3));
         drop(session);
         std::fs::remove_dir_all(&dir).unwrap();
     }
