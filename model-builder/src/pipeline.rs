@@ -126,15 +126,21 @@ pub fn load_for_build(
             // first (the trainer makes the same choice from the loaded
             // data, which holds those conversions too).
             let candidates = crate::train::training_days(&days, as_of, train);
+            use crate::engine::plans::Learners;
             let learners = if candidates.is_empty() {
-                Vec::new()
+                Learners::Named(Vec::new())
             } else {
                 let probe =
                     Dataset::from_events(|f| session.for_each_conversion_on(&candidates, f))?;
                 let learn = crate::train::days_to_learn(&days, as_of, train, |d| {
                     crate::replay::case_count(&probe, d)
                 });
-                crate::train::fitted_case_users(&probe, &learn, train)
+                let users = crate::train::fitted_case_users(&probe, &learn, train);
+                if users.len() <= MAX_NAMED_LEARNERS {
+                    Learners::Named(users)
+                } else {
+                    Learners::ConvertedOn(learn)
+                }
             };
             let items = session.items()?;
             Dataset::load_selected(dir, policy, row_check(session)?, &items, log_start, |f| {
@@ -145,6 +151,13 @@ pub fn load_for_build(
         Stages::Never(_, never) => match never {},
     }
 }
+
+/// At most this many fitted cases' users are named in the plan that
+/// selects the builder's events (10,000 at the default
+/// `--train-max-cases`); past it (a larger cap, or none), the builder
+/// loads every user who converted on a day it learns from instead.
+#[cfg(feature = "engine")]
+const MAX_NAMED_LEARNERS: usize = 50_000;
 
 /// How a build checks the rows of a log on `session`: a Parquet log in
 /// which the engine kept every row is not read again (at 10 M events, a

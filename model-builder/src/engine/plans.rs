@@ -237,6 +237,16 @@ fn unix_ms() -> u128 {
 /// A cart or a purchase, as SQL.
 const CONVERSION: &str = "event IN ('cart', 'purchase')";
 
+/// The users whose every earlier event a build loads: the users behind
+/// the cases its ranker fits.
+pub enum Learners {
+    /// Named one by one in the plan.
+    Named(Vec<String>),
+    /// Every user with a cart or purchase on one of these days: a superset,
+    /// for more users than a plan should name.
+    ConvertedOn(Vec<i32>),
+}
+
 impl Session {
     /// Registers `data`'s events on a session of `engine`; a query that
     /// runs longer than `timeout` fails (an executor lost mid-job can leave
@@ -594,30 +604,36 @@ impl Session {
     /// Calls `f(user, item, event, ts)` for the events before `cutoff` that
     /// a build reads beside the engine's tables: every purchase (the stage
     /// fit and re-purchase gaps), the carts and purchases on `days` (the
-    /// replay's specials and cases), and every event of `users` (the
-    /// ranker's fitted cases' signals; at most `--max-cases` users, named
-    /// in the plan).
+    /// replay's specials and cases), and every event of the `learners`
+    /// (the ranker's fitted cases' signals).
     pub fn for_each_selected_event(
         &self,
         cutoff: i64,
         days: &[i32],
-        users: &[String],
+        learners: &Learners,
         f: impl FnMut(&str, &str, Event, i64),
     ) -> Result<()> {
-        let on_days = if days.is_empty() {
-            "FALSE".to_string()
-        } else {
+        let on = |days: &[i32]| {
             let days: Vec<String> = days.iter().map(i32::to_string).collect();
             format!("{CONVERSION} AND ts / {DAY} IN ({})", days.join(", "))
         };
-        let learners = if users.is_empty() {
+        let on_days = if days.is_empty() {
             "FALSE".to_string()
         } else {
-            let users: Vec<String> = users
-                .iter()
-                .map(|u| format!("'{}'", u.replace('\'', "''")))
-                .collect();
-            format!("user_id IN ({})", users.join(", "))
+            on(days)
+        };
+        let learners = match learners {
+            Learners::Named(users) if !users.is_empty() => {
+                let users: Vec<String> = users
+                    .iter()
+                    .map(|u| format!("'{}'", u.replace('\'', "''")))
+                    .collect();
+                format!("user_id IN ({})", users.join(", "))
+            }
+            Learners::ConvertedOn(days) if !days.is_empty() => {
+                format!("user_id IN (SELECT user_id FROM clean WHERE {})", on(days))
+            }
+            _ => "FALSE".to_string(),
         };
         self.for_each_event_where(
             &format!("ts < {cutoff} AND (event = 'purchase' OR ({on_days}) OR {learners})"),
@@ -1153,11 +1169,15 @@ mod tests {
         let day0 = 20_000i64;
         let names = ["view", "fav", "cart", "purchase"];
         let users = ["a", "b", "o'q", "c"];
-        // Every user does everything on each of five days, twice.
+        // Every user does everything on each of five days, twice, but `c`
+        // buys nothing on day 1.
         let mut rows = Vec::new();
         for d in 0..5 {
             for (u, user) in users.iter().enumerate() {
                 for (e, event) in names.iter().enumerate() {
+                    if *user == "c" && d == 1 && e >= 2 {
+                        continue;
+                    }
                     for n in 0..2i64 {
                         let ts = (day0 + d) * DAY + 3600 * (u * 4 + e) as i64 + n;
                         rows.push((user.to_string(), format!("i{e}{u}"), *event, ts));
@@ -1174,29 +1194,40 @@ mod tests {
         }
         std::fs::write(dir.join("events.csv"), csv).unwrap();
         let session = Session::new(&super::super::Engine::default(), &dir, None).unwrap();
-        let (cutoff, days, learners) = ((day0 + 3) * DAY, [day0 as i32 + 1], ["o'q".to_string()]);
-        let mut kept = Vec::new();
-        session
-            .for_each_selected_event(cutoff, &days, &learners, |u, i, e, t| {
-                kept.push((u.to_string(), i.to_string(), e.name(), t))
-            })
-            .unwrap();
-        let mut expected: Vec<_> = rows
-            .iter()
-            .filter(|(u, _, e, t)| {
-                *t < cutoff
-                    && (*e == "purchase"
-                        || (*e == "cart" && t / DAY == day0 + 1)
-                        || u.as_str() == "o'q")
-            })
-            .map(|(u, i, e, t)| (u.clone(), i.clone(), *e, *t))
-            .collect();
-        kept.sort();
-        expected.sort();
-        assert_eq!(kept, expected);
-        // 3 days' purchases of 4 users, 1 day's carts of the 3 others, and
-        // the learner's 3 days of views, favourites and carts (twice each).
-        assert_eq!(kept.len(), 2 * (3 * 4 + 3 + 3 * 3));
+        let (cutoff, days) = ((day0 + 3) * DAY, [day0 as i32 + 1]);
+        let selected = |learners: &Learners| {
+            let mut kept = Vec::new();
+            session
+                .for_each_selected_event(cutoff, &days, learners, |u, i, e, t| {
+                    kept.push((u.to_string(), i.to_string(), e.name(), t))
+                })
+                .unwrap();
+            kept.sort();
+            kept
+        };
+        let expected = |learner: &dyn Fn(&str) -> bool| {
+            let mut rows: Vec<_> = rows
+                .iter()
+                .filter(|(u, _, e, t)| {
+                    *t < cutoff
+                        && (*e == "purchase" || (*e == "cart" && t / DAY == day0 + 1) || learner(u))
+                })
+                .map(|(u, i, e, t)| (u.clone(), i.clone(), *e, *t))
+                .collect();
+            rows.sort();
+            rows
+        };
+        let named = selected(&Learners::Named(vec!["o'q".to_string()]));
+        assert_eq!(named, expected(&|u| u == "o'q"));
+        // 3 days' purchases of 4 users (not c's on day 1), day 1's carts of
+        // a and b, and the learner's 3 days of views, favourites and
+        // carts, twice each.
+        assert_eq!(named.len(), 2 * (3 * 4 - 1 + 2 + 3 * 3));
+        // Named by the day they converted: a, b and o'q, not c.
+        let by_day = selected(&Learners::ConvertedOn(vec![day0 as i32 + 1]));
+        assert_eq!(by_day, expected(&|u| u != "c"));
+        assert_eq!(by_day.len(), 2 * (3 * 3 * 4 + 2));
+        assert_eq!(selected(&Learners::Named(Vec::new())), expected(&|_| false));
         drop(session);
         std::fs::remove_dir_all(&dir).unwrap();
     }
