@@ -4,7 +4,7 @@
 //! holds only what the engine's tables do not cover: every purchase (the
 //! stage fit and re-purchase gaps), the candidate training days' carts and
 //! purchases (the replay's specials and cases), and the earlier events of
-//! the users behind the cases the ranker fits (at most `--max-cases`). The
+//! the users behind the cases the ranker fits (at most `--train-max-cases`). The
 //! item statistics, both neighbour tables and the ALS matrix come from the
 //! engine's plans, so the builder's memory grows with the items (it numbers
 //! them) and the purchases, not with the views and carts nor with the
