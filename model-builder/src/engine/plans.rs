@@ -237,6 +237,16 @@ fn unix_ms() -> u128 {
 /// A cart or a purchase, as SQL.
 const CONVERSION: &str = "event IN ('cart', 'purchase')";
 
+/// A cart or a purchase on one of `days` (days since 1970-01-01), as SQL
+/// (`FALSE` for no day).
+fn converted_on(days: &[i32]) -> String {
+    if days.is_empty() {
+        return "FALSE".to_string();
+    }
+    let days: Vec<String> = days.iter().map(i32::to_string).collect();
+    format!("{CONVERSION} AND ts / {DAY} IN ({})", days.join(", "))
+}
+
 /// The users whose every earlier event a build loads: the users behind
 /// the cases its ranker fits.
 pub enum Learners {
@@ -613,15 +623,7 @@ impl Session {
         learners: &Learners,
         f: impl FnMut(&str, &str, Event, i64),
     ) -> Result<()> {
-        let on = |days: &[i32]| {
-            let days: Vec<String> = days.iter().map(i32::to_string).collect();
-            format!("{CONVERSION} AND ts / {DAY} IN ({})", days.join(", "))
-        };
-        let on_days = if days.is_empty() {
-            "FALSE".to_string()
-        } else {
-            on(days)
-        };
+        let on_days = converted_on(days);
         let learners = match learners {
             Learners::Named(users) if !users.is_empty() => {
                 let users: Vec<String> = users
@@ -630,9 +632,10 @@ impl Session {
                     .collect();
                 format!("user_id IN ({})", users.join(", "))
             }
-            Learners::ConvertedOn(days) if !days.is_empty() => {
-                format!("user_id IN (SELECT user_id FROM clean WHERE {})", on(days))
-            }
+            Learners::ConvertedOn(days) => format!(
+                "user_id IN (SELECT user_id FROM clean WHERE {})",
+                converted_on(days)
+            ),
             _ => "FALSE".to_string(),
         };
         self.for_each_event_where(
@@ -648,12 +651,7 @@ impl Session {
         days: &[i32],
         f: impl FnMut(&str, &str, Event, i64),
     ) -> Result<()> {
-        let days: Vec<String> = days.iter().map(i32::to_string).collect();
-        self.for_each_event_where(
-            &format!("{CONVERSION} AND ts / {DAY} IN ({})", days.join(", ")),
-            "the training days' conversions",
-            f,
-        )
+        self.for_each_event_where(&converted_on(days), "the training days' conversions", f)
     }
 
     /// Calls `f(user, item, event, ts)` for the events from `start` to
