@@ -68,7 +68,8 @@ struct EngineArgs {
     #[arg(long, default_value_t = 0)]
     query_timeout_seconds: u64,
     /// With an engine: appends a JSON line per query to this file (what it
-    /// computes, when it ran, the rows it returned).
+    /// computes, when it ran, the rows it returned, and the plan it ran
+    /// with each operator's metrics).
     #[arg(long)]
     query_log: Option<PathBuf>,
     /// With an engine: where intermediate tables (the ALS matrix's rows

@@ -114,14 +114,39 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         from_csv,
         "the engine's plans must give the in-memory blob"
     );
+    let queries = out.join("queries.jsonl");
     assert_eq!(
         build(
             &csv,
             day,
             &out.join("embedded-csv"),
-            &["--engine", "embedded", "--memory-limit", "256MB"]
+            &[
+                "--engine",
+                "embedded",
+                "--memory-limit",
+                "256MB",
+                "--query-log",
+                queries.to_str().unwrap()
+            ]
         ),
         from_csv
+    );
+    // The query log says where each query's time went: the plan it ran,
+    // with each operator's rows, time and spills.
+    let log = std::fs::read_to_string(&queries).unwrap();
+    let neighbours: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|q| q["query"] == "the co-occurrence neighbours")
+        .expect("the neighbours' query is logged");
+    let plan = neighbours["plan"].as_str().unwrap();
+    assert!(
+        plan.starts_with("ProjectionExec")
+            && plan.contains("AggregateExec")
+            && plan.contains("metrics=[output_rows=")
+            && plan.contains("elapsed_compute=")
+            && plan.contains("spill_count="),
+        "{plan}"
     );
     // With the ranker trained on the engine's training-day models, and the
     // phone's daily blob (the most recently active items): the builder

@@ -26,6 +26,7 @@ use datafusion::arrow::datatypes::{
     DataType, Field, Float32Type, Float64Type, Int64Type, Schema, UInt32Type, UInt64Type,
 };
 use datafusion::execution::FunctionRegistry;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{
     col, lit, CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext,
 };
@@ -33,6 +34,7 @@ use futures::StreamExt;
 use nestrank::Event;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A session with the data directory's `events` table registered (as
 /// `events_raw`, read as the shop wrote it).
@@ -331,7 +333,8 @@ impl Session {
     }
 
     /// Appends a JSON line per query to `path`: what it computes, when it
-    /// started and ended (Unix milliseconds) and the rows it returned. With
+    /// started and ended (Unix milliseconds), the rows it returned and
+    /// (`plan`) the physical plan it ran, with each operator's metrics. With
     /// the executors' task logs, this says what each of the build's stages
     /// costs a cluster (`bench/cluster.sh`).
     pub fn log_queries_to(mut self, path: &Path) -> Result<Session> {
@@ -405,15 +408,28 @@ impl Session {
     ) -> Result<()> {
         let start = unix_ms();
         let mut rows = 0;
-        let done = self.run_batches(frame, what, |b| {
+        let mut plan = None;
+        let done = self.run_batches(frame, what, &mut plan, |b| {
             rows += b.num_rows();
             f(b)
         });
         if let Some(log) = &self.query_log {
+            // The executed plan with each operator's metrics (output rows,
+            // compute time, spills): where the query's time went.
+            let plan = plan
+                .map(|p| {
+                    datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                        p.as_ref(),
+                    )
+                    .indent(true)
+                    .to_string()
+                })
+                .unwrap_or_default();
             let line = format!(
-                "{{\"query\":{what:?},\"start_ms\":{start},\"end_ms\":{},\"rows\":{rows},\"ok\":{}}}\n",
+                "{{\"query\":{what:?},\"start_ms\":{start},\"end_ms\":{},\"rows\":{rows},\"ok\":{},\"plan\":{}}}\n",
                 unix_ms(),
-                done.is_ok()
+                done.is_ok(),
+                serde_json::Value::String(plan)
             );
             // A lost line loses a measurement, not the build.
             if let Ok(mut file) = log.lock() {
@@ -430,13 +446,20 @@ impl Session {
         &self,
         frame: datafusion::error::Result<DataFrame>,
         what: &str,
+        plan: &mut Option<Arc<dyn ExecutionPlan>>,
         mut f: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
         let df = frame.with_context(|| format!("planning {what} on {}", self.engine))?;
         let work = async {
-            let mut stream = df
-                .execute_stream()
+            // As `DataFrame::execute_stream` does, keeping the plan, whose
+            // operators hold the run's metrics.
+            let task = Arc::new(df.task_ctx());
+            let physical = df
+                .create_physical_plan()
                 .await
+                .with_context(|| format!("planning {what} on {}", self.engine))?;
+            *plan = Some(physical.clone());
+            let mut stream = datafusion::physical_plan::execute_stream(physical, task)
                 .with_context(|| format!("running {what} on {}", self.engine))?;
             while let Some(batch) = stream.next().await {
                 f(&batch.with_context(|| format!("running {what} on {}", self.engine))?)?;
@@ -1047,7 +1070,6 @@ mod tests {
     use crate::rows::BadRows;
     use datafusion::arrow::array::StringArray;
     use datafusion::dataframe::DataFrameWriteOptions;
-    use std::sync::Arc;
 
     /// The plans keep exactly the rows the builder's reader accepts, with
     /// the same ids, types and times, whatever blanks surround a field:
