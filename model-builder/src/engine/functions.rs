@@ -459,6 +459,7 @@ impl AggregateUDFImpl for TopK {
         Ok(Box::new(Groups {
             k: Self::k(&args)?,
             groups: Vec::new(),
+            floors: Vec::new(),
             held: 0,
         }))
     }
@@ -554,19 +555,37 @@ fn inputs(values: &[ArrayRef]) -> (&UInt64Array, &Float32Array) {
 struct Groups {
     k: usize,
     groups: Vec<Vec<Pair>>,
+    /// Per group, once it has been cut to `k`, the worst pair it kept: a
+    /// pair worse than it cannot be among the group's `k` best, and is
+    /// dropped without touching the group's list (most pairs are, and the
+    /// lists are too many to stay in the CPU's caches).
+    floors: Vec<Option<Pair>>,
     /// Pairs held over all groups, for [`GroupsAccumulator::size`].
     held: usize,
 }
 
 impl Groups {
     fn add(&mut self, g: usize, pair: Pair) {
-        self.held = self
-            .held
-            .saturating_add_signed(push(&mut self.groups[g], pair, self.k));
+        if self.floors[g].is_some_and(|f| better(&pair, &f) == Ordering::Greater) {
+            return;
+        }
+        let pairs = &mut self.groups[g];
+        pairs.push(pair);
+        self.held += 1;
+        if pairs.len() >= 2 * self.k {
+            self.held -= prune(pairs, self.k);
+            self.floors[g] = Some(pairs[self.k - 1]);
+        }
+    }
+
+    fn resize(&mut self, total_num_groups: usize) {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        self.floors.resize(total_num_groups, None);
     }
 
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
         let taken = emit_to.take_needed(&mut self.groups);
+        emit_to.take_needed(&mut self.floors);
         self.held = self.groups.iter().map(Vec::len).sum();
         Arc::new(lists(taken.into_iter(), self.k))
     }
@@ -580,7 +599,7 @@ impl GroupsAccumulator for Groups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Vec::new);
+        self.resize(total_num_groups);
         let (js, ss) = inputs(values);
         for (r, &g) in group_indices.iter().enumerate() {
             let skip = js.is_null(r)
@@ -607,7 +626,7 @@ impl GroupsAccumulator for Groups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Vec::new);
+        self.resize(total_num_groups);
         let partial = values[0].as_list::<i32>();
         for (r, &g) in group_indices.iter().enumerate() {
             for pair in list_row(partial, r)? {
@@ -638,6 +657,7 @@ impl GroupsAccumulator for Groups {
 
     fn size(&self) -> usize {
         self.groups.capacity() * std::mem::size_of::<Vec<Pair>>()
+            + self.floors.capacity() * std::mem::size_of::<Option<Pair>>()
             + self.held * std::mem::size_of::<Pair>()
     }
 }
@@ -728,7 +748,8 @@ fn read_totals(path: &str) -> Result<Arc<Vec<f64>>> {
     Ok(d)
 }
 
-/// `nr_similarity(k UBIGINT, c DOUBLE, totals TEXT literal, measure TEXT literal)`.
+/// `nr_similarity(k UBIGINT, c DOUBLE, totals TEXT literal, measure TEXT literal)`:
+/// the pair's score as `REAL`, null where it is not positive and finite.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Similarity {
     signature: Signature,
@@ -821,7 +842,12 @@ impl ScalarUDFImpl for Similarity {
             }
             let k = keys.value(r);
             let (di, dj) = (total(k >> 32)?, total(k & u64::from(u32::MAX))?);
-            out.push(score(weights.value(r), di, dj) as f32);
+            let s = score(weights.value(r), di, dj) as f32;
+            // Null where the pair has no similarity (zero, or no finite
+            // score), which `nr_top_k` skips: a filter on the score made the
+            // engine score every pair twice, once for the filter and once
+            // for its output.
+            out.push((s > 0.0 && s < f32::INFINITY).then_some(s));
         }
         Ok(ColumnarValue::Array(Arc::new(Float32Array::from(out))))
     }
@@ -1093,6 +1119,17 @@ mod tests {
             (1.5 / (2.0 * 3.0f64).sqrt()) as f32
         );
         assert_eq!(score(&pair, "lift").unwrap(), (1.5 / (2.0 * 3.0f64)) as f32);
+        // No similarity (a zero weight): null, which `nr_top_k` skips.
+        let sql = format!(
+            "SELECT {SIMILARITY}(CAST({pair} AS BIGINT UNSIGNED), CAST(0 AS DOUBLE), '{path}', 'jaccard')"
+        );
+        let out = block_on(async { ctx.sql(&sql).await?.collect().await }).unwrap();
+        assert!(out[0].column(0).is_null(0));
+        let got = run(
+            &[(1, 10, f32::NAN), (1, 11, 0.5)],
+            "SELECT i, nr_top_k(j, CASE WHEN j = 10 THEN NULL ELSE s END, 3) FROM t GROUP BY i",
+        );
+        assert_eq!(got, vec![(1, vec![(11, 0.5)])]);
         let far = format!("{}", 1u64 << 32 | 7);
         let err = score(&far, "jaccard").unwrap_err().to_string();
         assert!(err.contains("item number 7 has no total"), "{err}");

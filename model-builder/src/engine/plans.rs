@@ -968,7 +968,7 @@ impl Session {
                  FROM (VALUES (0), (1)) AS flip(f) CROSS JOIN half)
              SELECT i, unnest(top) FROM (
                  SELECT i, {TOP_K}(j, s, {k}) AS top
-                 FROM scored WHERE s > 0 AND s < 'Infinity'::REAL
+                 FROM scored
                  GROUP BY i)"
         );
         let mut out: HashMap<String, Vec<(String, f32)>> = HashMap::new();
