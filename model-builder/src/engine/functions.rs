@@ -484,13 +484,14 @@ fn prune(pairs: &mut Vec<Pair>, k: usize) -> usize {
 }
 
 /// Adds one pair, pruning once the list holds twice `k`; returns the change
-/// in pairs held.
-fn push(pairs: &mut Vec<Pair>, pair: Pair, k: usize) -> isize {
+/// in pairs held and, after a cut, the worst pair kept.
+fn push(pairs: &mut Vec<Pair>, pair: Pair, k: usize) -> (isize, Option<Pair>) {
     pairs.push(pair);
     if pairs.len() >= 2 * k {
-        1 - prune(pairs, k) as isize
+        let dropped = prune(pairs, k) as isize;
+        (1 - dropped, Some(pairs[k - 1]))
     } else {
-        1
+        (1, None)
     }
 }
 
@@ -569,12 +570,10 @@ impl Groups {
         if self.floors[g].is_some_and(|f| better(&pair, &f) == Ordering::Greater) {
             return;
         }
-        let pairs = &mut self.groups[g];
-        pairs.push(pair);
-        self.held += 1;
-        if pairs.len() >= 2 * self.k {
-            self.held -= prune(pairs, self.k);
-            self.floors[g] = Some(pairs[self.k - 1]);
+        let (added, floor) = push(&mut self.groups[g], pair, self.k);
+        self.held = self.held.saturating_add_signed(added);
+        if floor.is_some() {
+            self.floors[g] = floor;
         }
     }
 
@@ -1126,7 +1125,7 @@ mod tests {
         let out = block_on(async { ctx.sql(&sql).await?.collect().await }).unwrap();
         assert!(out[0].column(0).is_null(0));
         let got = run(
-            &[(1, 10, f32::NAN), (1, 11, 0.5)],
+            &[(1, 10, 0.9), (1, 11, 0.5)],
             "SELECT i, nr_top_k(j, CASE WHEN j = 10 THEN NULL ELSE s END, 3) FROM t GROUP BY i",
         );
         assert_eq!(got, vec![(1, vec![(11, 0.5)])]);
