@@ -74,9 +74,14 @@ pub fn scheduler(
     .map_err(|e| anyhow!("the Ballista scheduler on {bind} stopped: {e}"))
 }
 
-/// Ballista's own functions and the project's.
+/// Ballista's own functions, DataFusion's list functions (which Ballista's
+/// default registry leaves out: the neighbours plan counts each user's
+/// pairs with `cardinality`) and the project's.
 fn registry() -> BallistaFunctionRegistry {
     let mut registry = BallistaFunctionRegistry::default();
+    for f in datafusion::functions_nested::all_default_nested_functions() {
+        registry.scalar_functions.insert(f.name().to_string(), f);
+    }
     for f in functions::aggregates() {
         registry.aggregate_functions.insert(f.name().to_string(), f);
     }

@@ -1,25 +1,14 @@
 //! The project's own engine functions, where SQL cannot say what the build
-//! needs as cheaply: `nr_top_k(j, s, k)` keeps a group's `k` best `(j, s)`
-//! pairs (highest `s` first, ties to the smaller `j`), as a list of
-//! `{j, s}` structs. It replaces a window's sort of every scored pair with
-//! a bounded heap per group, and it runs in two phases (a partial top `k`
-//! per partition, merged after the shuffle), so on a cluster it cuts the
-//! shuffle to `k` pairs per item and partition.
+//! needs as cheaply.
 //!
-//!
-//! `nr_pairs(items)` turns one user's list of `{m, a}` structs (an item
-//! number below 2^32 and its affinity) into every unordered pair of its
-//! items, as `{k, w}` structs: the pair's key `k = min(m) << 32 | max(m)`
-//! (one integer, which the engine groups on fastest) and its weight
-//! `w = min(a)`. It replaces a self-join of the users' items, which sorted
-//! both sides and read them twice.
-//!
-//! `nr_similarity(k, c, totals, measure)` scores a pair `k = i << 32 | j`
-//! that co-occurs with weight `c`, from the items' total weights `d_i`,
-//! `d_j` (a file every executor can read, written by
-//! [`encode_totals`]): Jaccard `c / (d_i + d_j - c)`, cosine
-//! `c / sqrt(d_i d_j)` or lift `c / (d_i d_j)`, as `REAL`. It replaces two
-//! joins of every pair with the totals, which sorted the pairs twice.
+//! `nr_pairs(items, pass, passes)` turns one user's list of `{m, a}`
+//! structs (an item number below 2^32 and its affinity) into every ordered
+//! pair of two of its items `(i, j)` whose `i % passes == pass`, as
+//! `{i, j, w}` structs with the weight `w = min(a_i, a_j)`. It replaces a
+//! self-join of the users' items, which sorted both sides and read them
+//! twice; a pass keeps the items whose neighbours one query ranks (with
+//! `nr_neighbours`, [`super::neighbours`]), so that a large log's pairs
+//! are ranked in several queries, each holding a share of them.
 //!
 //! `nr_als_sums(items, factors)` is one ALS iteration's pass over the
 //! users: over rows of `LIST<STRUCT<m UBIGINT, w REAL>>` (a user's items,
@@ -45,29 +34,24 @@
 
 use crate::als::{ItemSums, Pass, Scratch, Step};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, ListArray, StringViewBuilder,
-    StructArray, UInt64Array,
+    Array, ArrayRef, AsArray, Float32Array, ListArray, StringViewBuilder, StructArray, UInt64Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float32Type, UInt64Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::prelude::SessionContext;
-use std::cmp::Ordering;
 use std::sync::Arc;
-
-/// The name SQL calls the top-`k` aggregate by.
-pub const TOP_K: &str = "nr_top_k";
 
 /// Every aggregate the project adds to the engine.
 pub fn aggregates() -> Vec<Arc<AggregateUDF>> {
     vec![
-        Arc::new(AggregateUDF::from(TopK::new())),
+        Arc::new(AggregateUDF::from(super::neighbours::Neighbours::new())),
         Arc::new(AggregateUDF::from(AlsSums::new())),
         Arc::new(AggregateUDF::from(super::lists::UserItems::new())),
     ]
@@ -77,7 +61,6 @@ pub fn aggregates() -> Vec<Arc<AggregateUDF>> {
 pub fn scalars() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::from(Pairs::new())),
-        Arc::new(ScalarUDF::from(Similarity::new())),
         Arc::new(ScalarUDF::from(Trim::new())),
         Arc::new(ScalarUDF::from(super::family::Family::new())),
         Arc::new(ScalarUDF::from(super::family::EdgeKey::new())),
@@ -250,7 +233,8 @@ impl Accumulator for AlsAccumulator {
 /// The name SQL calls the pair generator by.
 pub const PAIRS: &str = "nr_pairs";
 
-/// `nr_pairs(items LIST<STRUCT<m UBIGINT, a REAL>>)`.
+/// `nr_pairs(items LIST<STRUCT<m UBIGINT, a REAL>>, pass BIGINT literal,
+/// passes BIGINT literal)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Pairs {
     signature: Signature,
@@ -259,13 +243,14 @@ pub struct Pairs {
 impl Pairs {
     fn new() -> Self {
         Pairs {
-            signature: Signature::any(1, Volatility::Immutable),
+            signature: Signature::any(3, Volatility::Immutable),
         }
     }
 
     fn output_fields() -> Fields {
         Fields::from(vec![
-            Field::new("k", DataType::UInt64, false),
+            Field::new("i", DataType::UInt64, false),
+            Field::new("j", DataType::UInt64, false),
             Field::new("w", DataType::Float32, false),
         ])
     }
@@ -275,6 +260,22 @@ impl Pairs {
             DataType::Struct(Self::output_fields()),
             false,
         )))
+    }
+
+    /// `pass` and `passes`: integer literals, `0 <= pass < passes`.
+    fn pass(args: &ScalarFunctionArgs) -> Result<(u64, u64)> {
+        let int = |v: &ColumnarValue| match v {
+            ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        match (int(&args.args[1]), int(&args.args[2])) {
+            (Some(pass), Some(passes)) if pass < passes => Ok((pass, passes)),
+            _ => exec_err!(
+                "{PAIRS}: pass and passes must be integer literals with 0 <= pass < passes, not {:?} and {:?}",
+                args.args[1],
+                args.args[2]
+            ),
+        }
     }
 }
 
@@ -309,6 +310,7 @@ impl ScalarUDFImpl for Pairs {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (pass, passes) = Self::pass(&args)?;
         let lists = match &args.args[0] {
             ColumnarValue::Array(a) => Arc::clone(a),
             ColumnarValue::Scalar(s) => s.to_array()?,
@@ -320,7 +322,7 @@ impl ScalarUDFImpl for Pairs {
             items.column(1).as_primitive::<Float32Type>(),
         );
         let mut offsets = vec![0i32];
-        let (mut ks, mut ws) = (Vec::new(), Vec::new());
+        let (mut is, mut js, mut ws) = (Vec::new(), Vec::new(), Vec::new());
         let mut user: Vec<(u64, f32)> = Vec::new();
         for r in 0..lists.len() {
             if lists.is_valid(r) {
@@ -340,24 +342,28 @@ impl ScalarUDFImpl for Pairs {
                     user.push((m, as_.value(p)));
                 }
                 user.sort_unstable_by_key(|x| x.0);
-                for (x, &(i, ai)) in user.iter().enumerate() {
-                    for &(j, aj) in &user[x + 1..] {
-                        if i == j {
-                            return exec_err!("{PAIRS}: item number {i} is listed twice");
+                if let Some(w) = user.windows(2).find(|w| w[0].0 == w[1].0) {
+                    return exec_err!("{PAIRS}: item number {} is listed twice", w[0].0);
+                }
+                for &(i, ai) in user.iter().filter(|x| x.0 % passes == pass) {
+                    for &(j, aj) in &user {
+                        if j != i {
+                            is.push(i);
+                            js.push(j);
+                            ws.push(ai.min(aj));
                         }
-                        ks.push(i << 32 | j);
-                        ws.push(ai.min(aj));
                     }
                 }
             }
-            let len = i32::try_from(ks.len())
+            let len = i32::try_from(is.len())
                 .or_else(|_| exec_err!("{PAIRS}: more than 2^31 pairs in one batch"))?;
             offsets.push(len);
         }
         let pairs = StructArray::new(
             Self::output_fields(),
             vec![
-                Arc::new(UInt64Array::from(ks)) as ArrayRef,
+                Arc::new(UInt64Array::from(is)) as ArrayRef,
+                Arc::new(UInt64Array::from(js)),
                 Arc::new(Float32Array::from(ws)),
             ],
             None,
@@ -371,394 +377,6 @@ impl ScalarUDFImpl for Pairs {
             Arc::new(pairs),
             lists.nulls().cloned(),
         ))))
-    }
-}
-
-/// `nr_top_k(j UBIGINT, s REAL, k BIGINT literal)`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct TopK {
-    signature: Signature,
-}
-
-impl TopK {
-    fn new() -> Self {
-        TopK {
-            signature: Signature::exact(
-                vec![DataType::UInt64, DataType::Float32, DataType::Int64],
-                Volatility::Immutable,
-            ),
-        }
-    }
-
-    /// `k`, which must be a positive integer literal.
-    fn k(args: &AccumulatorArgs) -> Result<usize> {
-        let value = args.exprs.get(2).and_then(|e| e.downcast_ref::<Literal>());
-        match value.map(Literal::value) {
-            Some(ScalarValue::Int64(Some(k))) if *k > 0 => Ok(*k as usize),
-            other => plan_err!("{TOP_K}: k must be a positive integer literal, not {other:?}"),
-        }
-    }
-}
-
-/// A pair's struct: the kept item `j` and its score `s`.
-fn pair_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("j", DataType::UInt64, false),
-        Field::new("s", DataType::Float32, false),
-    ])
-}
-
-fn list_type() -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(
-        DataType::Struct(pair_fields()),
-        false,
-    )))
-}
-
-impl AggregateUDFImpl for TopK {
-    fn name(&self) -> &str {
-        TOP_K
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(list_type())
-    }
-
-    fn is_nullable(&self) -> bool {
-        false
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        // The partial result is itself a best-first list of at most k pairs.
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[top]", args.name),
-            list_type(),
-            false,
-        ))])
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(One {
-            k: Self::k(&args)?,
-            pairs: Vec::new(),
-        }))
-    }
-
-    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(Groups {
-            k: Self::k(&args)?,
-            groups: Vec::new(),
-            floors: Vec::new(),
-            held: 0,
-        }))
-    }
-}
-
-/// `(s, j)`, best first: the higher score, then the smaller item.
-type Pair = (f32, u64);
-
-fn better(a: &Pair, b: &Pair) -> Ordering {
-    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-}
-
-/// Cuts `pairs` to its `k` best, in any order; returns how many it dropped.
-fn prune(pairs: &mut Vec<Pair>, k: usize) -> usize {
-    if pairs.len() <= k {
-        return 0;
-    }
-    pairs.select_nth_unstable_by(k - 1, better);
-    let dropped = pairs.len() - k;
-    pairs.truncate(k);
-    dropped
-}
-
-/// Adds one pair, pruning once the list holds twice `k`; returns the change
-/// in pairs held and, after a cut, the worst pair kept.
-fn push(pairs: &mut Vec<Pair>, pair: Pair, k: usize) -> (isize, Option<Pair>) {
-    pairs.push(pair);
-    if pairs.len() >= 2 * k {
-        let dropped = prune(pairs, k) as isize;
-        (1 - dropped, Some(pairs[k - 1]))
-    } else {
-        (1, None)
-    }
-}
-
-/// One list per group, best first, cut to `k`.
-fn lists(groups: impl Iterator<Item = Vec<Pair>>, k: usize) -> ListArray {
-    let mut offsets = vec![0i32];
-    let (mut js, mut ss) = (Vec::new(), Vec::new());
-    for mut pairs in groups {
-        prune(&mut pairs, k);
-        pairs.sort_unstable_by(better);
-        for (s, j) in pairs {
-            js.push(j);
-            ss.push(s);
-        }
-        offsets.push(js.len() as i32);
-    }
-    let pairs = StructArray::new(
-        pair_fields(),
-        vec![
-            Arc::new(UInt64Array::from(js)) as ArrayRef,
-            Arc::new(Float32Array::from(ss)),
-        ],
-        None,
-    );
-    ListArray::new(
-        Arc::new(Field::new_list_field(
-            DataType::Struct(pair_fields()),
-            false,
-        )),
-        OffsetBuffer::new(offsets.into()),
-        Arc::new(pairs),
-        None,
-    )
-}
-
-/// The pairs of row `r` of a partial-result list.
-fn list_row(lists: &ListArray, r: usize) -> Result<impl Iterator<Item = Pair> + '_> {
-    if lists.is_null(r) {
-        return exec_err!("{TOP_K}: a partial result is null");
-    }
-    let (start, end) = (
-        lists.value_offsets()[r] as usize,
-        lists.value_offsets()[r + 1] as usize,
-    );
-    let pairs = lists.values().as_struct();
-    let (js, ss) = (
-        pairs.column(0).as_primitive::<UInt64Type>(),
-        pairs.column(1).as_primitive::<Float32Type>(),
-    );
-    Ok((start..end).map(move |p| (ss.value(p), js.value(p))))
-}
-
-/// The `(j, s)` input columns.
-fn inputs(values: &[ArrayRef]) -> (&UInt64Array, &Float32Array) {
-    (
-        values[0].as_primitive::<UInt64Type>(),
-        values[1].as_primitive::<Float32Type>(),
-    )
-}
-
-/// The top `k` of every group, for DataFusion's hash aggregation.
-struct Groups {
-    k: usize,
-    groups: Vec<Vec<Pair>>,
-    /// Per group, once it has been cut to `k`, the worst pair it kept: a
-    /// pair worse than it cannot be among the group's `k` best, and is
-    /// dropped without touching the group's list (most pairs are, and the
-    /// lists are too many to stay in the CPU's caches).
-    floors: Vec<Option<Pair>>,
-    /// Pairs held over all groups, for [`GroupsAccumulator::size`].
-    held: usize,
-}
-
-impl Groups {
-    fn add(&mut self, g: usize, pair: Pair) {
-        if self.floors[g].is_some_and(|f| better(&pair, &f) == Ordering::Greater) {
-            return;
-        }
-        let (added, floor) = push(&mut self.groups[g], pair, self.k);
-        self.held = self.held.saturating_add_signed(added);
-        if floor.is_some() {
-            self.floors[g] = floor;
-        }
-    }
-
-    fn resize(&mut self, total_num_groups: usize) {
-        self.groups.resize_with(total_num_groups, Vec::new);
-        self.floors.resize(total_num_groups, None);
-    }
-
-    fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
-        let taken = emit_to.take_needed(&mut self.groups);
-        emit_to.take_needed(&mut self.floors);
-        self.held = self.groups.iter().map(Vec::len).sum();
-        Arc::new(lists(taken.into_iter(), self.k))
-    }
-}
-
-impl GroupsAccumulator for Groups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.resize(total_num_groups);
-        let (js, ss) = inputs(values);
-        for (r, &g) in group_indices.iter().enumerate() {
-            let skip = js.is_null(r)
-                || ss.is_null(r)
-                || opt_filter.is_some_and(|f| !f.is_valid(r) || !f.value(r));
-            if !skip {
-                self.add(g, (ss.value(r), js.value(r)));
-            }
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        Ok(self.emit(emit_to))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(vec![self.emit(emit_to)])
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.resize(total_num_groups);
-        let partial = values[0].as_list::<i32>();
-        for (r, &g) in group_indices.iter().enumerate() {
-            for pair in list_row(partial, r)? {
-                self.add(g, pair);
-            }
-        }
-        Ok(())
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        let (js, ss) = inputs(values);
-        let rows = (0..js.len()).map(|r| {
-            let keep = !js.is_null(r)
-                && !ss.is_null(r)
-                && opt_filter.is_none_or(|f| f.is_valid(r) && f.value(r));
-            if keep {
-                vec![(ss.value(r), js.value(r))]
-            } else {
-                Vec::new()
-            }
-        });
-        Ok(vec![Arc::new(lists(rows, self.k))])
-    }
-
-    fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Vec<Pair>>()
-            + self.floors.capacity() * std::mem::size_of::<Option<Pair>>()
-            + self.held * std::mem::size_of::<Pair>()
-    }
-}
-
-/// The top `k` of one group, where DataFusion cannot use [`Groups`].
-#[derive(Debug)]
-struct One {
-    k: usize,
-    pairs: Vec<Pair>,
-}
-
-impl One {
-    fn list(&self) -> ScalarValue {
-        ScalarValue::List(Arc::new(lists(std::iter::once(self.pairs.clone()), self.k)))
-    }
-}
-
-impl Accumulator for One {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let (js, ss) = inputs(values);
-        for r in 0..js.len() {
-            if !js.is_null(r) && !ss.is_null(r) {
-                push(&mut self.pairs, (ss.value(r), js.value(r)), self.k);
-            }
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(self.list())
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.pairs.capacity() * std::mem::size_of::<Pair>()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![self.list()])
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let partial = states[0].as_list::<i32>();
-        for r in 0..partial.len() {
-            for pair in list_row(partial, r)? {
-                push(&mut self.pairs, pair, self.k);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The name SQL calls the pair scorer by.
-pub const SIMILARITY: &str = "nr_similarity";
-
-/// The items' total weights as `nr_similarity` reads them: `d[m]` for item
-/// number `m` (numbered from 0), little-endian `f64`s.
-pub fn encode_totals(d: &[f64]) -> Vec<u8> {
-    d.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The totals file last read, kept while the plan's batches come in.
-static TOTALS: std::sync::Mutex<Option<(String, Arc<Vec<f64>>)>> = std::sync::Mutex::new(None);
-
-fn read_totals(path: &str) -> Result<Arc<Vec<f64>>> {
-    let mut cached = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((p, d)) = cached.as_ref() {
-        if p == path {
-            return Ok(Arc::clone(d));
-        }
-    }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return exec_err!("{SIMILARITY}: cannot read the totals {path}: {e}"),
-    };
-    if bytes.len() % 8 != 0 {
-        return exec_err!(
-            "{SIMILARITY}: the totals {path} are {} bytes, not whole f64s",
-            bytes.len()
-        );
-    }
-    let d: Arc<Vec<f64>> = Arc::new(
-        bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-    );
-    *cached = Some((path.to_string(), Arc::clone(&d)));
-    Ok(d)
-}
-
-/// `nr_similarity(k UBIGINT, c DOUBLE, totals TEXT literal, measure TEXT literal)`:
-/// the pair's score as `REAL`, null where it is not positive and finite.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Similarity {
-    signature: Signature,
-}
-
-impl Similarity {
-    fn new() -> Self {
-        Similarity {
-            signature: Signature::any(4, Volatility::Immutable),
-        }
     }
 }
 
@@ -787,69 +405,6 @@ pub(super) fn text_literal<'a>(
         "{name}: {what} must be a text literal, not {}",
         value.data_type()
     )
-}
-
-impl ScalarUDFImpl for Similarity {
-    fn name(&self) -> &str {
-        SIMILARITY
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        if args[0] != DataType::UInt64 || args[1] != DataType::Float64 {
-            return plan_err!(
-                "{SIMILARITY}: expects (UBIGINT pair key, DOUBLE weight, totals, measure), not ({}, {})",
-                args[0],
-                args[1]
-            );
-        }
-        Ok(DataType::Float32)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let totals = read_totals(text_literal(&args.args[2], SIMILARITY, "the totals' path")?)?;
-        // The same arithmetic as the in-memory build, in f64, then rounded.
-        let score: fn(f64, f64, f64) -> f64 =
-            match text_literal(&args.args[3], SIMILARITY, "the measure")? {
-                "jaccard" => |c, di, dj| c / (di + dj - c).max(f64::MIN_POSITIVE),
-                "cosine" => |c, di, dj| c / (di * dj).sqrt().max(f64::MIN_POSITIVE),
-                "lift" => |c, di, dj| c / (di * dj).max(f64::MIN_POSITIVE),
-                other => return exec_err!("{SIMILARITY}: unknown measure {other:?}"),
-            };
-        let n = args.number_rows;
-        let (keys, weights) = (args.args[0].to_array(n)?, args.args[1].to_array(n)?);
-        let (keys, weights) = (
-            keys.as_primitive::<UInt64Type>(),
-            weights.as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
-        );
-        let total = |m: u64| -> Result<f64> {
-            match totals.get(m as usize) {
-                Some(&d) => Ok(d),
-                None => exec_err!(
-                    "{SIMILARITY}: item number {m} has no total (0 to {})",
-                    totals.len().saturating_sub(1)
-                ),
-            }
-        };
-        let mut out = Vec::with_capacity(n);
-        for r in 0..n {
-            if keys.is_null(r) || weights.is_null(r) {
-                return exec_err!("{SIMILARITY}: a pair key or weight is null");
-            }
-            let k = keys.value(r);
-            let (di, dj) = (total(k >> 32)?, total(k & u64::from(u32::MAX))?);
-            let s = score(weights.value(r), di, dj) as f32;
-            // Null where the pair has no similarity (zero, or no finite
-            // score), which `nr_top_k` skips: a filter on the score made the
-            // engine score every pair twice, once for the filter and once
-            // for its output.
-            out.push((s > 0.0 && s < f32::INFINITY).then_some(s));
-        }
-        Ok(ColumnarValue::Array(Arc::new(Float32Array::from(out))))
-    }
 }
 
 /// The name SQL calls the reader's trim by.
@@ -906,118 +461,9 @@ mod tests {
     use crate::runtime::block_on;
     use datafusion::arrow::array::RecordBatch;
 
-    /// Runs `sql` on a session with the functions registered and a table
-    /// `t(i, j, s)` of `rows`, split into `partitions` batches so that the
-    /// partial and final phases both run.
-    fn run(rows: &[(u64, u64, f32)], sql: &str) -> Vec<(u64, Vec<(u64, f32)>)> {
-        let ctx = SessionContext::new();
-        register(&ctx);
-        let batches: Vec<RecordBatch> = rows
-            .chunks(3)
-            .map(|c| {
-                RecordBatch::try_from_iter(vec![
-                    (
-                        "i",
-                        Arc::new(UInt64Array::from_iter_values(c.iter().map(|r| r.0))) as ArrayRef,
-                    ),
-                    (
-                        "j",
-                        Arc::new(UInt64Array::from_iter_values(c.iter().map(|r| r.1))),
-                    ),
-                    (
-                        "s",
-                        Arc::new(Float32Array::from_iter_values(c.iter().map(|r| r.2))),
-                    ),
-                ])
-                .unwrap()
-            })
-            .collect();
-        let table = datafusion::datasource::MemTable::try_new(
-            batches[0].schema(),
-            batches.into_iter().map(|b| vec![b]).collect(),
-        )
-        .unwrap();
-        ctx.register_table("t", Arc::new(table)).unwrap();
-        let out = block_on(async { ctx.sql(sql).await?.collect().await }).unwrap();
-        let mut got = Vec::new();
-        for b in out {
-            let (i, l) = (
-                b.column(0).as_primitive::<UInt64Type>(),
-                b.column(1).as_list::<i32>(),
-            );
-            for r in 0..b.num_rows() {
-                got.push((
-                    i.value(r),
-                    list_row(l, r).unwrap().map(|(s, j)| (j, s)).collect(),
-                ));
-            }
-        }
-        got.sort_by_key(|g| g.0);
-        got
-    }
-
-    #[test]
-    fn keeps_the_k_best_with_ties_to_the_smaller_item_across_partitions() {
-        let rows = [
-            (1, 10, 0.5),
-            (1, 11, 0.9),
-            (2, 20, 1.0),
-            (1, 12, 0.5),
-            (1, 9, 0.5),
-            (1, 13, 0.1),
-            (2, 21, 2.0),
-            (1, 14, 0.7),
-        ];
-        let got = run(&rows, "SELECT i, nr_top_k(j, s, 3) FROM t GROUP BY i");
-        assert_eq!(
-            got,
-            vec![
-                (1, vec![(11, 0.9), (14, 0.7), (9, 0.5)]),
-                (2, vec![(21, 2.0), (20, 1.0)]),
-            ]
-        );
-    }
-
-    #[test]
-    fn agrees_with_a_sort_on_many_rows() {
-        // Enough rows per group to prune many times, scores with ties.
-        let mut state = 7u64;
-        let rows: Vec<(u64, u64, f32)> = (0..3000)
-            .map(|n| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 60) % 4, n, ((state >> 33) % 17) as f32)
-            })
-            .collect();
-        let got = run(&rows, "SELECT i, nr_top_k(j, s, 5) FROM t GROUP BY i");
-        for (i, top) in got {
-            let mut all: Vec<(f32, u64)> = rows
-                .iter()
-                .filter(|r| r.0 == i)
-                .map(|r| (r.2, r.1))
-                .collect();
-            all.sort_by(better);
-            let want: Vec<(u64, f32)> = all.iter().take(5).map(|&(s, j)| (j, s)).collect();
-            assert_eq!(top, want, "group {i}");
-        }
-    }
-
-    #[test]
-    fn k_must_be_a_positive_literal() {
-        let ctx = SessionContext::new();
-        register(&ctx);
-        for sql in [
-            "SELECT nr_top_k(CAST(1 AS BIGINT UNSIGNED), CAST(1 AS REAL), 0)",
-            "SELECT nr_top_k(CAST(x AS BIGINT UNSIGNED), CAST(1 AS REAL), x) FROM (VALUES (1)) AS v(x)",
-        ] {
-            let err = block_on(async { ctx.sql(sql).await?.collect().await }).unwrap_err();
-            assert!(err.to_string().contains("k must be a positive integer literal"), "{err}");
-        }
-    }
-
-    /// `nr_pairs` over the users of `t(u, m, a)`, as sorted `(i, j, w)`.
-    fn pairs_of(rows: &[(u64, u64, f32)]) -> Result<Vec<(u64, u64, f32)>> {
+    /// `nr_pairs(items, pass, passes)` over the users of `t(u, m, a)`, as
+    /// sorted `(i, j, w)`.
+    fn pairs_of(rows: &[(u64, u64, f32)], pass: i64, passes: i64) -> Result<Vec<(u64, u64, f32)>> {
         let ctx = SessionContext::new();
         register(&ctx);
         let batch = RecordBatch::try_from_iter(vec![
@@ -1036,104 +482,96 @@ mod tests {
         ])
         .unwrap();
         ctx.register_batch("t", batch).unwrap();
-        let sql = "SELECT p['k'], p['w'] FROM (
-                       SELECT unnest(nr_pairs(array_agg(named_struct('m', m, 'a', a)))) AS p
-                       FROM t GROUP BY u)";
-        let out = block_on(async { ctx.sql(sql).await?.collect().await })?;
+        let sql = format!(
+            "SELECT p['i'], p['j'], p['w'] FROM (
+                 SELECT unnest(nr_pairs(array_agg(named_struct('m', m, 'a', a)), {pass}, {passes})) AS p
+                 FROM t GROUP BY u)"
+        );
+        let out = block_on(async { ctx.sql(&sql).await?.collect().await })?;
         let mut got = Vec::new();
         for b in out {
-            let (k, w) = (
+            let (i, j, w) = (
                 b.column(0).as_primitive::<UInt64Type>(),
-                b.column(1).as_primitive::<Float32Type>(),
+                b.column(1).as_primitive::<UInt64Type>(),
+                b.column(2).as_primitive::<Float32Type>(),
             );
             for r in 0..b.num_rows() {
-                got.push((k.value(r) >> 32, k.value(r) & 0xffff_ffff, w.value(r)));
+                got.push((i.value(r), j.value(r), w.value(r)));
             }
         }
-        got.sort_by_key(|x| (x.0, x.1));
+        got.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)).then(x.2.total_cmp(&y.2)));
         Ok(got)
     }
 
+    const USERS: [(u64, u64, f32); 6] = [
+        (1, 7, 0.5),
+        (1, 3, 2.0),
+        (1, 5, 1.0),
+        (2, 3, 0.25),
+        (2, 9, 4.0),
+        (3, 4, 1.0), // alone: no pair
+    ];
+
     #[test]
-    fn pairs_are_every_two_items_of_a_user_smaller_first_with_the_smaller_affinity() {
-        let rows = [
-            (1, 7, 0.5),
-            (1, 3, 2.0),
-            (1, 5, 1.0),
-            (2, 3, 0.25),
-            (2, 9, 4.0),
-            (3, 4, 1.0), // alone: no pair
-        ];
+    fn pairs_are_every_two_items_of_a_user_both_ways_with_the_smaller_affinity() {
         assert_eq!(
-            pairs_of(&rows).unwrap(),
-            vec![(3, 5, 1.0), (3, 7, 0.5), (3, 9, 0.25), (5, 7, 0.5)]
+            pairs_of(&USERS, 0, 1).unwrap(),
+            vec![
+                (3, 5, 1.0),
+                (3, 7, 0.5),
+                (3, 9, 0.25),
+                (5, 3, 1.0),
+                (5, 7, 0.5),
+                (7, 3, 0.5),
+                (7, 5, 0.5),
+                (9, 3, 0.25),
+            ]
         );
     }
 
     #[test]
+    fn a_pass_keeps_the_pairs_of_its_items_and_the_passes_keep_them_all() {
+        let all = pairs_of(&USERS, 0, 1).unwrap();
+        let mut union = Vec::new();
+        for pass in 0..3 {
+            let got = pairs_of(&USERS, pass, 3).unwrap();
+            assert!(got.iter().all(|p| p.0 % 3 == pass as u64), "{got:?}");
+            union.extend(got);
+        }
+        union.sort_by_key(|x| (x.0, x.1));
+        assert_eq!(union, all);
+        for (pass, passes) in [(3, 3), (-1, 3), (0, 0)] {
+            let err = pairs_of(&USERS, pass, passes).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("pass and passes must be integer literals"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn pairs_refuse_an_item_number_past_32_bits_and_a_repeated_item() {
-        let err = pairs_of(&[(1, 1 << 32, 1.0), (1, 2, 1.0)]).unwrap_err();
+        let err = pairs_of(&[(1, 1 << 32, 1.0), (1, 2, 1.0)], 0, 1).unwrap_err();
         assert!(err.to_string().contains("does not fit in 32 bits"), "{err}");
-        let err = pairs_of(&[(1, 2, 1.0), (1, 2, 0.5)]).unwrap_err();
+        let err = pairs_of(&[(1, 2, 1.0), (1, 2, 0.5)], 0, 1).unwrap_err();
         assert!(
             err.to_string().contains("item number 2 is listed twice"),
             "{err}"
         );
         let ctx = SessionContext::new();
         register(&ctx);
-        let err = block_on(async { ctx.sql("SELECT nr_pairs([1, 2])").await?.collect().await })
-            .unwrap_err();
+        let err = block_on(async {
+            ctx.sql("SELECT nr_pairs([1, 2], 0, 1)")
+                .await?
+                .collect()
+                .await
+        })
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("expects a list of {m UBIGINT, a REAL} structs"),
             "{err}"
         );
-    }
-
-    /// `nr_similarity` scores pairs from the totals file as the in-memory
-    /// build does, for each measure, and names a missing item or measure.
-    #[test]
-    fn similarity_scores_pairs_from_the_totals_file() {
-        let dir = std::env::temp_dir().join(format!("nestrank-sim-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("totals.bin");
-        std::fs::write(&path, encode_totals(&[0.0, 2.0, 3.0, 5.0])).unwrap();
-        let path = path.to_str().unwrap().to_string();
-        let ctx = SessionContext::new();
-        register(&ctx);
-        let score = |pair: &str, measure: &str| -> Result<f32> {
-            let sql = format!(
-                "SELECT {SIMILARITY}(CAST({pair} AS BIGINT UNSIGNED), CAST(1.5 AS DOUBLE), '{path}', '{measure}')"
-            );
-            let out = block_on(async { ctx.sql(&sql).await?.collect().await })?;
-            Ok(out[0].column(0).as_primitive::<Float32Type>().value(0))
-        };
-        let pair = format!("{}", 1u64 << 32 | 2);
-        assert_eq!(
-            score(&pair, "jaccard").unwrap(),
-            (1.5 / (2.0 + 3.0 - 1.5f64)) as f32
-        );
-        assert_eq!(
-            score(&pair, "cosine").unwrap(),
-            (1.5 / (2.0 * 3.0f64).sqrt()) as f32
-        );
-        assert_eq!(score(&pair, "lift").unwrap(), (1.5 / (2.0 * 3.0f64)) as f32);
-        // No similarity (a zero weight): null, which `nr_top_k` skips.
-        let sql = format!(
-            "SELECT {SIMILARITY}(CAST({pair} AS BIGINT UNSIGNED), CAST(0 AS DOUBLE), '{path}', 'jaccard')"
-        );
-        let out = block_on(async { ctx.sql(&sql).await?.collect().await }).unwrap();
-        assert!(out[0].column(0).is_null(0));
-        let got = run(
-            &[(1, 10, 0.9), (1, 11, 0.5)],
-            "SELECT i, nr_top_k(j, CASE WHEN j = 10 THEN NULL ELSE s END, 3) FROM t GROUP BY i",
-        );
-        assert_eq!(got, vec![(1, vec![(11, 0.5)])]);
-        let far = format!("{}", 1u64 << 32 | 7);
-        let err = score(&far, "jaccard").unwrap_err().to_string();
-        assert!(err.contains("item number 7 has no total"), "{err}");
-        let err = score(&pair, "overlap").unwrap_err().to_string();
-        assert!(err.contains("unknown measure"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -86,7 +86,8 @@ impl Default for UserItems {
     }
 }
 
-fn list_of(fields: Fields) -> DataType {
+/// A list of structs of `fields`.
+pub(super) fn list_of(fields: Fields) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(
         DataType::Struct(fields),
         false,
@@ -286,7 +287,8 @@ fn state_row(lists: &ListArray, r: usize) -> Result<impl Iterator<Item = Entry> 
     }))
 }
 
-fn list_array(fields: Fields, columns: Vec<ArrayRef>, offsets: Vec<i32>) -> ListArray {
+/// A list array of structs of `fields` with these `columns`.
+pub(super) fn list_array(fields: Fields, columns: Vec<ArrayRef>, offsets: Vec<i32>) -> ListArray {
     ListArray::new(
         Arc::new(Field::new_list_field(
             DataType::Struct(fields.clone()),

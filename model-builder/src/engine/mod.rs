@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod family;
 pub mod functions;
 pub mod lists;
+pub mod neighbours;
 pub mod parquet;
 pub mod plans;
 

@@ -14,8 +14,9 @@
 //! bytes, the model's item order). So the engine's blob equals the
 //! in-memory one, whatever the partitioning of the sums.
 
-use super::functions::{encode_totals, ALS_SUMS, PAIRS, SIMILARITY, TOP_K, TRIM};
+use super::functions::{ALS_SUMS, PAIRS, TRIM};
 use super::lists::USER_ITEMS;
+use super::neighbours::{encode_totals, NEIGHBOURS};
 use crate::als::{AlsOptions, ItemSums, Step};
 use crate::options::{BuildOptions, Similarity, DAY};
 use crate::rows::Table;
@@ -52,7 +53,25 @@ pub struct Session {
     numbered: std::sync::OnceLock<Numbered>,
     /// Whether `events` is Parquet, whose files' footers count its rows.
     parquet: bool,
+    /// Bytes of item pairs one neighbours query may rank
+    /// ([`Session::neighbours`]): the memory limit, or
+    /// [`DEFAULT_PAIR_BYTES`] without one.
+    pair_bytes: usize,
 }
+
+/// The bytes of item pairs one neighbours query ranks where the engine has
+/// no memory limit (a cluster's executors have their own).
+pub const DEFAULT_PAIR_BYTES: usize = 4 << 30;
+
+/// What one directed pair of a user's items costs a neighbours query, for
+/// the count of passes. A distinct pair is 16 bytes (its partner and summed
+/// weight), held in the partial sums of each partition that met it and in
+/// the final ones, each vector up to twice full; a pair recurs across
+/// users. Measured on the synthetic Parquet logs under `--memory-limit
+/// 4GB`: 174.5 M pairs at 10 M events in 2 passes peaked at 3.45 GB, in 4
+/// at 2.22 GB (the same time); 1,745 M at 100 M in 12 passes at 3.94 GB
+/// (sampled each second; 4.64 GB at the kernel's count).
+const BYTES_PER_PAIR: usize = 32;
 
 /// The log's events as the per-model plans read them, written once under
 /// the shared folder: tables `nr_items (item_id, g)` and `nr_users
@@ -318,6 +337,13 @@ impl Session {
             shared_dir: std::env::temp_dir(),
             numbered: std::sync::OnceLock::new(),
             parquet,
+            pair_bytes: match engine {
+                super::Engine::Embedded {
+                    memory_limit: Some(limit),
+                    ..
+                } => *limit,
+                _ => DEFAULT_PAIR_BYTES,
+            },
         })
     }
 
@@ -330,6 +356,13 @@ impl Session {
         self.shared_dir = std::fs::canonicalize(dir)
             .with_context(|| format!("cannot resolve {}", dir.display()))?;
         Ok(self)
+    }
+
+    /// Ranks at most `bytes` of item pairs per neighbours query (default:
+    /// the memory limit): fewer bytes, more passes over the users' items.
+    pub fn with_pair_bytes(mut self, bytes: usize) -> Session {
+        self.pair_bytes = bytes.max(1);
+        self
     }
 
     /// Appends a JSON line per query to `path`: what it computes, when it
@@ -895,16 +928,17 @@ impl Session {
         };
         // Items are numbered in the byte order of their ids (as the model
         // orders them), so that the pairs are grouped and ranked on
-        // integers; names are looked up in the builder. Two queries over
-        // each user's kept items: the items' total affinities (`d`),
-        // written to a file every executor reads, then the pairs, scored by
-        // `nr_similarity` from those totals (two joins of every pair with
-        // the totals sorted the pairs twice). A user's pairs come from
-        // `nr_pairs` over the user's kept items (not from a self-join,
-        // which sorted and read them twice), keyed by one integer
-        // `i << 32 | j`; each pair is counted once (i < j) and then ranked
-        // from both ends (the two-row side of that cross join first, as its
-        // build side).
+        // integers; names are looked up in the builder. First the items'
+        // total affinities (`d`), written to a file every executor reads,
+        // and each item's count of pairs; then the pairs, from `nr_pairs`
+        // over each user's kept items (not from a self-join, which sorted
+        // and read them twice), grouped by their first item and summed,
+        // scored and ranked by `nr_neighbours`. A sum grouped by pair held
+        // one hash-table entry per pair of items (245 M at 100 M events),
+        // looked up at random once per user pair: grouped by item, the
+        // table stays in the CPU's caches. When the pairs would take more
+        // than `pair_bytes`, they are ranked in passes, each over the items
+        // whose number is `pass` modulo the passes.
         let names = lists.items();
         let name = |m: u64| {
             names.get(m as usize).with_context(|| {
@@ -915,18 +949,23 @@ impl Session {
             })
         };
         let users_table = &lists.rows.table;
-        // The items' total affinities, in a file beside the other shared tables.
+        // The items' total affinities, in a file beside the other shared
+        // tables, and the directed pairs they head.
         let mut d = vec![0f64; names.len()];
+        let mut pairs = 0u64;
         self.for_each_batch(
             &format!(
-                "SELECT it['m'] AS m, SUM(CAST(it['a'] AS DOUBLE)) AS d
-                 FROM (SELECT unnest(kept) AS it FROM {users_table}) GROUP BY it['m']"
+                "SELECT it['m'] AS m, SUM(CAST(it['a'] AS DOUBLE)) AS d, SUM(n) AS pairs
+                 FROM (SELECT unnest(kept) AS it, CAST(cardinality(kept) AS BIGINT) - 1 AS n
+                       FROM {users_table})
+                 GROUP BY it['m']"
             ),
             "the co-occurrence items' totals",
             |b| {
-                let (m, t) = (
+                let (m, t, n) = (
                     b.column(0).as_primitive::<UInt64Type>(),
                     b.column(1).as_primitive::<Float64Type>(),
+                    b.column(2).as_primitive::<Int64Type>(),
                 );
                 for r in 0..b.num_rows() {
                     let m = m.value(r);
@@ -936,6 +975,7 @@ impl Session {
                             names.len().saturating_sub(1)
                         )
                     })? = t.value(r);
+                    pairs += n.value(r).max(0) as u64;
                 }
                 Ok(())
             },
@@ -953,36 +993,36 @@ impl Session {
             .to_str()
             .with_context(|| format!("{}: the path is not UTF-8", totals.0.display()))?
             .replace('\'', "''");
-        let sql = format!(
-            "WITH pairs AS (
-                 SELECT p['k'] AS k, SUM(CAST(p['w'] AS DOUBLE)) AS c
-                 FROM (SELECT unnest({PAIRS}(kept)) AS p FROM {users_table})
-                 GROUP BY p['k']),
-             half AS (
-                 SELECT k >> 32 AS i, k & 4294967295 AS j,
-                        {SIMILARITY}(k, c, '{path}', '{measure}') AS s
-                 FROM pairs),
-             scored AS (
-                 SELECT CASE WHEN f = 0 THEN i ELSE j END AS i,
-                        CASE WHEN f = 0 THEN j ELSE i END AS j, s
-                 FROM (VALUES (0), (1)) AS flip(f) CROSS JOIN half)
-             SELECT i, unnest(top) FROM (
-                 SELECT i, {TOP_K}(j, s, {k}) AS top
-                 FROM scored
-                 GROUP BY i)"
-        );
+        let passes = passes(pairs, self.pair_bytes, names.len());
         let mut out: HashMap<String, Vec<(String, f32)>> = HashMap::new();
-        for b in self.query(&sql, "the co-occurrence neighbours")? {
-            let i = b.column(0).as_primitive::<UInt64Type>();
-            let pairs = b.column(1).as_struct();
-            let (j, s) = (
-                pairs.column(0).as_primitive::<UInt64Type>(),
-                pairs.column(1).as_primitive::<Float32Type>(),
+        for pass in 0..passes {
+            let sql = format!(
+                "SELECT i, unnest(top) FROM (
+                     SELECT p['i'] AS i,
+                            {NEIGHBOURS}(p['i'], p['j'], p['w'], '{path}', '{measure}', {k}) AS top
+                     FROM (SELECT unnest({PAIRS}(kept, {pass}, {passes})) AS p FROM {users_table})
+                     GROUP BY p['i'])"
             );
-            for r in 0..b.num_rows() {
-                out.entry(name(i.value(r))?.clone())
-                    .or_default()
-                    .push((name(j.value(r))?.clone(), s.value(r)));
+            let what = if passes == 1 {
+                "the co-occurrence neighbours".to_string()
+            } else {
+                format!(
+                    "the co-occurrence neighbours, pass {} of {passes}",
+                    pass + 1
+                )
+            };
+            for b in self.query(&sql, &what)? {
+                let i = b.column(0).as_primitive::<UInt64Type>();
+                let pairs = b.column(1).as_struct();
+                let (j, s) = (
+                    pairs.column(0).as_primitive::<UInt64Type>(),
+                    pairs.column(1).as_primitive::<Float32Type>(),
+                );
+                for r in 0..b.num_rows() {
+                    out.entry(name(i.value(r))?.clone())
+                        .or_default()
+                        .push((name(j.value(r))?.clone(), s.value(r)));
+                }
             }
         }
         // Best first, ties to the smaller id (the aggregate's order, kept
@@ -995,6 +1035,13 @@ impl Session {
         }
         Ok(out)
     }
+}
+
+/// How many neighbours queries rank `pairs` directed pairs of items
+/// with at most `bytes` of them each, and no more than one per item.
+fn passes(pairs: u64, bytes: usize, items: usize) -> u64 {
+    let need = pairs.saturating_mul(BYTES_PER_PAIR as u64);
+    need.div_ceil(bytes.max(1) as u64).min(items as u64).max(1)
 }
 
 /// The event weight of a row of `nr_events`, as SQL.
@@ -1249,6 +1296,58 @@ mod tests {
         assert_eq!(by_day.len(), 2 * (3 * 3 * 4 + 2));
         assert_eq!(selected(&Learners::Named(Vec::new())), expected(&|_| false));
         drop(session);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The neighbours are the same whether the pairs are ranked in one
+    /// query or in one pass per item.
+    #[test]
+    fn neighbours_in_passes_are_the_neighbours_in_one_query() {
+        let dir = std::env::temp_dir().join(format!("nestrank-passes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut csv = String::from("user_id,item_id,event,ts\n");
+        let mut state = 5u64;
+        for n in 0..3000u64 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let (user, item) = ((state >> 40) % 150, (state >> 20) % 40 + (state >> 40) % 7);
+            let event = ["view", "view", "fav", "cart", "purchase"][((state >> 8) % 5) as usize];
+            csv.push_str(&format!(
+                "u{user},i{item},{event},{}\n",
+                20_000 * DAY + 37 * n as i64
+            ));
+        }
+        std::fs::write(dir.join("events.csv"), csv).unwrap();
+        let o = BuildOptions::default();
+        let cutoff = 20_002 * DAY;
+        let neighbours = |session: Session| {
+            let lists = session.user_lists(cutoff, &o, false).unwrap();
+            let mut got: Vec<_> = session
+                .neighbours(&lists, &o, 10)
+                .unwrap()
+                .into_iter()
+                .collect();
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            got
+        };
+        let engine = super::super::Engine::default();
+        let one = neighbours(Session::new(&engine, &dir, None).unwrap());
+        let many = neighbours(
+            Session::new(&engine, &dir, None)
+                .unwrap()
+                .with_pair_bytes(1),
+        );
+        assert!(
+            one.len() > 30 && one.iter().all(|(_, l)| l.len() == 10),
+            "{one:?}"
+        );
+        assert_eq!(one, many);
+        assert_eq!(passes(1000, 32_000, 50), 1);
+        assert_eq!(passes(1000, 3_200, 50), 10);
+        assert_eq!(passes(1000, 1, 50), 50);
+        assert_eq!(passes(0, 1, 0), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
