@@ -17,15 +17,22 @@ queries = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 tasks = [] if sys.argv[2] == "-" else [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
 events = int(sys.argv[3])
 if not tasks:
+    # Per kind of query, also the most its runs held: the engine's pool
+    # (pool_peak_bytes, under --memory-limit) and the builder's resident set
+    # (rss_peak_bytes, sampled every 50 ms). A query named "..., pass p of
+    # P" counts with its other passes.
     walls = OrderedDict()
     for q in queries:
-        w = walls.setdefault(q["query"], [0, 0.0, 0])
+        name = q["query"].split(", pass ")[0]
+        w = walls.setdefault(name, [0, 0.0, 0, 0, 0])
         w[0] += 1
         w[1] += (q["end_ms"] - q["start_ms"]) / 1000
         w[2] += q["rows"]
-    print(f"  {'query':<44} {'runs':>4} {'wall_s':>8} {'rows_out':>10}")
-    for name, (runs, wall, rows) in walls.items():
-        print(f"  {name[:44]:<44} {runs:>4} {wall:>8.2f} {rows:>10}")
+        w[3] = max(w[3], q.get("pool_peak_bytes") or 0)
+        w[4] = max(w[4], q.get("rss_peak_bytes") or 0)
+    print(f"  {'query':<44} {'runs':>4} {'wall_s':>8} {'rows_out':>10} {'pool_GB':>8} {'rss_GB':>7}")
+    for name, (runs, wall, rows, pool, rss) in walls.items():
+        print(f"  {name[:44]:<44} {runs:>4} {wall:>8.2f} {rows:>10} {pool / 1e9:>8.2f} {rss / 1e9:>7.2f}")
     print(f"  {'all queries':<44} {len(queries):>4} {sum(w[1] for w in walls.values()):>8.2f}")
     sys.exit(0)
 kinds = OrderedDict()

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod family;
 pub mod functions;
 pub mod lists;
+pub mod memory;
 pub mod neighbours;
 pub mod parquet;
 pub mod plans;
@@ -110,12 +111,15 @@ impl Engine {
                     // (DataFusion's default greedy pool failed at 10 M
                     // events under 4 GB that way).
                     let pool = datafusion::execution::memory_pool::FairSpillPool::new(*limit);
-                    runtime = runtime.with_memory_pool(std::sync::Arc::new(
-                        datafusion::execution::memory_pool::TrackConsumersPool::new(
-                            pool,
-                            std::num::NonZeroUsize::new(5).expect("5 is not zero"),
+                    // Wrapped to tell the query log each query's peak.
+                    runtime = runtime.with_memory_pool(std::sync::Arc::new(memory::PeakPool::new(
+                        std::sync::Arc::new(
+                            datafusion::execution::memory_pool::TrackConsumersPool::new(
+                                pool,
+                                std::num::NonZeroUsize::new(5).expect("5 is not zero"),
+                            ),
                         ),
-                    ));
+                    )));
                 }
                 if let Some(dir) = spill_dir {
                     std::fs::create_dir_all(dir).with_context(|| {

@@ -440,6 +440,12 @@ impl Session {
         mut f: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
         let start = unix_ms();
+        let pool = self.ctx.runtime_env().memory_pool.clone();
+        let pool = pool.downcast_ref::<super::memory::PeakPool>();
+        let rss = self.query_log.is_some().then(|| {
+            pool.inspect(|p| p.restart());
+            super::memory::RssPeak::start()
+        });
         let mut rows = 0;
         let mut plan = None;
         let done = self.run_batches(frame, what, &mut plan, |b| {
@@ -458,10 +464,15 @@ impl Session {
                     .to_string()
                 })
                 .unwrap_or_default();
+            // The most the engine's pool held (embedded, under a memory
+            // limit) and the builder's peak resident set, during this query.
+            let json = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
             let line = format!(
-                "{{\"query\":{what:?},\"start_ms\":{start},\"end_ms\":{},\"rows\":{rows},\"ok\":{},\"plan\":{}}}\n",
+                "{{\"query\":{what:?},\"start_ms\":{start},\"end_ms\":{},\"rows\":{rows},\"ok\":{},\"pool_peak_bytes\":{},\"rss_peak_bytes\":{},\"plan\":{}}}\n",
                 unix_ms(),
                 done.is_ok(),
+                json(pool.map(|p| p.peak() as u64)),
+                json(rss.as_ref().and_then(super::memory::RssPeak::peak)),
                 serde_json::Value::String(plan)
             );
             // A lost line loses a measurement, not the build.
