@@ -79,6 +79,14 @@ struct EngineArgs {
     /// folder, which only serves a cluster on one machine).
     #[arg(long)]
     shared_dir: Option<PathBuf>,
+    /// With an engine: the memory one pass of the co-occurrence neighbours
+    /// may fill across the engine (e.g. 64GB). Its item pairs, about 32
+    /// bytes each, set how many passes go over the users' items, and each
+    /// pass reads them all again. Default: `--memory-limit` on the
+    /// embedded engine, 4GB on a cluster; give a cluster what its
+    /// executors hold in all.
+    #[arg(long)]
+    pass_memory: Option<String>,
 }
 
 /// The engine a command's stages run on, open for as long as they run.
@@ -96,8 +104,8 @@ impl EngineArgs {
                 "--memory-limit and --spill-dir go with --engine embedded"
             );
             anyhow::ensure!(
-                self.query_log.is_none() && self.shared_dir.is_none(),
-                "--query-log and --shared-dir go with --engine embedded or df://HOST:PORT"
+                self.query_log.is_none() && self.shared_dir.is_none() && self.pass_memory.is_none(),
+                "--query-log, --shared-dir and --pass-memory go with --engine embedded or df://HOST:PORT"
             );
             return Ok(EngineRun {
                 #[cfg(feature = "engine")]
@@ -118,6 +126,10 @@ impl EngineArgs {
             }
             if let Some(dir) = &self.shared_dir {
                 session = session.with_shared_dir(dir)?;
+            }
+            if let Some(memory) = &self.pass_memory {
+                let bytes = parse_bytes(memory).context("--pass-memory")?;
+                session = session.with_pair_bytes(bytes);
             }
             Ok(EngineRun {
                 session: Some(session),

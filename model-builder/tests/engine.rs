@@ -85,6 +85,12 @@ fn shop(name: &str, format: &str) -> PathBuf {
     data
 }
 
+/// Pass memory that splits the shop's viewed-together pairs (about 4.4 M
+/// of them at 32 bytes, 140 MB) into 3 passes.
+const PASS_MEMORY: &str = "50MB";
+const PASSES: &str = "the co-occurrence neighbours, pass 3 of 3";
+const PASSES_ONE_MORE: &str = "of 4";
+
 /// The same shop as CSV, as day partitions of Parquet, and on the embedded
 /// engine: one model id.
 #[test]
@@ -147,6 +153,68 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
             && plan.contains("elapsed_compute=")
             && plan.contains("spill_count="),
         "{plan}"
+    );
+    // Each query also says the most the engine's pool held, within the
+    // limit, and the builder's peak resident set.
+    let queries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for q in &queries {
+        let pool = q["pool_peak_bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{q}"));
+        assert!(pool <= 256_000_000, "{}: {pool}", q["query"]);
+        assert!(
+            q["rss_peak_bytes"].as_u64().unwrap_or(0) > 1 << 20,
+            "{}",
+            q["query"]
+        );
+    }
+    assert!(
+        queries
+            .iter()
+            .any(|q| q["pool_peak_bytes"].as_u64() > Some(1 << 20)),
+        "some query holds more than a megabyte"
+    );
+    // --pass-memory sets the neighbours' passes, and they give the same
+    // blob; it goes with an engine, and its size is checked.
+    let passes = out.join("passes.jsonl");
+    assert_eq!(
+        build(
+            &parquet,
+            day,
+            &out.join("embedded-passes"),
+            &[
+                "--engine",
+                "embedded",
+                "--pass-memory",
+                PASS_MEMORY,
+                "--query-log",
+                passes.to_str().unwrap()
+            ]
+        ),
+        from_csv
+    );
+    let names = std::fs::read_to_string(&passes).unwrap();
+    assert!(
+        names.contains(PASSES) && !names.contains(PASSES_ONE_MORE),
+        "{PASS_MEMORY} of pairs: {PASSES}"
+    );
+    let said = build_fails(&csv, day, &out.join("x"), &["--pass-memory", "1GB"]);
+    assert!(
+        said.contains("--pass-memory go with --engine embedded"),
+        "{said}"
+    );
+    let said = build_fails(
+        &csv,
+        day,
+        &out.join("x"),
+        &["--engine", "embedded", "--pass-memory", "lots"],
+    );
+    assert!(
+        said.contains("--pass-memory") && said.contains("`lots` is not a size"),
+        "{said}"
     );
     // With the ranker trained on the engine's training-day models, and the
     // phone's daily blob (the most recently active items): the builder
