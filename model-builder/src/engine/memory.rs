@@ -1,8 +1,9 @@
 //! What a query held: the most the embedded engine's memory pool had
 //! reserved ([`PeakPool`]) and the builder's peak resident set
-//! ([`RssPeak`], sampled), both since the query started. The query log (`--query-log`) gives both per query,
-//! so an operator sees how much of `--memory-limit` each stage used and how
-//! much the process held beyond it.
+//! ([`RssPeak`], sampled), both since the query started. The query log
+//! (`--query-log`) gives both per query, so an operator sees how much of
+//! `--memory-limit` each stage used and how much the process held beyond
+//! it.
 
 use datafusion::common::Result;
 use datafusion::execution::memory_pool::{
@@ -88,11 +89,18 @@ impl MemoryPool for PeakPool {
 }
 
 /// The resident set in bytes now (`None` where the system does not say:
-/// Linux's `/proc/self/statm`).
+/// Linux's `VmRSS` in `/proc/self/status`, in kB whatever the page size).
 pub fn rss() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// Samples [`rss`] every 50 ms on a thread of its own, until dropped:
@@ -177,7 +185,7 @@ mod tests {
     #[test]
     fn the_rss_peak_sees_a_block_touched_and_freed_while_it_runs() {
         let sampler = RssPeak::start();
-        let before = rss().expect("Linux gives statm");
+        let before = rss().expect("Linux gives VmRSS");
         let mut block = vec![0u8; 64 << 20];
         for page in block.chunks_mut(4096) {
             page[0] = 1;
@@ -185,7 +193,7 @@ mod tests {
         std::hint::black_box(&block);
         std::thread::sleep(std::time::Duration::from_millis(200));
         drop(block);
-        let peak = sampler.peak().expect("Linux gives statm");
+        let peak = sampler.peak().expect("Linux gives VmRSS");
         assert!(
             peak >= before + (60 << 20),
             "64 MB touched over {before} bytes, the peak seen was {peak}"
