@@ -261,30 +261,49 @@ impl<'a> Inputs<'a> {
     }
 }
 
-/// The entries of row `r` of a partial-result list.
-fn state_row(lists: &ListArray, r: usize) -> Result<impl Iterator<Item = Entry> + '_> {
-    if lists.is_null(r) {
-        return exec_err!("{USER_ITEMS}: a partial result is null");
+/// The rows of a partial result, checked once per batch.
+struct Partial<'a> {
+    lists: &'a ListArray,
+    m: &'a UInt64Array,
+    w: &'a Float64Array,
+    a: &'a Float32Array,
+    t: &'a Int64Array,
+}
+
+impl<'a> Partial<'a> {
+    fn of(values: &'a [ArrayRef]) -> Result<Self> {
+        let Some(lists) = values[0].as_list_opt::<i32>() else {
+            return exec_err!(
+                "{USER_ITEMS}: a partial result of type {}",
+                values[0].data_type()
+            );
+        };
+        let s = lists.values().as_struct();
+        let (Some(m), Some(w), Some(a), Some(t)) = (
+            s.column(0).as_primitive_opt::<UInt64Type>(),
+            s.column(1).as_primitive_opt::<Float64Type>(),
+            s.column(2).as_primitive_opt::<Float32Type>(),
+            s.column(3).as_primitive_opt::<Int64Type>(),
+        ) else {
+            return exec_err!("{USER_ITEMS}: a partial result of type {}", s.data_type());
+        };
+        Ok(Partial { lists, m, w, a, t })
     }
-    let s = lists.values().as_struct();
-    let (Some(m), Some(w), Some(a), Some(t)) = (
-        s.column(0).as_primitive_opt::<UInt64Type>(),
-        s.column(1).as_primitive_opt::<Float64Type>(),
-        s.column(2).as_primitive_opt::<Float32Type>(),
-        s.column(3).as_primitive_opt::<Int64Type>(),
-    ) else {
-        return exec_err!("{USER_ITEMS}: a partial result of type {}", s.data_type());
-    };
-    let (start, end) = (
-        lists.value_offsets()[r] as usize,
-        lists.value_offsets()[r + 1] as usize,
-    );
-    Ok((start..end).map(move |p| Entry {
-        m: m.value(p) as u32,
-        w: w.value(p),
-        a: a.value(p),
-        t: t.value(p),
-    }))
+
+    /// The entries of row `r`.
+    fn row(&self, r: usize) -> Result<impl Iterator<Item = Entry> + '_> {
+        if self.lists.is_null(r) {
+            return exec_err!("{USER_ITEMS}: a partial result is null");
+        }
+        let offsets = self.lists.value_offsets();
+        let (start, end) = (offsets[r] as usize, offsets[r + 1] as usize);
+        Ok((start..end).map(move |p| Entry {
+            m: self.m.value(p) as u32,
+            w: self.w.value(p),
+            a: self.a.value(p),
+            t: self.t.value(p),
+        }))
+    }
 }
 
 /// A list array of structs of `fields` with these `columns`.
@@ -324,7 +343,18 @@ fn state_lists(groups: Vec<Vec<Entry>>) -> Result<ArrayRef> {
         }
         offsets.push(offset(ms.len())?);
     }
-    Ok(Arc::new(list_array(
+    Ok(state_array(offsets, ms, ws, as_, ts))
+}
+
+/// The partial-result list array of these offsets and entry columns.
+fn state_array(
+    offsets: Vec<i32>,
+    ms: Vec<u64>,
+    ws: Vec<f64>,
+    as_: Vec<f32>,
+    ts: Vec<i64>,
+) -> ArrayRef {
+    Arc::new(list_array(
         state_fields(),
         vec![
             Arc::new(UInt64Array::from(ms)) as ArrayRef,
@@ -333,7 +363,7 @@ fn state_lists(groups: Vec<Vec<Entry>>) -> Result<ArrayRef> {
             Arc::new(Int64Array::from(ts)),
         ],
         offsets,
-    )))
+    ))
 }
 
 /// The result: each group's two lists.
@@ -425,9 +455,9 @@ impl GroupsAccumulator for Lists {
         total_num_groups: usize,
     ) -> Result<()> {
         self.users.resize_with(total_num_groups, Vec::new);
-        let partial = values[0].as_list::<i32>();
+        let partial = Partial::of(values)?;
         for (r, &g) in group_indices.iter().enumerate() {
-            for e in state_row(partial, r)? {
+            for e in partial.row(r)? {
                 self.add(g, e);
             }
         }
@@ -439,11 +469,30 @@ impl GroupsAccumulator for Lists {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
+        // Each row becomes a list of its one entry (none where it is null
+        // or filtered out), written straight into the arrays: DataFusion
+        // takes this path for every row once the partial grouping stops
+        // paying (a user's events spread over many batches).
         let inputs = Inputs::of(values)?;
-        let rows = (0..inputs.m.len())
-            .map(|r| Ok(inputs.entry(r, opt_filter)?.into_iter().collect()))
-            .collect::<Result<Vec<Vec<Entry>>>>()?;
-        Ok(vec![state_lists(rows)?])
+        let rows = inputs.m.len();
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i32);
+        let (mut ms, mut ws, mut as_, mut ts) = (
+            Vec::with_capacity(rows),
+            Vec::with_capacity(rows),
+            Vec::with_capacity(rows),
+            Vec::with_capacity(rows),
+        );
+        for r in 0..rows {
+            if let Some(e) = inputs.entry(r, opt_filter)? {
+                ms.push(u64::from(e.m));
+                ws.push(e.w);
+                as_.push(e.a);
+                ts.push(e.t);
+            }
+            offsets.push(offset(ms.len())?);
+        }
+        Ok(vec![state_array(offsets, ms, ws, as_, ts)])
     }
 
     fn size(&self) -> usize {
@@ -493,6 +542,8 @@ impl Accumulator for One {
 mod tests {
     use super::*;
     use crate::runtime::block_on;
+    use datafusion::arrow::array::{RecordBatch, UInt32Array};
+    use datafusion::arrow::datatypes::UInt32Type;
     use datafusion::logical_expr::AggregateUDF;
     use datafusion::prelude::SessionContext;
 
@@ -504,22 +555,74 @@ mod tests {
         per_user: i64,
         partitions: usize,
     ) -> Vec<(u32, Vec<(u64, f32)>, Vec<(u64, f32)>)> {
-        let ctx = SessionContext::new_with_config(
-            datafusion::prelude::SessionConfig::new().with_target_partitions(partitions),
-        );
+        lists_with(rows, per_user, partitions, false)
+    }
+
+    /// [`lists`], where `skip` has every partial grouping pass its rows on
+    /// as partial results of one entry ([`GroupsAccumulator::convert_to_state`]),
+    /// as DataFusion does once the partial grouping stops paying; the
+    /// query's metrics must show it did.
+    #[allow(clippy::type_complexity)]
+    fn lists_with(
+        rows: &[(u32, u64, f64, f32, i64)],
+        per_user: i64,
+        partitions: usize,
+        skip: bool,
+    ) -> Vec<(u32, Vec<(u64, f32)>, Vec<(u64, f32)>)> {
+        let mut config =
+            datafusion::prelude::SessionConfig::new().with_target_partitions(partitions);
+        if skip {
+            let execution = &mut config.options_mut().execution;
+            execution.skip_partial_aggregation_probe_rows_threshold = 0;
+            execution.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+        }
+        let ctx = SessionContext::new_with_config(config);
         ctx.register_udaf(AggregateUDF::from(UserItems::new()));
-        let values = rows
-            .iter()
-            .map(|(u, m, w, a, t)| format!("({u}, {m}, {w:?}, {a:?}, {t})"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        // Four rows a batch, the batches dealt to the partitions in turn,
+        // so that a partial grouping sees several batches and may stop
+        // grouping after the first.
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+            Field::new("u", DataType::UInt32, false),
+            Field::new("m", DataType::UInt64, false),
+            Field::new("w", DataType::Float64, false),
+            Field::new("a", DataType::Float32, false),
+            Field::new("t", DataType::Int64, false),
+        ]));
+        let batch = |chunk: &[(u32, u64, f64, f32, i64)]| {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(UInt32Array::from_iter_values(chunk.iter().map(|r| r.0))),
+                Arc::new(UInt64Array::from_iter_values(chunk.iter().map(|r| r.1))),
+                Arc::new(Float64Array::from_iter_values(chunk.iter().map(|r| r.2))),
+                Arc::new(Float32Array::from_iter_values(chunk.iter().map(|r| r.3))),
+                Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.4))),
+            ];
+            RecordBatch::try_new(schema.clone(), columns).unwrap()
+        };
+        let mut parts = vec![Vec::new(); partitions];
+        for (n, chunk) in rows.chunks(4).enumerate() {
+            parts[n % partitions].push(batch(chunk));
+        }
+        let table = datafusion::datasource::MemTable::try_new(schema.clone(), parts).unwrap();
+        ctx.register_table("e", Arc::new(table)).unwrap();
         let sql = format!(
             "SELECT u, l['als'] AS als, l['kept'] AS kept FROM (
-                 SELECT u, {USER_ITEMS}(CAST(m AS BIGINT UNSIGNED), CAST(w AS DOUBLE), CAST(a AS REAL), CAST(t AS BIGINT), {per_user}) AS l
-                 FROM (VALUES {values}) AS e(u, m, w, a, t) GROUP BY u)
+                 SELECT u, {USER_ITEMS}(m, w, a, t, {per_user}) AS l FROM e GROUP BY u)
              ORDER BY u"
         );
-        let batches = block_on(async { ctx.sql(&sql).await?.collect().await }).unwrap();
+        let (batches, plan) = block_on(async {
+            let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
+            let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await?;
+            Ok::<_, datafusion::error::DataFusionError>((batches, plan))
+        })
+        .unwrap();
+        let metrics = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+            plan.as_ref(),
+        )
+        .indent(true)
+        .to_string();
+        let skipped = metrics.contains("skipped_aggregation_rows=")
+            && !metrics.contains("skipped_aggregation_rows=0");
+        assert_eq!(skipped, skip, "{metrics}");
         let pairs = |l: &ListArray, r: usize| -> Vec<(u64, f32)> {
             let s = l.value(r);
             let s = s.as_struct();
@@ -531,10 +634,10 @@ mod tests {
         };
         let mut out = Vec::new();
         for b in batches {
-            let u = b.column(0).as_primitive::<Int64Type>();
+            let u = b.column(0).as_primitive::<UInt32Type>();
             let (als, kept) = (b.column(1).as_list::<i32>(), b.column(2).as_list::<i32>());
             for r in 0..b.num_rows() {
-                out.push((u.value(r) as u32, pairs(als, r), pairs(kept, r)));
+                out.push((u.value(r), pairs(als, r), pairs(kept, r)));
             }
         }
         out
@@ -555,8 +658,8 @@ mod tests {
         ];
         // Enough repeats of one item to fold a vector several times.
         rows.extend((0..50).map(|t| (2, 4, 1.0, 0.0625, 100 + t)));
-        for partitions in [1, 3] {
-            let out = lists(&rows, 3, partitions);
+        for (partitions, skip) in [(1, false), (3, false), (3, true)] {
+            let out = lists_with(&rows, 3, partitions, skip);
             assert_eq!(
                 out,
                 vec![
@@ -568,7 +671,7 @@ mod tests {
                     ),
                     (2, vec![(3, 0.5), (4, 50.0)], vec![(3, 0.5), (4, 0.0625)]),
                 ],
-                "{partitions} partitions"
+                "{partitions} partitions, partial grouping skipped: {skip}"
             );
         }
         // A cut of 2 drops item 7 (time 30, smaller than 9); a cut of 0

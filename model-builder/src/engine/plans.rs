@@ -53,10 +53,35 @@ pub struct Session {
     numbered: std::sync::OnceLock<Numbered>,
     /// Whether `events` is Parquet, whose files' footers count its rows.
     parquet: bool,
-    /// Bytes of item pairs one neighbours query may rank
-    /// ([`Session::neighbours`]): the memory limit, or
-    /// [`DEFAULT_PAIR_BYTES`] without one.
-    pair_bytes: usize,
+    /// What one pass of the neighbours ([`Session::neighbours`]) or of
+    /// the users' lists ([`Session::user_lists`]) may hold.
+    pass_memory: PassMemory,
+}
+
+/// What one pass may hold.
+#[derive(Clone, Copy, Debug)]
+enum PassMemory {
+    /// Under an embedded engine's memory limit: the limit less what the
+    /// process holds as the pass is sized (never less than a quarter of
+    /// the limit), so that the builder's own rows, which grow with the
+    /// log, come out of the passes and not on top of them.
+    Limit(usize),
+    /// A set number of bytes (`--pass-memory`, or [`DEFAULT_PAIR_BYTES`]
+    /// on a cluster, whose executors hold the passes).
+    Fixed(usize),
+}
+
+impl PassMemory {
+    fn bytes(self) -> usize {
+        match self {
+            PassMemory::Fixed(bytes) => bytes.max(1),
+            PassMemory::Limit(limit) => {
+                let held = super::memory::rss().unwrap_or(0);
+                let held = usize::try_from(held).unwrap_or(usize::MAX);
+                limit.saturating_sub(held).max(limit / 4).max(1)
+            }
+        }
+    }
 }
 
 /// The bytes of item pairs one neighbours query ranks where the engine has
@@ -89,6 +114,9 @@ struct Numbered {
     _folder: SharedFolder,
     /// The items' ids, by number.
     items: Vec<String>,
+    /// The rows of `nr_events` and of `nr_users`.
+    events: u64,
+    users: u64,
 }
 
 /// The code of a cart or a purchase in `nr_events`, as SQL.
@@ -337,12 +365,12 @@ impl Session {
             shared_dir: std::env::temp_dir(),
             numbered: std::sync::OnceLock::new(),
             parquet,
-            pair_bytes: match engine {
+            pass_memory: match engine {
                 super::Engine::Embedded {
                     memory_limit: Some(limit),
                     ..
-                } => *limit,
-                _ => DEFAULT_PAIR_BYTES,
+                } => PassMemory::Limit(*limit),
+                _ => PassMemory::Fixed(DEFAULT_PAIR_BYTES),
             },
         })
     }
@@ -361,7 +389,7 @@ impl Session {
     /// Ranks at most `bytes` of item pairs per neighbours query (default:
     /// the memory limit): fewer bytes, more passes over the users' items.
     pub fn with_pair_bytes(mut self, bytes: usize) -> Session {
-        self.pair_bytes = bytes.max(1);
+        self.pass_memory = PassMemory::Fixed(bytes);
         self
     }
 
@@ -569,26 +597,26 @@ impl Session {
             return Ok(None);
         }
         self.numbered()?;
-        let count = |table: &str| -> Result<u64> {
-            let mut n = None;
-            self.for_each_batch(
-                &format!("SELECT COUNT(*) FROM {table}"),
-                &format!("the rows of {table}"),
-                |b| {
-                    let c = b.column(0).as_primitive::<Int64Type>();
-                    if b.num_rows() > 0 {
-                        n = Some(c.value(0));
-                    }
-                    Ok(())
-                },
-            )?;
-            let n = n.with_context(|| format!("the engine did not count the rows of {table}"))?;
-            u64::try_from(n).with_context(|| format!("the engine counted {n} rows of {table}"))
-        };
-        let (rows, kept) = (count("events_raw")?, count("nr_events")?);
+        let kept = self.numbered()?.events;
+        let rows = self.count_rows("events_raw", "the rows of events_raw")?;
         rows.checked_sub(kept)
             .map(Some)
             .with_context(|| format!("the engine kept {kept} events of a log of {rows} rows"))
+    }
+
+    /// The rows of `table` (of Parquet files without a filter: from their
+    /// footers).
+    fn count_rows(&self, table: &str, what: &str) -> Result<u64> {
+        let mut n = None;
+        self.for_each_batch(&format!("SELECT COUNT(*) FROM {table}"), what, |b| {
+            let c = b.column(0).as_primitive::<Int64Type>();
+            if b.num_rows() > 0 {
+                n = Some(c.value(0));
+            }
+            Ok(())
+        })?;
+        let n = n.with_context(|| format!("the engine did not count the rows of {table}"))?;
+        u64::try_from(n).with_context(|| format!("the engine counted {n} rows of {table}"))
     }
 
     /// The numbered events ([`Numbered`]), written on first use.
@@ -630,9 +658,13 @@ impl Session {
                 "the numbered events",
             )
         })?;
+        let events = self.count_rows("nr_events", "the rows of nr_events")?;
+        let users = self.count_rows("nr_users", "the rows of nr_users")?;
         Ok(self.numbered.get_or_init(|| Numbered {
             _folder: folder,
             items,
+            events,
+            users,
         }))
     }
 
@@ -794,31 +826,48 @@ impl Session {
             "the users' item numbers",
         )?)?;
         let (weight, span) = (weight_sql(o), o.cooc_half_life_days * DAY as f64);
-        let rows = self.with_hash_joins(|| {
-            self.shared_table(
-                "users",
-                &format!(
+        // Past half the pass budget, the users are listed in passes, each
+        // over the users whose number is `pass` modulo the passes: one
+        // grouping of every user spilled its lists to disk at 100 M events
+        // and held as much again outside the pool while it did.
+        let listed = self.count_rows(
+            &format!("(SELECT 1 FROM nr_events WHERE ts < {cutoff} {only})"),
+            "the events to list",
+        )?;
+        let passes = list_passes(listed, self.pass_memory.bytes(), self.numbered()?.users);
+        let parts: Vec<(String, String)> = (0..passes)
+            .map(|pass| {
+                let (users, what) = if passes == 1 {
+                    (String::new(), "each user's items".to_string())
+                } else {
+                    (
+                        format!("AND u % {passes} = {pass}"),
+                        format!("each user's items, pass {} of {passes}", pass + 1),
+                    )
+                };
+                let select = format!(
                     "WITH {ids}
                      SELECT l['als'] AS als, l['kept'] AS kept FROM (
                          SELECT {USER_ITEMS}(
                                     ids.m, {weight},
                                     CAST({weight} * power(2.0, CAST(ts - {cutoff} AS DOUBLE) / {span}) AS REAL),
                                     ts, {per_user}) AS l
-                         FROM ids JOIN (SELECT u, g, ts, e FROM nr_events WHERE ts < {cutoff} {only}) ev
+                         FROM ids JOIN (SELECT u, g, ts, e FROM nr_events WHERE ts < {cutoff} {only} {users}) ev
                          ON ev.g = ids.g
                          GROUP BY ev.u)",
                     per_user = o.max_items_per_user,
-                ),
-                "each user's items",
-            )
-        })?;
+                );
+                (select, what)
+            })
+            .collect();
+        let rows = self.with_hash_joins(|| self.shared_table("users", &parts))?;
         Ok(UserLists { rows, items })
     }
 
     /// Runs `select` once and keeps its rows on the engine as a table
     /// under the shared folder (`kind` names the folder), which every
     /// executor reads.
-    fn shared_table(&self, kind: &str, select: &str, what: &str) -> Result<SharedTable<'_>> {
+    fn shared_table(&self, kind: &str, parts: &[(String, String)]) -> Result<SharedTable<'_>> {
         let nonce = SHARED_TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let table = SharedTable {
             session: self,
@@ -829,31 +878,45 @@ impl Session {
                 unix_ms()
             )),
         };
-        self.write_table(&table.table, &table.dir.join("rows"), select, what)?;
+        self.write_table_in_parts(&table.table, &table.dir.join("rows"), parts)?;
         Ok(table)
     }
 
     /// Writes `select`'s rows as Parquet files in the folder `at` and
     /// registers them as `table`.
     fn write_table(&self, table: &str, at: &Path, select: &str, what: &str) -> Result<()> {
+        self.write_table_in_parts(table, at, &[(select.to_string(), what.to_string())])
+    }
+
+    /// [`Session::write_table`] for a table written in parts: each
+    /// `(select, what)` adds its rows' files to the folder `at`.
+    fn write_table_in_parts(
+        &self,
+        table: &str,
+        at: &Path,
+        parts: &[(String, String)],
+    ) -> Result<()> {
         let location = format!(
             "{}/",
             at.to_str()
                 .with_context(|| format!("{}: the path is not UTF-8", at.display()))?
         );
-        self.for_each_batch(
-            &format!(
-                "COPY ({select}) TO '{quoted}' STORED AS PARQUET",
-                quoted = location.replace('\'', "''"),
-            ),
-            &format!("{what} (written to the shared folder)"),
-            |_| Ok(()),
-        )?;
+        let quoted = location.replace('\'', "''");
+        for (select, what) in parts {
+            self.for_each_batch(
+                &format!("COPY ({select}) TO '{quoted}' STORED AS PARQUET"),
+                &format!("{what} (written to the shared folder)"),
+                |_| Ok(()),
+            )?;
+        }
         block_on(
             self.ctx
                 .register_parquet(table, &location, ParquetReadOptions::default()),
         )
-        .with_context(|| format!("cannot read back {what} from {location}"))?;
+        .with_context(|| {
+            let what = parts.first().map_or("a table", |(_, what)| what.as_str());
+            format!("cannot read back {what} from {location}")
+        })?;
         Ok(())
     }
 
@@ -1004,7 +1067,7 @@ impl Session {
             .to_str()
             .with_context(|| format!("{}: the path is not UTF-8", totals.0.display()))?
             .replace('\'', "''");
-        let passes = passes(pairs, self.pair_bytes, names.len());
+        let passes = passes(pairs, self.pass_memory.bytes(), names.len());
         let mut out: HashMap<String, Vec<(String, f32)>> = HashMap::new();
         for pass in 0..passes {
             let sql = format!(
@@ -1054,6 +1117,23 @@ fn passes(pairs: u64, bytes: usize, items: usize) -> u64 {
     let need = pairs.saturating_mul(BYTES_PER_PAIR as u64);
     need.div_ceil(bytes.max(1) as u64).min(items as u64).max(1)
 }
+
+/// How many passes list the users' items ([`Session::user_lists`]) of a
+/// log of `events` numbered events when a pass may take `bytes`: each
+/// holds at most half of `bytes` in lists, the other half being for the
+/// lists as they are written; never more passes than `users`.
+fn list_passes(events: u64, bytes: usize, users: u64) -> u64 {
+    let need = events.saturating_mul(BYTES_PER_LISTED_EVENT as u64);
+    need.div_ceil((bytes / 2).max(1) as u64).min(users).max(1)
+}
+
+/// What one event costs the grouping that lists the users' items, for the
+/// count of passes: its entry (24 bytes) in the partial lists of the
+/// partition that met it and in the final ones, each vector up to twice
+/// full, and the users' hash tables. Measured on the synthetic Parquet
+/// logs under `--memory-limit 4GB`: at 10 M events, one grouping of every
+/// user peaked at 1.2 GB of the pool (about 120 bytes an event).
+const BYTES_PER_LISTED_EVENT: usize = 100;
 
 /// The event weight of a row of `nr_events`, as SQL.
 fn weight_sql(o: &BuildOptions) -> String {
@@ -1350,11 +1430,24 @@ mod tests {
                 .unwrap()
                 .with_pair_bytes(1),
         );
+        // 120 KB a pass: the 3,000 events' lists in 5 passes, the pairs in
+        // more than one.
+        let few = neighbours(
+            Session::new(&engine, &dir, None)
+                .unwrap()
+                .with_pair_bytes(120_000),
+        );
         assert!(
             one.len() > 30 && one.iter().all(|(_, l)| l.len() == 10),
             "{one:?}"
         );
         assert_eq!(one, many);
+        assert_eq!(one, few);
+        assert_eq!(list_passes(3000, 120_000, 150), 5);
+        assert_eq!(list_passes(3000, 1, 150), 150);
+        assert_eq!(list_passes(10_000_000, 4_000_000_000, 1_000_000), 1);
+        assert_eq!(list_passes(100_000_000, 4_000_000_000, 10_000_000), 5);
+        assert_eq!(list_passes(0, 1, 0), 1);
         assert_eq!(passes(1000, 32_000, 50), 1);
         assert_eq!(passes(1000, 3_200, 50), 10);
         assert_eq!(passes(1000, 1, 50), 50);
