@@ -201,6 +201,34 @@ fn parquet_partitions_and_the_embedded_engine_build_the_csv_blob() {
         names.contains(PASSES) && !names.contains(PASSES_ONE_MORE),
         "{PASS_MEMORY} of pairs: {PASSES}"
     );
+    assert!(
+        !names.contains("each user's items, pass"),
+        "{PASS_MEMORY} lists the users in one pass"
+    );
+    // A budget small enough that each user's items are listed in passes
+    // too (about 100 bytes an event in half of it): the same blob.
+    let lists = out.join("lists.jsonl");
+    assert_eq!(
+        build(
+            &parquet,
+            day,
+            &out.join("embedded-list-passes"),
+            &[
+                "--engine",
+                "embedded",
+                "--pass-memory",
+                "2MB",
+                "--query-log",
+                lists.to_str().unwrap()
+            ]
+        ),
+        from_csv
+    );
+    let names = std::fs::read_to_string(&lists).unwrap();
+    assert!(
+        names.contains("each user's items, pass 2 of"),
+        "2MB lists the users in passes"
+    );
     let said = build_fails(&csv, day, &out.join("x"), &["--pass-memory", "1GB"]);
     assert!(
         said.contains("--pass-memory go with --engine embedded"),
