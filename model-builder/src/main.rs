@@ -129,7 +129,7 @@ impl EngineArgs {
             }
             if let Some(memory) = &self.pass_memory {
                 let bytes = parse_bytes(memory).context("--pass-memory")?;
-                session = session.with_pair_bytes(bytes);
+                session = session.with_pass_bytes(bytes);
             }
             Ok(EngineRun {
                 session: Some(session),

@@ -66,7 +66,7 @@ enum PassMemory {
     /// the limit), so that the builder's own rows, which grow with the
     /// log, come out of the passes and not on top of them.
     Limit(usize),
-    /// A set number of bytes (`--pass-memory`, or [`DEFAULT_PAIR_BYTES`]
+    /// A set number of bytes (`--pass-memory`, or [`DEFAULT_PASS_BYTES`]
     /// on a cluster, whose executors hold the passes).
     Fixed(usize),
 }
@@ -84,9 +84,9 @@ impl PassMemory {
     }
 }
 
-/// The bytes of item pairs one neighbours query ranks where the engine has
-/// no memory limit (a cluster's executors have their own).
-pub const DEFAULT_PAIR_BYTES: usize = 4 << 30;
+/// What one pass may hold where the engine has no memory limit (a
+/// cluster's executors have their own).
+pub const DEFAULT_PASS_BYTES: usize = 4 << 30;
 
 /// What one directed pair of a user's items costs a neighbours query, for
 /// the count of passes. A distinct pair is 16 bytes (its partner and summed
@@ -370,7 +370,7 @@ impl Session {
                     memory_limit: Some(limit),
                     ..
                 } => PassMemory::Limit(*limit),
-                _ => PassMemory::Fixed(DEFAULT_PAIR_BYTES),
+                _ => PassMemory::Fixed(DEFAULT_PASS_BYTES),
             },
         })
     }
@@ -386,9 +386,10 @@ impl Session {
         Ok(self)
     }
 
-    /// Ranks at most `bytes` of item pairs per neighbours query (default:
-    /// the memory limit): fewer bytes, more passes over the users' items.
-    pub fn with_pair_bytes(mut self, bytes: usize) -> Session {
+    /// Lets one pass of the neighbours or of the users' lists hold `bytes`
+    /// (`--pass-memory`; default: the memory limit less what the process
+    /// holds): fewer bytes, more passes.
+    pub fn with_pass_bytes(mut self, bytes: usize) -> Session {
         self.pass_memory = PassMemory::Fixed(bytes);
         self
     }
@@ -596,7 +597,6 @@ impl Session {
         if !self.parquet {
             return Ok(None);
         }
-        self.numbered()?;
         let kept = self.numbered()?.events;
         let rows = self.count_rows("events_raw", "the rows of events_raw")?;
         rows.checked_sub(kept)
@@ -864,9 +864,9 @@ impl Session {
         Ok(UserLists { rows, items })
     }
 
-    /// Runs `select` once and keeps its rows on the engine as a table
-    /// under the shared folder (`kind` names the folder), which every
-    /// executor reads.
+    /// Runs each `(select, what)` of `parts` once and keeps their rows on
+    /// the engine as one table under the shared folder (`kind` names the
+    /// folder), which every executor reads.
     fn shared_table(&self, kind: &str, parts: &[(String, String)]) -> Result<SharedTable<'_>> {
         let nonce = SHARED_TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let table = SharedTable {
@@ -1132,7 +1132,8 @@ fn list_passes(events: u64, bytes: usize, users: u64) -> u64 {
 /// partition that met it and in the final ones, each vector up to twice
 /// full, and the users' hash tables. Measured on the synthetic Parquet
 /// logs under `--memory-limit 4GB`: at 10 M events, one grouping of every
-/// user peaked at 1.2 GB of the pool (about 120 bytes an event).
+/// user peaked at 1.2 GB of the pool (about 120 bytes an event); at 100 M,
+/// each of 6 passes over about 16.7 M events at 1.05 GB (about 63).
 const BYTES_PER_LISTED_EVENT: usize = 100;
 
 /// The event weight of a row of `nr_events`, as SQL.
@@ -1428,14 +1429,13 @@ mod tests {
         let many = neighbours(
             Session::new(&engine, &dir, None)
                 .unwrap()
-                .with_pair_bytes(1),
+                .with_pass_bytes(1),
         );
-        // 120 KB a pass: the 3,000 events' lists in 5 passes, the pairs in
-        // more than one.
+        // 120 KB a pass: the 3,000 events' lists in 5 passes.
         let few = neighbours(
             Session::new(&engine, &dir, None)
                 .unwrap()
-                .with_pair_bytes(120_000),
+                .with_pass_bytes(120_000),
         );
         assert!(
             one.len() > 30 && one.iter().all(|(_, l)| l.len() == 10),
