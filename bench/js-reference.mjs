@@ -8,6 +8,7 @@ const SECTION = { items: 1, categories: 2, neighbours: 3, ranker: 4, factors: 5 
 const FEATURES = [
   "own_recency", "own_weight", "own_intent", "own_session", "similarity", "similarity_session",
   "category_count", "category_share", "category_session", "popularity", "trend", "factor",
+  "own_weight_session",
 ];
 const NF = FEATURES.length;
 const NONE = 0xffffffff;
@@ -169,6 +170,7 @@ export function makeRanker(model) {
         f[o + 1] += ew * d;
         if (e !== 0) f[o + 2] += d;
         if (age <= sessionS) f[o + 3] += 1;
+        f[o + 12] += ew * decay(age, p.session);
       }
       if (item < n) {
         if (srcW[3 * item] === 0 && srcW[3 * item + 1] === 0 && srcW[3 * item + 2] === 0) touched.push(item);

@@ -10,7 +10,7 @@ use crate::wire::StringTable;
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The number of features per candidate.
-pub const NUM_FEATURES: usize = 17;
+pub const NUM_FEATURES: usize = 18;
 
 /// Feature names, in feature order. The blob stores the ranker's weights by
 /// name, so a feature added later leaves older blobs readable (their weight
@@ -33,6 +33,7 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "brand_affinity",
     "price_fit",
     "restock",
+    "own_weight_session",
 ];
 
 /// `1 / (1 + hours since the user's latest signal on this very item)`; 0 if none.
@@ -77,6 +78,10 @@ pub const F_PRICE_FIT: usize = 15;
 /// is due to again (80% of its typical interval has passed), -1 while still
 /// stocked (under 60%) or for a durable category already bought; else 0.
 pub const F_RESTOCK: usize = 16;
+/// [`F_OWN_WEIGHT`] with the session half-life: how hard the user is
+/// looking at this very item right now. With the long half-life beside it,
+/// the ranker learns how fast interest in a viewed item fades.
+pub const F_OWN_WEIGHT_SESSION: usize = 17;
 
 /// The ranker's parameters: how signals decay and weigh, and one weight per feature.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,16 +162,26 @@ impl RankerSection {
     }
 }
 
+/// The features every reader of format version 4 knows. A ranker section
+/// always names these; a feature added later is named only when it weighs
+/// something, so a blob that does not use it stays byte for byte what an
+/// older builder wrote, and readable by an older module.
+pub const FEATURES_OF_VERSION_4: usize = 17;
+
 impl From<&RankerParams> for RankerSection {
     fn from(p: &RankerParams) -> Self {
+        let kept: Vec<usize> = (0..NUM_FEATURES)
+            .filter(|&k| k < FEATURES_OF_VERSION_4 || p.weights[k] != 0.0)
+            .collect();
+        let names: Vec<&str> = kept.iter().map(|&k| FEATURE_NAMES[k]).collect();
         RankerSection {
             event_weights: p.event_weights.clone(),
             half_life_own_h: p.half_life_own_h,
             half_life_sim_h: p.half_life_sim_h,
             half_life_cat_h: p.half_life_cat_h,
             session_h: p.session_h,
-            features: StringTable::from_strings(&FEATURE_NAMES),
-            weights: p.weights.clone(),
+            features: StringTable::from_strings(&names),
+            weights: kept.iter().map(|&k| p.weights[k]).collect(),
         }
     }
 }
@@ -328,5 +343,26 @@ impl RankerParams {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_feature_is_named_only_when_it_weighs() {
+        let mut p = RankerParams::preset(RankerKind::Hybrid);
+        let section = RankerSection::from(&p);
+        assert_eq!(section.features.len(), FEATURES_OF_VERSION_4);
+        assert_eq!(section.params().unwrap(), p);
+        p.weights[F_OWN_WEIGHT_SESSION] = 0.25;
+        let section = RankerSection::from(&p);
+        assert_eq!(section.features.len(), NUM_FEATURES);
+        assert_eq!(
+            section.features.get(section.features.len() - 1),
+            "own_weight_session"
+        );
+        assert_eq!(section.params().unwrap(), p);
     }
 }

@@ -9,8 +9,9 @@
 use crate::model::{Model, NO_CATEGORY};
 use crate::params::{
     RankerParams, F_BRAND_AFFINITY, F_CATEGORY_COUNT, F_CATEGORY_SESSION, F_CATEGORY_SHARE,
-    F_FACTOR, F_GENDER_FIT, F_OWN_INTENT, F_OWN_RECENCY, F_OWN_SESSION, F_OWN_WEIGHT, F_POPULARITY,
-    F_PRICE_FIT, F_RESTOCK, F_SIMILARITY, F_SIMILARITY_SESSION, F_STAGE_FIT, F_TREND, NUM_FEATURES,
+    F_FACTOR, F_GENDER_FIT, F_OWN_INTENT, F_OWN_RECENCY, F_OWN_SESSION, F_OWN_WEIGHT,
+    F_OWN_WEIGHT_SESSION, F_POPULARITY, F_PRICE_FIT, F_RESTOCK, F_SIMILARITY, F_SIMILARITY_SESSION,
+    F_STAGE_FIT, F_TREND, NUM_FEATURES,
 };
 use crate::rank::{Ranking, Reason};
 use crate::signals::{Event, Signals};
@@ -256,6 +257,7 @@ fn read_signals(
             if age <= session_s {
                 f[F_OWN_SESSION] += 1.0;
             }
+            f[F_OWN_WEIGHT_SESSION] += ew * decay(age, params.session_h);
             let own = &mut s.own_event[pos as usize];
             if *own == u8::MAX || *own < event as u8 {
                 *own = event as u8;
@@ -620,7 +622,11 @@ pub fn rerank(
 fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 9] {
     let c = |k: usize| w[k] * f[k];
     [
-        c(F_OWN_RECENCY) + c(F_OWN_WEIGHT) + c(F_OWN_INTENT) + c(F_OWN_SESSION),
+        c(F_OWN_RECENCY)
+            + c(F_OWN_WEIGHT)
+            + c(F_OWN_INTENT)
+            + c(F_OWN_SESSION)
+            + c(F_OWN_WEIGHT_SESSION),
         c(F_SIMILARITY) + c(F_SIMILARITY_SESSION),
         c(F_CATEGORY_COUNT) + c(F_CATEGORY_SHARE) + c(F_CATEGORY_SESSION),
         c(F_POPULARITY) + c(F_TREND),

@@ -215,6 +215,43 @@ fn non_finite_now_is_an_error() {
     assert_eq!(r, Err(nestrank::RerankError::BadNow));
 }
 
+/// The own-item weight at the session half-life (1 h by default) halves
+/// with each half-life, beside the one at the own-item half-life (24 h);
+/// a ranker that weighs it puts a view of a minute ago above two views
+/// of two hours ago, which the long half-life alone ranks the other way.
+#[test]
+fn the_session_own_weight_fades_at_the_session_half_life() {
+    use nestrank::rank::{F_OWN_WEIGHT, F_OWN_WEIGHT_SESSION, NUM_FEATURES};
+    let mut parts = nestrank::testing::tiny_model();
+    parts.ranker.weights = vec![0.0; NUM_FEATURES];
+    parts.ranker.weights[F_OWN_WEIGHT] = 1.0;
+    let long_only = Model::from_parts(parts.clone()).unwrap();
+    parts.ranker.weights[F_OWN_WEIGHT_SESSION] = 4.0;
+    let both = Model::from_parts(parts).unwrap();
+    let mut scratch = Scratch::new();
+    let now = 100_000.0;
+    // a: viewed a minute ago; b: viewed twice two hours ago.
+    let (items, events, ts) = (
+        [0u32, 1, 1],
+        [0u8; 3],
+        [now - 60.0, now - 7_200.0, now - 7_200.0],
+    );
+    let sig = Signals::new(&items, &events, &ts).unwrap();
+    let rank = |model: &Model, scratch: &mut Scratch| {
+        rerank(model, model.ranker(), scratch, &[0, 1], sig, now, false)
+            .unwrap()
+            .order
+    };
+    assert_eq!(rank(&long_only, &mut scratch), [1, 0]);
+    let f = scratch.features();
+    let (a, b) = (f[0][F_OWN_WEIGHT_SESSION], f[1][F_OWN_WEIGHT_SESSION]);
+    // Two views two half-lives old: 2 x 1/4 of a view's weight.
+    let view = a / nestrank::numeric::pow2_neg(60.0 / 3_600.0);
+    assert!((b - view / 2.0).abs() < 1e-5 * view, "{a} {b}");
+    assert!(f[1][F_OWN_WEIGHT] > f[0][F_OWN_WEIGHT]);
+    assert_eq!(rank(&both, &mut scratch), [0, 1]);
+}
+
 #[test]
 fn signals_lift_own_and_neighbour_items() {
     let model = Model::from_parts(nestrank::testing::tiny_model()).unwrap();

@@ -199,8 +199,8 @@ fn replay_on_the_taobao_sample() {
     assert!((get("als", "ndcg10") - 0.1298).abs() < 0.01);
     let hybrid = get("hybrid", "ndcg10");
     // The committed thresholds: the README's figures less a small margin.
-    assert!(hybrid >= 0.41, "hybrid NDCG@10 fell to {hybrid}");
-    assert!(get("hybrid", "hr10") >= 0.56);
+    assert!(hybrid >= 0.44, "hybrid NDCG@10 fell to {hybrid}");
+    assert!(get("hybrid", "hr10") >= 0.565);
     // Above every other ranker, overall and on each evaluated day.
     for day in r["days"].as_array().unwrap() {
         for (name, m) in day["rankers"].as_object().unwrap() {
@@ -222,7 +222,7 @@ fn replay_on_the_taobao_sample() {
     assert_eq!(device["cases"], 1005);
     let category = device["rankers"]["category"]["ndcg10"].as_f64().unwrap();
     assert!((category - get("category", "ndcg10")).abs() > 1e-3);
-    assert!(device["rankers"]["hybrid"]["ndcg10"].as_f64().unwrap() >= 0.41);
+    assert!(device["rankers"]["hybrid"]["ndcg10"].as_f64().unwrap() >= 0.44);
 
     // Item-to-item, the next-item test (README figures less a margin):
     // `similar` beats both popularity baselines.
