@@ -8,7 +8,7 @@ const SECTION = { items: 1, categories: 2, neighbours: 3, ranker: 4, factors: 5 
 const FEATURES = [
   "own_recency", "own_weight", "own_intent", "own_session", "similarity", "similarity_session",
   "category_count", "category_share", "category_session", "popularity", "trend", "factor",
-  "own_weight_session",
+  "own_weight_session", "category_recency",
 ];
 const NF = FEATURES.length;
 const NONE = 0xffffffff;
@@ -114,6 +114,7 @@ export function makeRanker(model) {
   const srcW = new Float64Array(3 * n);
   const catCount = new Uint32Array(model.categories.length);
   const catW = new Float64Array(2 * model.categories.length);
+  const catSeen = new Float64Array(model.categories.length).fill(-Infinity);
   const decay = (age, hl) => Math.pow(2, -age / (hl * 3600));
   const dim = fa ? fa.dim : 0;
 
@@ -181,6 +182,7 @@ export function makeRanker(model) {
         if (c !== NONE) {
           if (catCount[c] === 0) cats.push(c);
           catCount[c]++;
+          catSeen[c] = Math.max(catSeen[c], ts);
           const w0 = ew * decay(age, p.hlCat), w1 = ew * decay(age, p.session);
           catW[2 * c] += w0; catW[2 * c + 1] += w1; tot0 += w0; tot1 += w1;
         }
@@ -217,6 +219,7 @@ export function makeRanker(model) {
             f[o + 6] = Math.log1p(catCount[c]);
             f[o + 7] = tot0 > 1.1754943508222875e-38 ? Math.min(1, catW[2 * c] / tot0) : 0;
             f[o + 8] = tot1 > 1.1754943508222875e-38 ? Math.min(1, catW[2 * c + 1] / tot1) : 0;
+            f[o + 13] = 1 / (1 + Math.max(0, now - catSeen[c]) / 3600);
           }
           f[o + 9] = model.pop[item];
           f[o + 10] = model.trendF[item];
@@ -232,7 +235,7 @@ export function makeRanker(model) {
       scores[k] = s;
     }
     for (let k = 0; k < m; k++) if (candidates[k] < n) posOf[candidates[k]] = NONE;
-    for (const c of cats) { catCount[c] = 0; catW[2 * c] = catW[2 * c + 1] = 0; }
+    for (const c of cats) { catCount[c] = 0; catW[2 * c] = catW[2 * c + 1] = 0; catSeen[c] = -Infinity; }
     const order = Uint32Array.from({ length: m }, (_, k) => k);
     return order.sort((a, b) => scores[b] - scores[a] || a - b);
   };

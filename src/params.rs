@@ -10,7 +10,7 @@ use crate::wire::StringTable;
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The number of features per candidate.
-pub const NUM_FEATURES: usize = 18;
+pub const NUM_FEATURES: usize = 19;
 
 /// Feature names, in feature order. The blob stores the ranker's weights by
 /// name, so a feature added later leaves older blobs readable (their weight
@@ -34,6 +34,7 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "price_fit",
     "restock",
     "own_weight_session",
+    "category_recency",
 ];
 
 /// `1 / (1 + hours since the user's latest signal on this very item)`; 0 if none.
@@ -82,6 +83,10 @@ pub const F_RESTOCK: usize = 16;
 /// looking at this very item right now. With the long half-life beside it,
 /// the ranker learns how fast interest in a viewed item fades.
 pub const F_OWN_WEIGHT_SESSION: usize = 17;
+/// `1 / (1 + hours since the user's latest signal in the candidate's
+/// category)`; 0 if none: what the user is shopping for right now, for
+/// the items of that category they have not touched yet.
+pub const F_CATEGORY_RECENCY: usize = 18;
 
 /// The ranker's parameters: how signals decay and weigh, and one weight per feature.
 #[derive(Debug, Clone, PartialEq)]
@@ -356,13 +361,17 @@ mod tests {
         let section = RankerSection::from(&p);
         assert_eq!(section.features.len(), FEATURES_OF_VERSION_4);
         assert_eq!(section.params().unwrap(), p);
-        p.weights[F_OWN_WEIGHT_SESSION] = 0.25;
+        p.weights[F_CATEGORY_RECENCY] = 0.25;
+        let section = RankerSection::from(&p);
+        assert_eq!(section.features.len(), FEATURES_OF_VERSION_4 + 1);
+        assert_eq!(
+            section.features.get(FEATURES_OF_VERSION_4),
+            "category_recency"
+        );
+        assert_eq!(section.params().unwrap(), p);
+        p.weights[F_OWN_WEIGHT_SESSION] = -0.5;
         let section = RankerSection::from(&p);
         assert_eq!(section.features.len(), NUM_FEATURES);
-        assert_eq!(
-            section.features.get(section.features.len() - 1),
-            "own_weight_session"
-        );
         assert_eq!(section.params().unwrap(), p);
     }
 }

