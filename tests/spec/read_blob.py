@@ -28,6 +28,7 @@ FEATURES = {
     "similarity_session", "category_count", "category_share",
     "category_session", "popularity", "trend", "factor", "stage_fit",
     "gender_fit", "brand_affinity", "price_fit", "restock",
+    "own_weight_session", "category_recency",
 }
 MODEL_SECTIONS = {1: "items", 2: "categories", 3: "neighbours", 4: "ranker",
                   5: "factors", 6: "family", 7: "rules", 8: "complements"}
