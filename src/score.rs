@@ -247,6 +247,12 @@ fn read_signals(
         }
         s.signals_used += 1;
         let age = (now - ts).max(0.0);
+        // The session and category decays, once a signal: several features
+        // read each.
+        let (d_session, d_cat) = (
+            decay(age, params.session_h),
+            decay(age, params.half_life_cat_h),
+        );
         let ew = params.event_weights[event as usize];
         let pos = s.position(n, item);
         if pos != NONE {
@@ -260,7 +266,7 @@ fn read_signals(
             if age <= session_s {
                 f[F_OWN_SESSION] += 1.0;
             }
-            f[F_OWN_WEIGHT_SESSION] += ew * decay(age, params.session_h);
+            f[F_OWN_WEIGHT_SESSION] += ew * d_session;
             let own = &mut s.own_event[pos as usize];
             if *own == u8::MAX || *own < event as u8 {
                 *own = event as u8;
@@ -271,7 +277,7 @@ fn read_signals(
         }
         let w = [
             ew * decay(age, params.half_life_sim_h),
-            ew * decay(age, params.session_h),
+            ew * d_session,
             fold_ew[event as usize],
         ];
         let src = &mut s.src_weight[item as usize];
@@ -289,17 +295,14 @@ fn read_signals(
             }
             s.cat_count[c] += 1;
             s.cat_seen[c] = s.cat_seen[c].max(ts);
-            let w = [
-                ew * decay(age, params.half_life_cat_h),
-                ew * decay(age, params.session_h),
-            ];
+            let w = [ew * d_cat, ew * d_session];
             for (k, &wk) in w.iter().enumerate() {
                 s.cat_weight[c][k] += wk;
                 t.cat[k] += wk;
             }
         }
         if let Some(price) = family.map(|f| f.price[item as usize]).filter(|&p| p > 0.0) {
-            let w = f64::from(ew * decay(age, params.half_life_cat_h));
+            let w = f64::from(ew * d_cat);
             t.log_price += w * f64::from(price).ln();
             t.price_weight += w;
         }
@@ -308,7 +311,7 @@ fn read_signals(
             *last = last.max(ts);
         }
         if let Some(b) = family.and_then(|f| f.brand_of(item)) {
-            let w = ew * decay(age, params.half_life_cat_h);
+            let w = ew * d_cat;
             if s.brand_weight[b as usize] == 0.0 {
                 s.brand_touched.push(b);
             }
