@@ -1174,9 +1174,11 @@ fn eval_stage(EvalStageArgs { data, json, rows }: EvalStageArgs) -> Result<()> {
             "{}",
             serde_json::json!({
                 "cases": r.cases,
+                "test_from": r.test_from,
                 "rankers": r.rankers,
                 "tuned": { "gamma": r.tuned_gamma, "prior": r.tuned_prior, "half_life_days": if r.tuned_half_life_days.is_finite() { serde_json::json!(r.tuned_half_life_days) } else { serde_json::Value::Null }, "kappa": r.tuned_kappa },
                 "lift_over_popular": r.lifts,
+                "rolling": r.rolling,
             })
         );
     } else {
@@ -1203,6 +1205,24 @@ fn eval_stage(EvalStageArgs { data, json, rows }: EvalStageArgs) -> Result<()> {
                 l.high,
                 l.confidence * 100.0,
                 l.resamples
+            );
+        }
+        println!("the same check at earlier dates (a build as of `from`, tested on the days before `to`):");
+        println!(
+            "{:<10} {:<10} {:>8} {:>6} {:>6} {:>8} {:>8} {:>7}",
+            "from", "to", "learned", "cases", "kappa", "popular", "shipped", "ratio"
+        );
+        for f in &r.rolling {
+            println!(
+                "{:<10} {:<10} {:>8} {:>6} {:>6} {:>8.4} {:>8.4} {:>6.3}x",
+                f.from,
+                f.to,
+                f.learned_from,
+                f.cases,
+                f.kappa,
+                f.popular,
+                f.shipped,
+                f.shipped / f.popular
             );
         }
     }

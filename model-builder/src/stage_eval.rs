@@ -56,7 +56,35 @@ pub struct StageEval {
     pub tuned_kappa: f64,
     /// `shipped` and `blend_bayes` over `popular`, with intervals.
     pub lifts: Vec<LiftInterval>,
+    /// The same check at earlier dates, all before the test: what a
+    /// nightly build on each would have shipped, scored on the days after.
+    pub rolling: Vec<RollingFold>,
 }
+
+/// One date of the rolling check: a build as of `from` (its κ chosen on
+/// its own validation days, as the nightly build chooses it), its stage
+/// fit ranked as the phone ranks, on the purchases in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RollingFold {
+    /// The build's date and the first day it is tested on (`YYYY-MM-DD`).
+    pub from: String,
+    /// The end of its test days, exclusive: the next build's date.
+    pub to: String,
+    /// Purchases by families with a known baby the build learned from.
+    pub learned_from: usize,
+    /// Its test purchases by families with a known baby.
+    pub cases: usize,
+    /// The κ the build chose.
+    pub kappa: f64,
+    /// `popular`'s NDCG@10 on them.
+    pub popular: f64,
+    /// `shipped`'s NDCG@10 on them.
+    pub shipped: f64,
+}
+
+/// The rolling check's build dates, in tenths of the training days: each
+/// is tested on the next tenth of them.
+pub const ROLLING_TENTHS: [usize; 5] = [5, 6, 7, 8, 9];
 
 /// Bootstrap resamples of the lift intervals.
 pub const RESAMPLES: usize = 2_000;
@@ -147,7 +175,18 @@ pub fn eval_stage(ds: &Dataset) -> anyhow::Result<StageEval> {
         .into_iter()
         .map(|r| lift_interval(r, &each[r], &each["popular"], RESAMPLES, 0.95))
         .collect();
+    let train_days: Vec<i64> = days.iter().copied().filter(|&d| d < split).collect();
+    let at = |tenths: usize| {
+        train_days
+            .get(train_days.len() * tenths / 10)
+            .map_or(cutoff, |d| d * DAY)
+    };
+    let rolling = ROLLING_TENTHS
+        .iter()
+        .map(|&k| rolling_fold(ds, at(k), at(k + 1)))
+        .collect();
     Ok(StageEval {
+        rolling,
         cases: cases.len(),
         rankers,
         test_from: nestrank::calendar::format_date(split as i32),
@@ -159,6 +198,31 @@ pub fn eval_stage(ds: &Dataset) -> anyhow::Result<StageEval> {
         tuned_kappa: kappa,
         lifts,
     })
+}
+
+/// A build as of `from`, as the nightly build makes it, scored on the
+/// purchases in `[from, to)` against `popular`.
+fn rolling_fold(ds: &Dataset, from: i64, to: i64) -> RollingFold {
+    let cases = stage_cases(ds, from, to);
+    let fit = AgeFit::estimate(ds, from);
+    let lift = StageLift::estimate(ds, &fit, from);
+    let bytes: Vec<[u8; crate::stage::BUCKETS]> =
+        lift.category.iter().map(|d| d.map(quantize_lift)).collect();
+    let count = category_counts(ds, from);
+    let n = ds.categories.len();
+    let (popular, _) = rank(&cases, n, |c, _| count[c]);
+    let (shipped, _) = rank(&cases, n, |c, b| {
+        (count[c] + 0.5) * f64::from(log2_lift(bytes[c][b])).exp2()
+    });
+    RollingFold {
+        from: nestrank::calendar::format_date(from.div_euclid(DAY) as i32),
+        to: nestrank::calendar::format_date(to.div_euclid(DAY) as i32),
+        learned_from: fit.purchases,
+        cases: cases.len(),
+        kappa: lift.kappa,
+        popular: popular.ndcg10,
+        shipped: shipped.ndcg10,
+    }
 }
 
 /// `mean(a) / mean(b)` over the cases, with a percentile bootstrap
