@@ -265,8 +265,15 @@ pub fn encode(signals: &[OwnedSignal], max_chars: Option<usize>) -> Result<Strin
             return Err(SignalsError::BadTime { index });
         }
     }
-    let mut order: Vec<usize> = (0..signals.len()).collect();
-    order.sort_by_key(|&i| signals[i].ts);
+    // Oldest first, ties in the given order (times are checked to fit 32
+    // bits above).
+    let mut keys: Vec<u64> = signals
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.ts as u64) << 32 | i as u64)
+        .collect();
+    crate::numeric::sort_u64(&mut keys);
+    let order: Vec<usize> = keys.iter().map(|&k| k as u32 as usize).collect();
     let keep_at_most = order.len().min(MAX_SIGNALS);
     let newest = |k: usize| &order[order.len() - k..];
     let text = encode_sorted(signals, newest(keep_at_most));

@@ -1,5 +1,12 @@
 //! The numeric kernels the scorer and the factors share: a deterministic
-//! dot product, a portable `2^(-x)`, and the one sort of scored lists.
+//! dot product, a portable `2^(-x)`, and the crate's sorts.
+//!
+//! The sorts: the standard library's are instantiated once per element type
+//! and comparison, and nine of them took 44 KB of the 337 KB wasm. Every
+//! sort in the crate is one of two here instead: [`sort_u64`], for keys
+//! packed into a `u64` (the scorer's, the rules', the signal codec's), and
+//! [`stable_order`], a merge sort through a comparison behind a reference,
+//! for the few cold sorts of strings and tuples.
 
 /// A dot product in eight independent lanes. A plain float sum is one long
 /// dependency chain (and the compiler may not reorder it); eight partial
@@ -54,17 +61,157 @@ pub fn pow2_neg(x: f64) -> f32 {
     f32::from_bits((127 - whole) << 23) * p
 }
 
-/// Sorts `order` (indices into `scores`) by score, highest first, stably.
-/// The one sort of scored lists in the crate: every caller shares this one
-/// instantiation, which keeps the wasm small.
+/// `x` as an unsigned key in [`f32::total_cmp`]'s order: `a.total_cmp(&b)`
+/// is `key(a).cmp(&key(b))` (negatives flipped whole, positives above them).
+#[inline]
+pub fn ascending_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 1 << 31
+    }
+}
+
+/// The inverse of [`ascending_key`].
+#[inline]
+pub fn from_ascending_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & !(1 << 31) } else { !k })
+}
+
+/// Sorts `keys` ascending: the crate's one instantiation of the standard
+/// library's unstable sort. Callers pack what they sort by into the high
+/// bits and a tie-break (a position, for a stable order) into the low ones.
 #[inline(never)]
-pub fn sort_by_score_desc(order: &mut [u32], scores: &[f32]) {
-    order.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+pub fn sort_u64(keys: &mut [u64]) {
+    keys.sort_unstable();
+}
+
+/// Sorts `v` ascending, through [`sort_u64`].
+pub fn sort_u32(v: &mut [u32]) {
+    let mut keys: Vec<u64> = v.iter().map(|&x| u64::from(x)).collect();
+    sort_u64(&mut keys);
+    for (x, k) in v.iter_mut().zip(keys) {
+        *x = k as u32;
+    }
+}
+
+/// Sorts `order` (indices into `scores`) by score, highest first, stably
+/// (equal scores keep their places' order), in [`f32::total_cmp`]'s order.
+/// `keys` is a buffer, so a warm caller allocates nothing.
+pub fn sort_by_score_desc(order: &mut [u32], scores: &[f32], keys: &mut Vec<u64>) {
+    keys.clear();
+    keys.extend(
+        order
+            .iter()
+            .enumerate()
+            .map(|(p, &i)| u64::from(!ascending_key(scores[i as usize])) << 32 | p as u64),
+    );
+    sort_u64(keys);
+    for k in keys.iter_mut() {
+        *k = u64::from(order[*k as u32 as usize]);
+    }
+    for (o, &k) in order.iter_mut().zip(keys.iter()) {
+        *o = k as u32;
+    }
+}
+
+/// The stable order of `0..n` by `less` (`less(a, b)`: `a` goes before `b`),
+/// by a merge sort: for the cold sorts of strings and tuples, which share
+/// this one instantiation.
+pub fn stable_order(n: usize, less: &dyn Fn(usize, usize) -> bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut buf = order.clone();
+    let mut width = 1;
+    while width < n {
+        let mut start = 0;
+        while start < n {
+            let (mid, end) = ((start + width).min(n), (start + 2 * width).min(n));
+            let (mut a, mut b) = (start, mid);
+            for slot in &mut buf[start..end] {
+                // Take from the right run only when strictly before: stable.
+                if b < end && (a >= mid || less(order[b], order[a])) {
+                    *slot = order[b];
+                    b += 1;
+                } else {
+                    *slot = order[a];
+                    a += 1;
+                }
+            }
+            start = end;
+        }
+        std::mem::swap(&mut order, &mut buf);
+        width *= 2;
+    }
+    order
+}
+
+/// `v` rearranged in `order` (a permutation of its indices).
+pub fn permuted<T: Clone>(v: &[T], order: &[usize]) -> Vec<T> {
+    order.iter().map(|&i| v[i].clone()).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascending_keys_follow_total_cmp() {
+        let xs = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-40,
+            -0.0,
+            0.0,
+            1e-40,
+            2.0,
+            f32::INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MAX,
+            f32::MIN,
+        ];
+        for a in xs {
+            assert_eq!(from_ascending_key(ascending_key(a)).to_bits(), a.to_bits());
+            for b in xs {
+                assert_eq!(
+                    ascending_key(a).cmp(&ascending_key(b)),
+                    a.total_cmp(&b),
+                    "{a} {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_sorts_agree_with_the_standard_librarys() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for n in [0, 1, 2, 3, 7, 20, 21, 64, 500, 1000] {
+            // Few distinct scores, so ties are common.
+            let scores: Vec<f32> = (0..n).map(|_| (next() % 9) as f32 - 4.0).collect();
+            let mut order: Vec<u32> = (0..n as u32).rev().collect();
+            let mut want = order.clone();
+            want.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+            sort_by_score_desc(&mut order, &scores, &mut Vec::new());
+            assert_eq!(order, want, "n = {n}");
+            let mut v: Vec<u32> = (0..n).map(|_| next() % 50).collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            sort_u32(&mut v);
+            assert_eq!(v, want);
+            let pairs: Vec<(u32, u32)> = (0..n).map(|k| (next() % 5, k as u32)).collect();
+            let order = stable_order(n, &|a, b| pairs[a].0 < pairs[b].0);
+            let mut want = pairs.clone();
+            want.sort_by_key(|p| p.0);
+            assert_eq!(permuted(&pairs, &order), want, "n = {n}");
+        }
+    }
 
     #[test]
     fn pow2_neg_is_close_to_exp2() {

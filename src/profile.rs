@@ -248,12 +248,16 @@ impl RebuysSection {
     /// The section of `(category, last purchase day)` pairs (any order; a
     /// repeated category keeps its latest day; empty names are dropped).
     pub fn from_days(pairs: &[(&str, i32)]) -> RebuysSection {
-        let mut v: Vec<(&str, i32)> = pairs
+        let v: Vec<(&str, i32)> = pairs
             .iter()
             .copied()
             .filter(|(n, _)| !n.is_empty() && n.len() <= crate::wire::MAX_ID_BYTES)
             .collect();
-        v.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(b.1.cmp(&a.1)));
+        let order = crate::numeric::stable_order(v.len(), &|a, b| {
+            (v[a].0.as_bytes(), std::cmp::Reverse(v[a].1))
+                < (v[b].0.as_bytes(), std::cmp::Reverse(v[b].1))
+        });
+        let mut v = crate::numeric::permuted(&v, &order);
         v.dedup_by(|a, b| a.0 == b.0);
         v.truncate(MAX_AFFINITIES);
         let names: Vec<&str> = v.iter().map(|x| x.0).collect();
@@ -578,18 +582,26 @@ pub fn affinities_from(
     price_band: (f32, f32),
 ) -> AffinitiesSection {
     fn table(pairs: &[(String, f32)]) -> (StringTable, Vec<f32>) {
-        let mut v: Vec<(String, f32)> = pairs
+        let v: Vec<(String, f32)> = pairs
             .iter()
             .filter(|(n, w)| {
                 !n.is_empty() && n.len() <= crate::wire::MAX_ID_BYTES && *w > 0.0 && w.is_finite()
             })
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let order = crate::numeric::stable_order(v.len(), &|a, b| {
+            v[b].1
+                .total_cmp(&v[a].1)
+                .then_with(|| v[a].0.cmp(&v[b].0))
+                .is_lt()
+        });
+        let mut v = crate::numeric::permuted(&v, &order);
         v.dedup_by(|a, b| a.0 == b.0);
         v.truncate(MAX_AFFINITIES);
         let top = v.first().map_or(1.0, |x| x.1);
-        v.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let order =
+            crate::numeric::stable_order(v.len(), &|a, b| v[a].0.as_bytes() < v[b].0.as_bytes());
+        let v = crate::numeric::permuted(&v, &order);
         let names: Vec<&str> = v.iter().map(|x| x.0.as_str()).collect();
         (
             StringTable::from_strings(&names),

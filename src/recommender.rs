@@ -284,7 +284,7 @@ impl Recommender {
         };
         let allowed: Option<Vec<u32>> = within.map(|ids| {
             let mut v: Vec<u32> = ids.iter().filter_map(|s| self.model.index_of(s)).collect();
-            v.sort_unstable();
+            crate::numeric::sort_u32(&mut v);
             v
         });
         let row: Box<dyn Iterator<Item = (u32, f32)>> = match kind {
@@ -321,10 +321,10 @@ impl Recommender {
                 .filter(|&j| self.model.category_of(j) == category && ok(j))
                 .filter(|j| !out.iter().any(|n| n.index == *j))
                 .collect();
-            more.sort_unstable();
+            crate::numeric::sort_u32(&mut more);
             let trend: Vec<f32> = more.iter().map(|&j| self.model.trend(j)).collect();
             let mut order: Vec<u32> = (0..more.len() as u32).collect();
-            crate::numeric::sort_by_score_desc(&mut order, &trend);
+            crate::numeric::sort_by_score_desc(&mut order, &trend, &mut Vec::new());
             out.extend(order.iter().take(k - out.len()).map(|&p| Neighbour {
                 index: more[p as usize],
                 score: 0.0,

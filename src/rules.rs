@@ -294,7 +294,7 @@ impl CompiledRules {
                 }
             }
             if boosts.len() > 1 {
-                boosts.sort_unstable();
+                crate::numeric::sort_u32(&mut boosts);
             }
             for &b in &boosts {
                 let rule = &self.rules.boosts[b as usize];
@@ -329,7 +329,7 @@ impl CompiledRules {
         }
         let scores: Vec<f32> = unsorted.iter().map(|e| e.0.score).collect();
         let mut by_score: Vec<u32> = (0..unsorted.len() as u32).collect();
-        crate::numeric::sort_by_score_desc(&mut by_score, &scores);
+        crate::numeric::sort_by_score_desc(&mut by_score, &scores, &mut Vec::new());
         let mut entries: Vec<Entry> = by_score.iter().map(|&k| unsorted[k as usize].0).collect();
         let groups: Vec<[Option<u32>; 2]> =
             by_score.iter().map(|&k| unsorted[k as usize].1).collect();
@@ -355,8 +355,8 @@ impl CompiledRules {
                     }
                 }
             }
-            pinned.sort_unstable();
-            for (_, slot, e) in pinned {
+            let order = crate::numeric::stable_order(pinned.len(), &|a, b| pinned[a] < pinned[b]);
+            for (_, slot, e) in crate::numeric::permuted(&pinned, &order) {
                 let want = (slot as usize - 1).min(len.saturating_sub(1));
                 if let Some(s) = free_from(&slots, want) {
                     slots[s] = Some(e);
@@ -370,7 +370,7 @@ impl CompiledRules {
         if let Some(explore) = &self.rules.explore {
             let day = (ctx.now / DAY_S).floor() as i64;
             let mut wanted: Vec<u32> = explore.slots.clone();
-            wanted.sort_unstable();
+            crate::numeric::sort_u32(&mut wanted);
             wanted.dedup();
             for slot in wanted {
                 let s = slot as usize - 1;

@@ -63,6 +63,7 @@ pub struct Scratch {
     prior: Vec<f32>,
     fold_rows: Vec<f32>,
     fold_work: Vec<f32>,
+    keys: Vec<u64>,
     signals_used: usize,
 }
 
@@ -207,7 +208,17 @@ fn index_candidates(s: &mut Scratch, n: usize, candidates: &[u32]) {
             s.extra.push((item, p as u32));
         }
     }
-    s.extra.sort_unstable();
+    // By id, then position: the first position of a repeated id stays.
+    s.keys.clear();
+    s.keys.extend(
+        s.extra
+            .iter()
+            .map(|&(id, p)| u64::from(id) << 32 | u64::from(p)),
+    );
+    crate::numeric::sort_u64(&mut s.keys);
+    s.extra.clear();
+    s.extra
+        .extend(s.keys.iter().map(|&k| ((k >> 32) as u32, k as u32)));
     s.extra.dedup_by_key(|e| e.0);
 }
 
@@ -327,22 +338,25 @@ fn read_signals(
 /// neighbour lists and the strongest [`MAX_FOLD_ITEMS`] fold the user in,
 /// as old, weak signals barely move either and each costs a random walk.
 fn choose_sources(s: &mut Scratch) {
-    s.sources.clear();
+    // Strongest first, ties by item: the long-half-life weight's key,
+    // inverted, above the item.
+    s.keys.clear();
     for &src in &s.src_touched {
+        let strength = !crate::numeric::ascending_key(s.src_weight[src as usize][0]);
+        s.keys.push(u64::from(strength) << 32 | u64::from(src));
+    }
+    crate::numeric::sort_u64(&mut s.keys);
+    s.keys.truncate(MAX_SOURCES);
+    s.sources.clear();
+    for &k in &s.keys {
+        let src = k as u32;
         let [w_long, w_short, w_fold] = s.src_weight[src as usize];
-        s.src_weight[src as usize] = [0.0; 3];
         s.sources.push((w_long, src, w_short, w_fold));
     }
-    s.src_touched.clear();
-    let by_strength = |a: &(f32, u32, f32, f32), b: &(f32, u32, f32, f32)| {
-        b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-    };
-    if s.sources.len() > MAX_SOURCES {
-        s.sources.select_nth_unstable_by(MAX_SOURCES, by_strength);
-        s.sources.truncate(MAX_SOURCES);
+    for &src in &s.src_touched {
+        s.src_weight[src as usize] = [0.0; 3];
     }
-    // One fixed order, whatever the order of the signals.
-    s.sources.sort_unstable_by(by_strength);
+    s.src_touched.clear();
     s.fold_items.clear();
     s.fold_items.extend(
         s.sources
@@ -422,7 +436,20 @@ fn fold_in_user(
         weight,
     });
     // Sorted, so the sums run in one order whatever the signal order.
-    s.fold_items.sort_unstable_by_key(|e| e.0);
+    // (Each item is there once: it comes from the sources.)
+    s.keys.clear();
+    s.keys.extend(
+        s.fold_items
+            .iter()
+            .map(|&(item, w)| u64::from(item) << 32 | u64::from(w.to_bits())),
+    );
+    crate::numeric::sort_u64(&mut s.keys);
+    s.fold_items.clear();
+    s.fold_items.extend(
+        s.keys
+            .iter()
+            .map(|&k| ((k >> 32) as u32, f32::from_bits(k as u32))),
+    );
     f.fold_in(
         &s.fold_items,
         prior,
@@ -671,7 +698,7 @@ pub fn rerank_into(
     let scores = &scratch.scores;
     out.order.clear();
     out.order.extend(0..candidates.len() as u32);
-    crate::numeric::sort_by_score_desc(&mut out.order, scores);
+    crate::numeric::sort_by_score_desc(&mut out.order, scores, &mut scratch.keys);
     out.scores.clear();
     out.scores
         .extend(out.order.iter().map(|&p| scores[p as usize]));
