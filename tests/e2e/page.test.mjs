@@ -113,7 +113,11 @@ test("the profile panel keeps the baby's birthday or due date on the phone and r
   const page = await context.newPage();
   const seen = watch(page);
   await open(page);
+  // A plain field at load (the date input's icon costs the first screen
+  // time), a date input, with the phone's date picker, once opened.
+  assert.equal(await page.getAttribute("#birthday", "type"), "text");
   await page.click("#profile summary");
+  await page.waitForFunction(() => document.getElementById("birthday").type === "date");
   const due = new Date(Date.now() + 60 * 86400e3).toISOString().slice(0, 10);
   await page.fill("#birthday", due);
   await page.click("#profile-form button[type=submit]");
