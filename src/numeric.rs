@@ -73,12 +73,6 @@ pub fn ascending_key(x: f32) -> u32 {
     }
 }
 
-/// The inverse of [`ascending_key`].
-#[inline]
-pub fn from_ascending_key(k: u32) -> f32 {
-    f32::from_bits(if k >> 31 == 1 { k & !(1 << 31) } else { !k })
-}
-
 /// Sorts `keys` ascending: the crate's one instantiation of the standard
 /// library's unstable sort. Callers pack what they sort by into the high
 /// bits and a tie-break (a position, for a stable order) into the low ones.
@@ -87,8 +81,21 @@ pub fn sort_u64(keys: &mut [u64]) {
     keys.sort_unstable();
 }
 
-/// Sorts `v` ascending, through [`sort_u64`].
+/// Sorts `v` ascending: in place when short (the rules sort a candidate's
+/// few boosts), else through [`sort_u64`].
 pub fn sort_u32(v: &mut [u32]) {
+    if v.len() <= 16 {
+        for i in 1..v.len() {
+            let x = v[i];
+            let mut j = i;
+            while j > 0 && v[j - 1] > x {
+                v[j] = v[j - 1];
+                j -= 1;
+            }
+            v[j] = x;
+        }
+        return;
+    }
     let mut keys: Vec<u64> = v.iter().map(|&x| u64::from(x)).collect();
     sort_u64(&mut keys);
     for (x, k) in v.iter_mut().zip(keys) {
@@ -171,8 +178,10 @@ mod tests {
             f32::MAX,
             f32::MIN,
         ];
+        // One key per value: the map is a bijection on the bits.
+        let back = |k: u32| f32::from_bits(if k >> 31 == 1 { k & !(1 << 31) } else { !k });
         for a in xs {
-            assert_eq!(from_ascending_key(ascending_key(a)).to_bits(), a.to_bits());
+            assert_eq!(back(ascending_key(a)).to_bits(), a.to_bits());
             for b in xs {
                 assert_eq!(
                     ascending_key(a).cmp(&ascending_key(b)),
@@ -192,7 +201,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) as u32
         };
-        for n in [0, 1, 2, 3, 7, 20, 21, 64, 500, 1000] {
+        for n in [0, 1, 2, 3, 7, 16, 17, 20, 21, 64, 500, 1000] {
             // Few distinct scores, so ties are common.
             let scores: Vec<f32> = (0..n).map(|_| (next() % 9) as f32 - 4.0).collect();
             let mut order: Vec<u32> = (0..n as u32).rev().collect();
