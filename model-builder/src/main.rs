@@ -1213,16 +1213,14 @@ fn eval_stage(EvalStageArgs { data, json, rows }: EvalStageArgs) -> Result<()> {
             "from", "to", "learned", "cases", "kappa", "popular", "shipped", "ratio"
         );
         for f in &r.rolling {
+            let ratio = if f.popular > 0.0 {
+                format!("{:.3}x", f.shipped / f.popular)
+            } else {
+                "-".to_string()
+            };
             println!(
-                "{:<10} {:<10} {:>8} {:>6} {:>6} {:>8.4} {:>8.4} {:>6.3}x",
-                f.from,
-                f.to,
-                f.learned_from,
-                f.cases,
-                f.kappa,
-                f.popular,
-                f.shipped,
-                f.shipped / f.popular
+                "{:<10} {:<10} {:>8} {:>6} {:>6} {:>8.4} {:>8.4} {:>7}",
+                f.from, f.to, f.learned_from, f.cases, f.kappa, f.popular, f.shipped, ratio
             );
         }
     }

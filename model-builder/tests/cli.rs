@@ -612,6 +612,34 @@ fn eval_stage_names_a_log_it_cannot_split() {
     assert!(!msg.contains("panicked"), "{msg}");
 }
 
+/// On a log of three days the rolling check's dates coincide: those are
+/// left out, not run on no cases.
+#[test]
+fn eval_stage_on_a_short_log_runs_only_distinct_dates() {
+    let shop = scratch_dir("eval-stage-short");
+    let s = shop.to_str().unwrap();
+    ok(&[
+        "synth",
+        "--kind",
+        "mother-baby",
+        "--out",
+        s,
+        "--users",
+        "200",
+        "--days",
+        "3",
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["eval-stage", "--data", s, "--json"])).unwrap();
+    let rolling = json["rolling"].as_array().unwrap();
+    assert!(!rolling.is_empty() && rolling.len() < 5, "{rolling:?}");
+    for f in rolling {
+        assert!(f["from"].as_str() < f["to"].as_str(), "{f}");
+        assert!(f["cases"].as_u64().unwrap() > 0, "{f}");
+    }
+    assert_eq!(rolling.last().unwrap()["to"], json["test_from"]);
+}
+
 /// A synthetic mother-and-baby shop of `users` families over 10 days.
 fn small_shop(name: &str, users: u32) -> std::path::PathBuf {
     let shop = scratch_dir(name);
