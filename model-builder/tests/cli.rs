@@ -616,19 +616,8 @@ fn eval_stage_names_a_log_it_cannot_split() {
 /// left out, not run on no cases.
 #[test]
 fn eval_stage_on_a_short_log_runs_only_distinct_dates() {
-    let shop = scratch_dir("eval-stage-short");
+    let shop = shop_of_days("eval-stage-short", 200, 3);
     let s = shop.to_str().unwrap();
-    ok(&[
-        "synth",
-        "--kind",
-        "mother-baby",
-        "--out",
-        s,
-        "--users",
-        "200",
-        "--days",
-        "3",
-    ]);
     let json: serde_json::Value =
         serde_json::from_str(&ok(&["eval-stage", "--data", s, "--json"])).unwrap();
     let rolling = json["rolling"].as_array().unwrap();
@@ -642,8 +631,13 @@ fn eval_stage_on_a_short_log_runs_only_distinct_dates() {
 
 /// A synthetic mother-and-baby shop of `users` families over 10 days.
 fn small_shop(name: &str, users: u32) -> std::path::PathBuf {
+    shop_of_days(name, users, 10)
+}
+
+/// A synthetic mother-and-baby shop of `users` families over `days` days.
+fn shop_of_days(name: &str, users: u32, days: u32) -> std::path::PathBuf {
     let shop = scratch_dir(name);
-    let n = users.to_string();
+    let (n, d) = (users.to_string(), days.to_string());
     let s = shop.to_str().unwrap();
     ok(&[
         "synth",
@@ -654,7 +648,7 @@ fn small_shop(name: &str, users: u32) -> std::path::PathBuf {
         "--users",
         &n,
         "--days",
-        "10",
+        &d,
     ]);
     shop
 }
