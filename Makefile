@@ -186,4 +186,5 @@ bench: demo-data builder setup-browser
 	node bench/node-rerank.mjs out/taobao out/model $(DEMO_DAY)
 	node bench/chromium.mjs out/taobao out/model $(DEMO_DAY)
 	node bench/load-path.mjs
+	node bench/cards.mjs
 	bench/als-vs-implicit.sh out/taobao
