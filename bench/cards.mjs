@@ -12,6 +12,7 @@ import { tmpdir, cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { serve } from "../scripts/serve.mjs";
 import { launchChromium, phoneContext } from "../scripts/chromium.mjs";
+import { median } from "./stats.mjs";
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const CARDS = 500;
@@ -77,10 +78,6 @@ if (process.env.BASELINE) {
   const other = await import(new URL(`file://${process.env.BASELINE.replace(/\/?$/, "/")}scripts/serve.mjs`));
   variants.push({ name: `baseline (${process.env.BASELINE})`, server: await other.serve({ port: 0 }) });
 }
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const browser = await launchChromium();
 try {
   console.log(`machine: ${cpus().length}x ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB; Chromium ${browser.version()}; CPU 4x; median of ${RUNS} (tracing on)`);

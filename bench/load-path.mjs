@@ -16,6 +16,7 @@ import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { serve } from "../scripts/serve.mjs";
 import { launchChromium, phoneContext } from "../scripts/chromium.mjs";
+import { median } from "./stats.mjs";
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const RATES = [1, 4];
@@ -39,10 +40,6 @@ function watchFirstScreen(expectedId) {
   observer.observe(document, { childList: true, subtree: true, characterData: true });
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 // Nothing is evaluated in the page until its first screen is in: the
 // driver's own scripts would take the page's main thread.

@@ -21,3 +21,9 @@ export function stats(fn, { rounds = 5, runs = 1000, warm = 300, batch = 1 } = {
   all.sort((a, b) => a - b);
   return { median_us: medians[rounds >> 1] * 1000, p99_us: all[Math.floor(all.length * 0.99)] * 1000 };
 }
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
