@@ -10,7 +10,7 @@
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { serve } from "../scripts/serve.mjs";
+import { servedCheckouts } from "./checkouts.mjs";
 import { launchChromium, phoneContext } from "../scripts/chromium.mjs";
 import { median } from "./stats.mjs";
 
@@ -73,11 +73,7 @@ async function once(browser, url, warm) {
   };
 }
 
-const variants = [{ name: "this checkout", server: await serve({ port: 0 }) }];
-if (process.env.BASELINE) {
-  const other = await import(new URL(`file://${process.env.BASELINE.replace(/\/?$/, "/")}scripts/serve.mjs`));
-  variants.push({ name: `baseline (${process.env.BASELINE})`, server: await other.serve({ port: 0 }) });
-}
+const variants = await servedCheckouts();
 const browser = await launchChromium();
 try {
   console.log(`machine: ${cpus().length}x ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB; Chromium ${browser.version()}; CPU 4x; median of ${RUNS} (tracing on)`);

@@ -14,7 +14,7 @@
 //        BASELINE=DIR to measure another checkout side by side, see below)
 import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { serve } from "../scripts/serve.mjs";
+import { servedCheckouts } from "./checkouts.mjs";
 import { launchChromium, phoneContext } from "../scripts/chromium.mjs";
 import { median } from "./stats.mjs";
 
@@ -87,14 +87,8 @@ async function run(browser, rate, server) {
   return { cold, warm, revisit };
 }
 
-// BASELINE=DIR: another checkout (its pkg/ built, its out/ the same as
-// this one's) is served beside this one and measured in the same run,
-// alternating, so that the VM's noise falls on both alike.
-const variants = [{ name: "this checkout", server: await serve({ port: 0 }) }];
-if (process.env.BASELINE) {
-  const other = await import(new URL(`file://${process.env.BASELINE.replace(/\/?$/, "/")}scripts/serve.mjs`));
-  variants.push({ name: `baseline (${process.env.BASELINE})`, server: await other.serve({ port: 0 }) });
-}
+// BASELINE=DIR: another checkout measured in the same run, alternating.
+const variants = await servedCheckouts();
 const browser = await launchChromium();
 try {
   console.log(`machine: ${cpus().length}x ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB; Chromium ${browser.version()}; median of ${RUNS}`);
