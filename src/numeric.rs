@@ -7,6 +7,9 @@
 //! packed into a `u64` (the scorer's, the rules', the signal codec's), and
 //! [`stable_order`], a merge sort through a comparison behind a reference,
 //! for the few cold sorts of strings and tuples.
+//!
+//! And [`decimal`], a float written out for a message without the standard
+//! library's float printing (14 KB of the wasm).
 
 /// A dot product in eight independent lanes. A plain float sum is one long
 /// dependency chain (and the compiler may not reorder it); eight partial
@@ -158,6 +161,53 @@ pub fn permuted<T: Clone>(v: &[T], order: &[usize]) -> Vec<T> {
     order.iter().map(|&i| v[i].clone()).collect()
 }
 
+/// `x` written in decimal for a message: the integer part in full, up to
+/// six decimals with trailing zeros dropped (`11`, `-0.25`, `NaN`, `inf`),
+/// and from 1e15 up a mantissa and a power of ten (`3.402823e38`). Not
+/// `{}`: the standard library's shortest round-trip printing took 14 KB of
+/// the wasm, for the two messages that show a float.
+pub fn decimal(x: f32) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    let mut out = String::new();
+    if x.is_sign_negative() {
+        out.push('-');
+    }
+    if x.is_infinite() {
+        out.push_str("inf");
+        return out;
+    }
+    let mut a = f64::from(x).abs();
+    let mut exponent = 0;
+    while a >= 1e15 {
+        a /= 10.0;
+        exponent += 1;
+    }
+    if exponent > 0 {
+        // Down to one digit before the point.
+        while a >= 10.0 {
+            a /= 10.0;
+            exponent += 1;
+        }
+    }
+    let mut whole = a.trunc() as u64;
+    let mut millionths = ((a - a.trunc()) * 1e6).round() as u32;
+    if millionths == 1_000_000 {
+        whole += 1;
+        millionths = 0;
+    }
+    out.push_str(&whole.to_string());
+    if millionths > 0 {
+        let digits = format!(".{millionths:06}");
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    if exponent > 0 {
+        out.push_str(&format!("e{exponent}"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +295,34 @@ mod tests {
         assert!((dot(&a, &b) - plain).abs() < 1e-3);
         assert_eq!(dot::<f32>(&[], &[]), 0.0);
         assert_eq!(dot(&[2.0], &[3.0]), 6.0);
+    }
+
+    #[test]
+    fn decimal_writes_what_display_writes_for_short_numbers() {
+        for x in [
+            0.0f32,
+            11.0,
+            10.0,
+            99.0,
+            1.5,
+            -0.25,
+            0.1,
+            -10.5,
+            2.75,
+            123456.5,
+            1e-6,
+            16_777_216.0,
+        ] {
+            assert_eq!(decimal(x), format!("{x}"), "{x}");
+        }
+        assert_eq!(decimal(-0.0), "-0");
+        assert_eq!(decimal(1e-7), "0");
+        assert_eq!(decimal(0.9999999), "1");
+        assert_eq!(decimal(f32::NAN), "NaN");
+        assert_eq!(decimal(f32::INFINITY), "inf");
+        assert_eq!(decimal(f32::NEG_INFINITY), "-inf");
+        assert_eq!(decimal(1e20), "1e20");
+        assert_eq!(decimal(f32::MAX), "3.402823e38");
+        assert_eq!(decimal(-2.5e15), "-2.5e15");
     }
 }

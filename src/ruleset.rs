@@ -3,6 +3,7 @@
 //! ranking is [`crate::rules`]'s; the model carries a [`RuleSet`] without
 //! importing that.
 
+use crate::numeric::decimal;
 use serde::{Deserialize, Serialize};
 use wincode::{SchemaRead, SchemaWrite};
 
@@ -161,14 +162,23 @@ impl RuleSet {
                 (Some(t), None) => {
                     return Err(invalid(
                         at(),
-                        format!("times {t} is outside [0, {MAX_TIMES}]"),
+                        format!(
+                            "times {} is outside [0, {}]",
+                            decimal(t),
+                            decimal(MAX_TIMES)
+                        ),
                     ))
                 }
                 (None, Some(a)) if (-MAX_ADD..=MAX_ADD).contains(&a) => {}
                 (None, Some(a)) => {
                     return Err(invalid(
                         at(),
-                        format!("add {a} is outside [-{MAX_ADD}, {MAX_ADD}]"),
+                        format!(
+                            "add {} is outside [{}, {}]",
+                            decimal(a),
+                            decimal(-MAX_ADD),
+                            decimal(MAX_ADD)
+                        ),
                     ))
                 }
                 _ => return Err(invalid(at(), "give exactly one of \"times\", \"add\"")),
@@ -208,24 +218,24 @@ impl RuleSet {
     }
 }
 
-/// The JSON fields a rule set and each kind of rule in it may hold, as
-/// their `Deserialize` impls declare them: `(where, allowed)`, the rule
-/// set's own first, then each list's or object's (`pins`, `boosts`,
-/// `diversity`, `explore`). For a reader that sees only the fields it
-/// names (serde-wasm-bindgen), so that a typo (`"pin"`) is an error there
-/// as it is in JSON.
-pub fn fields() -> [(&'static str, &'static [&'static str]); 5] {
-    [
-        ("", fields_of::<RuleSet>()),
-        ("pins", fields_of::<Pin>()),
-        ("boosts", fields_of::<Boost>()),
-        ("diversity", fields_of::<Diversity>()),
-        ("explore", fields_of::<Explore>()),
-    ]
-}
+/// The JSON fields a rule set and each kind of rule in it may hold:
+/// `(where, allowed)`, the rule set's own first, then each list's or
+/// object's (`pins`, `boosts`, `diversity`, `explore`). For a reader that
+/// sees only the fields it names (the wasm's), so that a typo (`"pin"`) is
+/// an error there as it is in JSON. Constants, not read from the derive:
+/// that would put serde's deserializer in the wasm (a test keeps them
+/// equal to the derive's).
+pub const FIELDS: [(&str, &[&str]); 5] = [
+    ("", &["pins", "boosts", "filter", "diversity", "explore"]),
+    ("pins", &["item", "slot"]),
+    ("boosts", &["item", "brand", "category", "times", "add"]),
+    ("diversity", &["by", "max", "window"]),
+    ("explore", &["slots"]),
+];
 
 /// The field names `T`'s derived `Deserialize` passes to
 /// `deserialize_struct`.
+#[cfg(test)]
 pub(crate) fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
     use serde::de::{self, Visitor};
     use std::fmt;
@@ -274,17 +284,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_the_structs_and_name_every_nested_rule() {
-        let f = fields();
-        assert_eq!(
-            f[0].1,
-            &["pins", "boosts", "filter", "diversity", "explore"][..]
-        );
-        assert_eq!(f[1].1, &["item", "slot"][..]);
-        assert!(f[2].1.contains(&"times") && f[2].1.contains(&"category"));
-        assert_eq!(f[4].1, &["slots"][..]);
-        for (at, allowed) in &f[1..] {
-            assert!(f[0].1.contains(at), "{at} is not a rule set field");
+    fn fields_are_the_derives_and_name_every_nested_rule() {
+        let derived = [
+            fields_of::<RuleSet>(),
+            fields_of::<Pin>(),
+            fields_of::<Boost>(),
+            fields_of::<Diversity>(),
+            fields_of::<Explore>(),
+        ];
+        for ((at, allowed), derived) in FIELDS.iter().zip(derived) {
+            assert_eq!(*allowed, derived, "{at:?}");
+        }
+        for (at, allowed) in &FIELDS[1..] {
+            assert!(FIELDS[0].1.contains(at), "{at} is not a rule set field");
             assert!(!allowed.is_empty(), "{at}");
         }
     }

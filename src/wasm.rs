@@ -11,9 +11,10 @@ use crate::recommender::Recommender as Core;
 use crate::signals::Event;
 use crate::signals::Signals;
 use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array, Uint8Array};
-use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+
+mod read;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -70,16 +71,24 @@ fn arg_error(message: &str) -> JsValue {
     error("NestrankArgumentError", message)
 }
 
-/// An options object (`undefined`/`null`: the defaults); `shape` is the
-/// TypeScript shape the error message shows.
-fn parse_options<T: serde::de::DeserializeOwned + Default>(
+/// An options object (`undefined`/`null`: the defaults), read by `read`;
+/// `shape` is the TypeScript shape the error message shows.
+fn parse_options<T: Default>(
     value: &JsValue,
     shape: &str,
+    allowed: Option<&[&str]>,
+    read: impl FnOnce(&JsValue) -> Result<T, read::Problem>,
 ) -> Result<T, JsValue> {
-    if value.is_undefined() || value.is_null() {
+    if read::absent(value) {
         return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(value.clone())
+    let checked = match allowed {
+        Some(allowed) => read::object(value, "options", allowed),
+        // `rerank`'s options never refused an unknown key.
+        None => read::plain_object(value, "options").map(|_| ()),
+    };
+    checked
+        .and_then(|()| read(value))
         .map_err(|e| arg_error(&format!("options must be {shape}: {e}")))
 }
 
@@ -87,40 +96,9 @@ fn rules_error(message: &str) -> JsValue {
     error("NestrankRulesError", message)
 }
 
-/// The first key of object `v` that is not `allowed`, if any.
-fn unknown_key(v: &JsValue, allowed: &[&str]) -> Option<String> {
-    let o = v.dyn_ref::<Object>()?;
-    Object::keys(o)
-        .iter()
-        .map(|k| k.as_string().unwrap_or_default())
-        .find(|k| !allowed.contains(&k.as_str()))
-}
-
-/// serde-wasm-bindgen reads only the fields a struct names, so a typo
-/// (`"pin"`) would be silently ignored: check every object's keys here.
-fn check_rule_keys(value: &JsValue) -> Result<(), JsValue> {
-    let keys = |v: &JsValue, at: &str, allowed: &[&str]| {
-        unknown_key(v, allowed).map_or(Ok(()), |k| {
-            Err(rules_error(&format!(
-                "rules: {at}: unknown field `{k}`, expected one of {allowed:?}"
-            )))
-        })
-    };
-    // The allowed names are the core's (its structs' own fields).
-    let [(_, top), nested @ ..] = crate::ruleset::fields();
-    keys(value, "top level", top)?;
-    for (name, allowed) in nested {
-        let v = Reflect::get(value, &name.into()).unwrap_or(JsValue::UNDEFINED);
-        match v.dyn_ref::<Array>() {
-            Some(a) => {
-                for (k, x) in a.iter().enumerate() {
-                    keys(&x, &format!("{name}[{k}]"), allowed)?;
-                }
-            }
-            None => keys(&v, name, allowed)?,
-        }
-    }
-    Ok(())
+/// A rule set from page code (an object; `JSON.parse`d text).
+fn rules_from_js(value: &JsValue) -> Result<crate::rules::RuleSet, JsValue> {
+    read::rule_set(value).map_err(|p| rules_error(&format!("rules: {p}")))
 }
 
 fn experiment_error(message: &str) -> JsValue {
@@ -131,7 +109,7 @@ fn experiment_error(message: &str) -> JsValue {
 /// weighed 7 KB gzipped in the module); the core checks the values.
 fn experiment_from_js(value: &JsValue) -> Result<crate::experiment::Experiment, JsValue> {
     use crate::experiment::{Experiment, Order, Variant};
-    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    use read::get;
     let string = |v: JsValue, at: &str| -> Result<Option<String>, JsValue> {
         if v.is_undefined() || v.is_null() {
             return Ok(None);
@@ -164,9 +142,8 @@ fn experiment_from_js(value: &JsValue) -> Result<crate::experiment::Experiment, 
             None
         } else {
             Some(
-                serde_wasm_bindgen::from_value::<crate::rules::RuleSet>(rules).map_err(|e| {
-                    experiment_error(&format!("experiment: {}: not a rule set: {e}", at("rules")))
-                })?,
+                read::rule_set(&rules)
+                    .map_err(|p| experiment_error(&format!("experiment: {}: {p}", at("rules"))))?,
             )
         };
         variants.push(Variant {
@@ -184,33 +161,21 @@ fn experiment_from_js(value: &JsValue) -> Result<crate::experiment::Experiment, 
     Ok(Experiment { name, variants })
 }
 
-/// [`check_rule_keys`] for an experiment and its variants' rules.
+/// An experiment's and its variants' keys: `experiment_from_js` reads only
+/// the fields it names, so a typo (`"shares"`) is caught here.
 fn check_experiment_keys(value: &JsValue) -> Result<(), JsValue> {
     let (top, variant) = crate::experiment::FIELDS;
-    let keys = |v: &JsValue, at: &str, allowed: &[&str]| {
-        unknown_key(v, allowed).map_or(Ok(()), |k| {
-            Err(experiment_error(&format!(
-                "experiment: {at}: unknown field `{k}`, expected one of {allowed:?}"
-            )))
-        })
-    };
-    keys(value, "top level", top)?;
-    let variants = Reflect::get(value, &"variants".into()).unwrap_or(JsValue::UNDEFINED);
-    if let Some(a) = variants.dyn_ref::<Array>() {
+    let e = |p: read::Problem| experiment_error(&format!("experiment: {p}"));
+    read::object(value, "top level", top).map_err(e)?;
+    if let Some(a) = read::get(value, "variants").dyn_ref::<Array>() {
         for (k, v) in a.iter().enumerate() {
-            keys(&v, &format!("variants[{k}]"), variant)?;
-            let rules = Reflect::get(&v, &"rules".into()).unwrap_or(JsValue::UNDEFINED);
-            check_rule_keys(&rules).map_err(|e| {
-                let m = js_sys::Error::from(e).message();
-                experiment_error(&format!("experiment: variants[{k}].{m}"))
-            })?;
+            read::object(&v, &format!("variants[{k}]"), variant).map_err(e)?;
         }
     }
     Ok(())
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 struct SimilarOptions {
     k: Option<u32>,
     kind: Option<String>,
@@ -245,7 +210,8 @@ fn parse_signals(value: &JsValue) -> Result<PackedSignals, JsValue> {
     if let Some(code) = packed.as_f64() {
         return Err(if code >= 0.0 {
             arg_error(&format!(
-                "signals must be an array of {{item: string, event, ts: number}}: signals[{code}] is not"
+                "signals must be an array of {{item: string, event, ts: number}}: signals[{}] is not",
+                code as u32
             ))
         } else {
             bad_element("signals.item of signals", code)
@@ -260,8 +226,7 @@ fn parse_signals(value: &JsValue) -> Result<PackedSignals, JsValue> {
     })
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+#[derive(Default)]
 struct RerankOptions {
     now: Option<f64>,
     limit: Option<u32>,
@@ -338,13 +303,16 @@ fn split_ids(joined: &str, len: u32) -> Vec<&str> {
     }
 }
 
+/// `code` is what the JS helpers return for a bad element: its index, or
+/// `-1 - index` for an id holding the separator.
 fn bad_element(what: &str, code: f64) -> JsValue {
+    // As integers: formatting an f64 would put float printing in the module.
     if code >= 0.0 {
-        arg_error(&format!("{what}[{code}] is not a string"))
+        arg_error(&format!("{what}[{}] is not a string", code as u32))
     } else {
         arg_error(&format!(
             "{what}[{}] contains U+001F, which item ids may not hold",
-            -1.0 - code
+            (-1.0 - code) as u32
         ))
     }
 }
@@ -438,8 +406,18 @@ impl Recommender {
         let (joined, count) = joined_ids(candidate_ids, "candidateIds")?;
         let cand = split_ids(&joined, count);
         let packed = parse_signals(signals)?;
-        let options: RerankOptions =
-            parse_options(options, "{now?: number, limit?: number, explain?: boolean}")?;
+        let options: RerankOptions = parse_options(
+            options,
+            "{now?: number, limit?: number, explain?: boolean}",
+            None,
+            |o| {
+                Ok(RerankOptions {
+                    now: read::number(o, "", "now")?,
+                    limit: read::whole(o, "", "limit")?,
+                    explain: read::boolean(o, "", "explain")?,
+                })
+            },
+        )?;
         let now = now_or_default(options.now);
         let sig_ids = split_ids(&packed.ids, packed.events.len() as u32);
         let sig: Vec<(&str, u8, f64)> = sig_ids
@@ -593,11 +571,7 @@ impl Recommender {
                     .map_err(|_| rules_error("rules: the text is not JSON"))?,
                 None => rules.clone(),
             };
-            check_rule_keys(&value)?;
-            Some(
-                serde_wasm_bindgen::from_value::<crate::rules::RuleSet>(value)
-                    .map_err(|e| rules_error(&format!("rules: not a rule set: {e}")))?,
-            )
+            Some(rules_from_js(&value)?)
         };
         self.inner
             .set_rules(rules)
@@ -661,7 +635,7 @@ impl Recommender {
     /// The rules in force, as a `RuleSet` object.
     #[wasm_bindgen(getter, unchecked_return_type = "RuleSet")]
     pub fn rules(&self) -> Result<JsValue, JsValue> {
-        serde_wasm_bindgen::to_value(self.inner.rules()).map_err(|e| arg_error(&e.to_string()))
+        read::rule_set_to_js(self.inner.rules())
     }
 
     /// Items sold out right now: they leave every page and neighbour list
@@ -700,6 +674,15 @@ impl Recommender {
         let options: SimilarOptions = parse_options(
             options,
             "{k?: number, kind?: \"similar\" | \"complement\", within?: string[], fill?: boolean}",
+            Some(&["k", "kind", "within", "fill"]),
+            |o| {
+                Ok(SimilarOptions {
+                    k: read::whole(o, "", "k")?,
+                    kind: read::string(o, "", "kind")?,
+                    within: read::list(o, "", "within", read::string_at)?,
+                    fill: read::boolean(o, "", "fill")?,
+                })
+            },
         )?;
         let kind = match options.kind.as_deref() {
             None | Some("similar") => crate::recommender::NeighbourKind::Similar,

@@ -287,6 +287,61 @@ fn rules_at_run_time_pin_filter_and_fail_with_a_named_error() {
     }
     assert_eq!(top(&mut rec).0[0], last);
 
+    // Each field is read by hand: a wrong type or a missing field names its
+    // place, and the rules in force stay.
+    for (rules, want) in [
+        (
+            r#"{"pins": [{"item": "x", "slot": 1.5}]}"#,
+            "rules: pins[0].slot must be a whole number from 0 to 4294967295",
+        ),
+        (
+            r#"{"pins": [{"slot": 1}]}"#,
+            "rules: pins[0].item is missing",
+        ),
+        (
+            r#"{"boosts": [{"brand": "b", "times": "2"}]}"#,
+            "rules: boosts[0].times must be a number",
+        ),
+        (
+            r#"{"boosts": [{"brand": "b", "times": 11}]}"#,
+            "rules: boosts[0]: times 11 is outside [0, 10]",
+        ),
+        (
+            r#"{"boosts": [{"brand": "b", "add": -10.25}]}"#,
+            "rules: boosts[0]: add -10.25 is outside [-10, 10]",
+        ),
+        (r#"{"explore": {}}"#, "rules: explore.slots is missing"),
+        (
+            r#"{"explore": {"slots": [2, -1]}}"#,
+            "rules: explore.slots[1] must be a whole number from 0 to 4294967295",
+        ),
+        (r#"{"filter": "x"}"#, "rules: filter must be an array"),
+        (
+            r#"{"filter": ["a", 2]}"#,
+            "rules: filter[1] must be a string",
+        ),
+        (r#"[]"#, "rules: top level: must be an object"),
+        (
+            r#"{"diversity": [{"by": "brand", "max": 1}]}"#,
+            "rules: diversity[0].window is missing",
+        ),
+    ] {
+        let (name, message) = error_of(rec.set_rules(&rules.into()).unwrap_err());
+        assert_eq!(name, "NestrankRulesError");
+        assert_eq!(message, want);
+    }
+    assert_eq!(top(&mut rec).0[0], last);
+
+    // `rules` reads back what `setRules` took, the fields left out left out.
+    let full = r#"{"pins":[{"item":"x","slot":2}],"boosts":[{"brand":"b","times":1.5},{"category":"c","add":-0.25}],"filter":["y"],"diversity":[{"by":"brand","max":1,"window":3}],"explore":{"slots":[4,9]}}"#;
+    rec.set_rules(&full.into()).unwrap();
+    assert_eq!(JSON::stringify(&rec.rules().unwrap()).unwrap(), full);
+    rec.set_rules(&"{}".into()).unwrap();
+    assert_eq!(
+        JSON::stringify(&rec.rules().unwrap()).unwrap(),
+        r#"{"pins":[],"boosts":[],"filter":[],"diversity":[]}"#
+    );
+
     // Sold out leaves the page; null goes back to the blob's (no) rules.
     let sold = Array::of1(&first.clone().into());
     rec.set_sold_out(&sold.into()).unwrap();
@@ -340,6 +395,19 @@ fn similar_lists_neighbours_and_tolerates_unknown_ids() {
         .similar(&"no-such-item".into(), &JsValue::UNDEFINED)
         .unwrap();
     assert_eq!(Array::from(&get(&none, "items")).length(), 0);
+    for (options, want) in [
+        (r#"{"k": -1}"#, "k must be a whole number"),
+        (r#"{"within": [3]}"#, "within[0] must be a string"),
+        (r#"{"fill": 1}"#, "fill must be true or false"),
+        (r#"{"top": 3}"#, "options: unknown field `top`"),
+    ] {
+        let (name, message) = error_of(
+            rec.similar(&id.clone().into(), &JSON::parse(options).unwrap())
+                .unwrap_err(),
+        );
+        assert_eq!(name, "NestrankArgumentError");
+        assert!(message.contains(want), "{message} lacks {want}");
+    }
     let bad = JSON::parse(r#"{"kind": "cheaper"}"#).unwrap();
     let (name, message) = error_of(rec.similar(&id.into(), &bad).unwrap_err());
     assert_eq!(name, "NestrankArgumentError");
