@@ -23,16 +23,20 @@ pub struct FactorsSection {
     /// Factor dimension `f`.
     pub dim: u32,
     /// `item_count * dim` int8 codes, row-major.
+    #[wincode(with = "crate::format::OutOfLine<Vec<i8>>")]
     pub codes: Vec<i8>,
     /// One dequantization scale per item: `y = code * scale`.
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub scales: Vec<f32>,
     /// `YᵀY` of the dequantized factors, `dim * dim`, row-major.
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub gram: Vec<f32>,
     /// Ridge `λ`.
     pub regularization: f32,
     /// Confidence slope `α`.
     pub alpha: f32,
     /// Event weights summed into `wᵢ` (view, fav, cart, purchase).
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub event_weights: Vec<f32>,
 }
 

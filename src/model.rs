@@ -59,20 +59,27 @@ pub mod section {
 #[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
 pub struct FamilySection {
     /// Brand names, ascending by bytes.
+    #[wincode(with = "crate::format::OutOfLine<StringTable>")]
     pub brands: StringTable,
     /// Brand index per item, or [`NO_CATEGORY`] (`u32::MAX`) when unknown.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub brand: Vec<u32>,
     /// Per item: 0 anyone, 1 girls, 2 boys.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u8>>")]
     pub gender: Vec<u8>,
     /// The age buckets' edges in months: must be [`crate::stage::EDGES`].
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub edges: Vec<f32>,
     /// Per item and bucket (item-major), the quantized log2 stage lift
     /// ([`crate::stage::quantize_lift`]); empty when the build learned none.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u8>>")]
     pub lifts: Vec<u8>,
     /// Per item, its price (0: unknown).
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub price: Vec<f32>,
     /// Per category: a consumable's typical days between re-purchases
     /// (> 0), a durable bought once ([`DURABLE`]), or unknown (0).
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub restock_days: Vec<f32>,
 }
 
@@ -84,12 +91,16 @@ pub const DURABLE: f32 = -1.0;
 pub struct ItemsSection {
     /// Item ids, strictly ascending by bytes: the dense index of an item is
     /// its position here.
+    #[wincode(with = "crate::format::OutOfLine<StringTable>")]
     pub ids: StringTable,
     /// Category index per item, or [`NO_CATEGORY`].
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub category: Vec<u32>,
     /// Conversions (cart + purchase events) per item in the 7 days before as-of.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub conversions_7d: Vec<u32>,
     /// Event-weighted, time-decayed activity per item before as-of.
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub trend: Vec<f32>,
     /// The largest conversion count over the whole catalog the builder saw:
     /// the popularity feature is `ln(1+c) / ln(1+max)`, so a daily blob cut

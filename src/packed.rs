@@ -16,10 +16,13 @@ use wincode::{SchemaRead, SchemaWrite};
 #[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
 pub struct PackedNeighbours {
     /// Each item's list length, one entry per item.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u16>>")]
     pub lengths: Vec<u16>,
     /// The neighbour indices, little-endian, [`index_width`] bytes each.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u8>>")]
     pub items: Vec<u8>,
     /// One [`score_code`] per neighbour.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u8>>")]
     pub scores: Vec<u8>,
     /// The in-memory dequantization factor (a similarity is `q * scale`
     /// for the `u16` score `q` that [`code_score`] gives back).

@@ -109,6 +109,7 @@ pub struct RankerParams {
 #[derive(Debug, Clone, PartialEq, SchemaWrite, SchemaRead)]
 pub struct RankerSection {
     /// See [`RankerParams::event_weights`].
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub event_weights: Vec<f32>,
     /// See [`RankerParams::half_life_own_h`].
     pub half_life_own_h: f32,
@@ -119,8 +120,10 @@ pub struct RankerSection {
     /// See [`RankerParams::session_h`].
     pub session_h: f32,
     /// Feature names.
+    #[wincode(with = "crate::format::OutOfLine<StringTable>")]
     pub features: StringTable,
     /// One weight per name.
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub weights: Vec<f32>,
 }
 

@@ -144,12 +144,16 @@ pub struct BabySection {
 #[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
 pub struct AffinitiesSection {
     /// Brand names, ascending by bytes.
+    #[wincode(with = "crate::format::OutOfLine<StringTable>")]
     pub brands: StringTable,
     /// Weight per brand, in 0..=1 (1: the family's strongest).
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub brand_weights: Vec<f32>,
     /// Category names, ascending by bytes.
+    #[wincode(with = "crate::format::OutOfLine<StringTable>")]
     pub categories: StringTable,
     /// Weight per category, in 0..=1.
+    #[wincode(with = "crate::format::OutOfLine<Vec<f32>>")]
     pub category_weights: Vec<f32>,
     /// The price band the family buys in: low and high, `0 <= low <= high`;
     /// both 0 when unknown.
@@ -168,6 +172,7 @@ pub struct EmbeddingSection {
     /// `x₀ = code * scale`, `scale >= 0`.
     pub scale: f32,
     /// One code per factor dimension (1 to 256).
+    #[wincode(with = "crate::format::OutOfLine<Vec<i8>>")]
     pub codes: Vec<i8>,
     /// `μ >= 0`, the weight of the history behind it
     /// ([`crate::factors::Prior`]).
@@ -239,6 +244,7 @@ impl EmbeddingSection {
 #[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
 pub struct RebuysSection {
     /// Category names, strictly ascending by bytes.
+    #[wincode(with = "crate::format::OutOfLine<StringTable>")]
     pub categories: StringTable,
     /// Per category, the last purchase day (days since 1970-01-01).
     pub days: Vec<i32>,

@@ -41,6 +41,7 @@ pub struct RuleSet {
 #[serde(deny_unknown_fields)]
 pub struct Pin {
     /// The item id.
+    #[wincode(with = "crate::format::OutOfLine<String>")]
     pub item: String,
     /// The 1-based slot.
     pub slot: u32,
@@ -52,10 +53,13 @@ pub struct Pin {
 #[serde(default, deny_unknown_fields)]
 pub struct Boost {
     /// An item id.
+    #[wincode(with = "crate::format::OutOfLine<Option<String>>")]
     pub item: Option<String>,
     /// A brand name.
+    #[wincode(with = "crate::format::OutOfLine<Option<String>>")]
     pub brand: Option<String>,
     /// A category name.
+    #[wincode(with = "crate::format::OutOfLine<Option<String>>")]
     pub category: Option<String>,
     /// Multiplies the score's size, in `[0, MAX_TIMES]`.
     pub times: Option<f32>,
@@ -68,6 +72,7 @@ pub struct Boost {
 #[serde(deny_unknown_fields)]
 pub struct Diversity {
     /// `"brand"` or `"category"`.
+    #[wincode(with = "crate::format::OutOfLine<String>")]
     pub by: String,
     /// At most this many of one value...
     pub max: u32,
@@ -80,6 +85,7 @@ pub struct Diversity {
 #[serde(deny_unknown_fields)]
 pub struct Explore {
     /// 1-based slots.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub slots: Vec<u32>,
 }
 

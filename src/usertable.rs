@@ -46,8 +46,10 @@ pub struct KeysSection {
 #[derive(Debug, Clone, PartialEq, SchemaWrite, SchemaRead)]
 pub struct RecordsSection {
     /// Where each record starts, and the end of the last.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub offsets: Vec<u32>,
     /// The profile blobs, back to back.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u8>>")]
     pub bytes: Vec<u8>,
 }
 

@@ -22,8 +22,10 @@ pub const NO_CATEGORY: u32 = u32::MAX;
 #[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
 pub struct StringTable {
     /// All strings, concatenated.
+    #[wincode(with = "crate::format::OutOfLine<String>")]
     pub bytes: String,
     /// `ends[i]` is the byte offset just past string `i`.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub ends: Vec<u32>,
 }
 
@@ -98,10 +100,13 @@ impl StringTable {
 #[derive(Debug, Clone, PartialEq, Default, SchemaWrite, SchemaRead)]
 pub struct NeighboursSection {
     /// `offsets[i]..offsets[i+1]` is item `i`'s list; `item_count + 1` entries.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub offsets: Vec<u32>,
     /// Neighbour item indices.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u32>>")]
     pub items: Vec<u32>,
     /// Quantized similarity; the similarity is `score * scale`.
+    #[wincode(with = "crate::format::OutOfLine<Vec<u16>>")]
     pub scores: Vec<u16>,
     /// Dequantization factor.
     pub scale: f32,

@@ -286,3 +286,44 @@ pub(crate) fn check_len(what: &'static str, left: usize, right: usize) -> Result
         })
     }
 }
+
+/// A field schema that reads and writes `T` out of line: wincode inlines
+/// every field's reader into its struct's, so each `Vec<f32>` field of
+/// each section carried its own copy in the wasm. Fields of one type
+/// marked `#[wincode(with = "OutOfLine<Vec<f32>>")]` share one. The bytes
+/// are `T`'s.
+pub struct OutOfLine<T>(std::marker::PhantomData<T>);
+
+// SAFETY: every item delegates to `T`'s, so `T`'s guarantees (the bytes
+// read and written, the type metadata, `dst` initialized exactly on `Ok`)
+// are this schema's.
+unsafe impl<'de, C: wincode::config::ConfigCore, T: wincode::SchemaRead<'de, C>>
+    wincode::SchemaRead<'de, C> for OutOfLine<T>
+{
+    type Dst = T::Dst;
+    const TYPE_META: wincode::TypeMeta = T::TYPE_META;
+
+    #[inline(never)]
+    fn read(
+        reader: impl wincode::io::Reader<'de>,
+        dst: &mut std::mem::MaybeUninit<T::Dst>,
+    ) -> wincode::ReadResult<()> {
+        T::read(reader, dst)
+    }
+}
+
+// SAFETY: as for `SchemaRead`.
+unsafe impl<C: wincode::config::ConfigCore, T: wincode::SchemaWrite<C>> wincode::SchemaWrite<C>
+    for OutOfLine<T>
+{
+    type Src = T::Src;
+    const TYPE_META: wincode::TypeMeta = T::TYPE_META;
+
+    fn size_of(src: &T::Src) -> wincode::WriteResult<usize> {
+        T::size_of(src)
+    }
+
+    fn write(writer: impl wincode::io::Writer, src: &T::Src) -> wincode::WriteResult<()> {
+        T::write(writer, src)
+    }
+}
