@@ -38,6 +38,24 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason packed into one number: equal reasons, equal keys (below
+    /// 2^36).
+    pub fn key(&self) -> u64 {
+        let (tag, payload) = match *self {
+            Reason::None => (0, 0),
+            Reason::Own(e) => (1, e as u32),
+            Reason::SimilarTo(i) => (2, i),
+            Reason::Category(c) => (3, c),
+            Reason::Popular => (4, 0),
+            Reason::Taste => (5, 0),
+            Reason::Stage => (6, 0),
+            Reason::Brand(b) => (7, b),
+            Reason::Price => (8, 0),
+            Reason::Restock => (9, 0),
+        };
+        (tag << 32) | u64::from(payload)
+    }
+
     /// The reason as a short sentence for the page.
     pub fn text(&self, model: &Model) -> String {
         match *self {

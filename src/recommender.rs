@@ -7,9 +7,10 @@
 use crate::experiment::{Experiment, ExperimentError, Order};
 use crate::format::DecodeError;
 use crate::model::Model;
+use crate::numeric::sort_u64;
 use crate::profile::Profile;
 use crate::rank::{RankerParams, Ranking};
-use crate::rules::{ApplyContext, CompiledRules, RuleSet, RulesError};
+use crate::rules::{ApplyContext, CompiledRules, RuleNote, RuleSet, RulesError};
 use crate::score::{rerank_into, RerankError, Scratch};
 use crate::signals::{Event, Signals};
 use std::collections::HashMap;
@@ -31,6 +32,18 @@ pub struct IdRanking {
     /// item of a "viewed together" reason, the user's latest signal in the
     /// category of a category reason, else "" ([`Recommender::because`]).
     pub because: Vec<String>,
+}
+
+/// The last ranking's reasons as a table of distinct entries and a code
+/// per position ([`Recommender::explanations`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Explanations<'s> {
+    /// Per position, its entry in `texts` and `because`.
+    pub codes: Vec<u32>,
+    /// Reason texts, with what the rules did appended.
+    pub texts: Vec<String>,
+    /// The item behind each entry, or "".
+    pub because: Vec<&'s str>,
 }
 
 /// Which item-to-item table [`Recommender::similar`] reads.
@@ -415,36 +428,116 @@ impl Recommender {
         now: f64,
         shown: usize,
     ) -> Vec<&'s str> {
-        let model = &self.model;
-        let reasons = &self.ranking.reasons[..shown.min(self.ranking.reasons.len())];
-        let sig_idx = if reasons
+        let ex = self.explanations(signals, now, shown);
+        ex.codes.iter().map(|&c| ex.because[c as usize]).collect()
+    }
+
+    /// For each category a signal falls in, the position of the user's
+    /// latest signal there (ts finite, not after `now`; the last of equal
+    /// times), sorted by category: one pass over the signals instead of one
+    /// per item. Empty when no reason names a category.
+    fn latest_by_category(
+        &self,
+        reasons: &[crate::rank::Reason],
+        signals: &[(&str, u8, f64)],
+        now: f64,
+    ) -> Vec<(u32, usize)> {
+        if !reasons
             .iter()
             .any(|r| matches!(r, crate::rank::Reason::Category(_)))
         {
-            let ids: Vec<&str> = signals.iter().map(|s| s.0).collect();
-            self.index_of(&ids)
-        } else {
-            Vec::new()
+            return Vec::new();
+        }
+        let n = self.model.item_count();
+        // (category, position) of every signal that counts, sorted.
+        let mut keys: Vec<u64> = Vec::with_capacity(signals.len());
+        for (j, s) in signals.iter().enumerate() {
+            if let Some(i) = self.model.index_of(s.0).filter(|&i| (i as usize) < n) {
+                if s.2.is_finite() && s.2 <= now {
+                    keys.push((u64::from(self.model.category_of(i)) << 32) | j as u64);
+                }
+            }
+        }
+        sort_u64(&mut keys);
+        let mut latest: Vec<(u32, usize)> = Vec::new();
+        for key in keys {
+            let (c, j) = ((key >> 32) as u32, (key & u64::from(u32::MAX)) as usize);
+            match latest.last_mut() {
+                Some((last, best)) if *last == c => {
+                    if signals[j].2.total_cmp(&signals[*best].2).is_ge() {
+                        *best = j;
+                    }
+                }
+                _ => latest.push((c, j)),
+            }
+        }
+        latest
+    }
+
+    /// [`Recommender::because`] of one reason.
+    fn because_of<'s>(
+        &'s self,
+        reason: &crate::rank::Reason,
+        signals: &[(&'s str, u8, f64)],
+        latest: &[(u32, usize)],
+    ) -> &'s str {
+        match *reason {
+            crate::rank::Reason::SimilarTo(i) => self.model.id_of(i),
+            crate::rank::Reason::Category(c) => latest
+                .binary_search_by_key(&c, |&(c, _)| c)
+                .map_or("", |at| signals[latest[at].1].0),
+            _ => "",
+        }
+    }
+
+    /// The first `shown` reasons of the last ranking as distinct entries
+    /// and a code per position: [`Recommender::reason_text`] of position
+    /// `k` is `texts[codes[k]]`, and its [`Recommender::because`] is
+    /// `because[codes[k]]`. A page of 500 items has a dozen distinct
+    /// reasons: each text is built once, and the wasm binding hands the
+    /// page the short table and the codes.
+    pub fn explanations<'s>(
+        &'s self,
+        signals: &[(&'s str, u8, f64)],
+        now: f64,
+        shown: usize,
+    ) -> Explanations<'s> {
+        let reasons = &self.ranking.reasons[..shown.min(self.ranking.reasons.len())];
+        let notes = &self.ranking.rules;
+        let latest = self.latest_by_category(reasons, signals, now);
+        let mut out = Explanations {
+            codes: vec![0; reasons.len()],
+            texts: Vec::new(),
+            because: Vec::new(),
         };
-        let latest_in_category = |c: u32| -> &'s str {
-            (0..sig_idx.len())
-                .filter(|&j| {
-                    (sig_idx[j] as usize) < model.item_count()
-                        && model.category_of(sig_idx[j]) == c
-                        && signals[j].2.is_finite()
-                        && signals[j].2 <= now
-                })
-                .max_by(|&a, &b| signals[a].2.total_cmp(&signals[b].2))
-                .map_or("", |j| signals[j].0)
-        };
-        reasons
-            .iter()
-            .map(|r| match *r {
-                crate::rank::Reason::SimilarTo(i) => model.id_of(i),
-                crate::rank::Reason::Category(c) => latest_in_category(c),
-                _ => "",
-            })
-            .collect()
+        // Positions whose reason alone decides the text (no rule note),
+        // sorted by the reason's key above the position: runs of equal
+        // reasons share an entry. The others get an entry each.
+        const POSITION_BITS: u32 = 28;
+        let plain = |k: usize| notes.get(k).is_none_or(|n| *n == RuleNote::default());
+        let mut keys: Vec<u64> = Vec::with_capacity(reasons.len());
+        for (k, r) in reasons.iter().enumerate() {
+            if plain(k) && k < 1 << POSITION_BITS {
+                keys.push((r.key() << POSITION_BITS) | k as u64);
+            } else {
+                out.codes[k] = out.texts.len() as u32;
+                out.texts.push(self.reason_text(r, notes.get(k)));
+                out.because.push(self.because_of(r, signals, &latest));
+            }
+        }
+        sort_u64(&mut keys);
+        let mut previous = None;
+        for key in keys {
+            let k = (key & ((1 << POSITION_BITS) - 1)) as usize;
+            if previous != Some(key >> POSITION_BITS) {
+                previous = Some(key >> POSITION_BITS);
+                out.texts.push(self.reason_text(&reasons[k], None));
+                out.because
+                    .push(self.because_of(&reasons[k], signals, &latest));
+            }
+            out.codes[k] = out.texts.len() as u32 - 1;
+        }
+        out
     }
 
     /// The ranking of the last rerank call.

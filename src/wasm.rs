@@ -295,6 +295,19 @@ extern "C" {
 
 const SEP: char = '\u{1f}';
 
+/// Strings as a JS array, in one crossing: joined with [`SEP`] (a `SEP`
+/// inside one becomes a space) and split on the JS side.
+fn strings_to_js(strings: &[impl AsRef<str>]) -> Array {
+    let mut joined = String::new();
+    for (k, s) in strings.iter().enumerate() {
+        if k > 0 {
+            joined.push(SEP);
+        }
+        joined.extend(s.as_ref().chars().map(|c| if c == SEP { ' ' } else { c }));
+    }
+    split_joined(&joined, strings.len() as u32)
+}
+
 fn split_ids(joined: &str, len: u32) -> Vec<&str> {
     if len == 0 {
         Vec::new()
@@ -439,33 +452,11 @@ impl Recommender {
             candidate_ids.unchecked_ref::<Array>(),
             &ranking.order[..shown],
         );
-        let mut reasons = String::new();
-        let shown_reasons = shown.min(ranking.reasons.len());
-        for (k, r) in ranking.reasons[..shown_reasons].iter().enumerate() {
-            if k > 0 {
-                reasons.push(SEP);
-            }
-            reasons.extend(
-                self.inner
-                    .reason_text(r, ranking.rules.get(k))
-                    .chars()
-                    .map(|c| if c == SEP { ' ' } else { c }),
-            );
-        }
-        let reasons = split_joined(&reasons, shown_reasons as u32);
-        let mut because = String::new();
-        for (k, id) in self
-            .inner
-            .because(&sig, now, shown_reasons)
-            .iter()
-            .enumerate()
-        {
-            if k > 0 {
-                because.push(SEP);
-            }
-            because.push_str(id);
-        }
-        let because = split_joined(&because, shown_reasons as u32);
+        // A dozen distinct reasons for 500 items: each text crosses once,
+        // and JS indexes the short tables by the codes.
+        let ex = self.inner.explanations(&sig, now, shown);
+        let reasons = pick(&strings_to_js(&ex.texts), &ex.codes);
+        let because = pick(&strings_to_js(&ex.because), &ex.codes);
         let result = Object::new();
         Reflect::set(&result, &"items".into(), &items)?;
         Reflect::set(

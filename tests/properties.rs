@@ -174,6 +174,57 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn explanations_are_each_positions_reason_and_because(
+        parts in parts_strategy(),
+        cand in prop::collection::vec(0u32..60, 0..50),
+        sig in prop::collection::vec((0u32..60, 0u8..4, 0i32..20), 0..30),
+        shown in 0usize..60,
+    ) {
+        let ids: Vec<String> = (0..parts.items.ids.len()).map(|i| parts.items.ids.get(i).to_string()).collect();
+        // Indices past the table are ids the model lacks.
+        let id = |i: u32| ids.get(i as usize).cloned().unwrap_or_else(|| format!("new{i}"));
+        let rec = &mut nestrank::Recommender::from_bytes(&parts.to_bytes()).unwrap();
+        let cand: Vec<String> = cand.into_iter().map(id).collect();
+        let cand: Vec<&str> = cand.iter().map(String::as_str).collect();
+        let sig_ids: Vec<String> = sig.iter().map(|s| id(s.0)).collect();
+        // Times on a coarse grid, so ties happen; some after `now`.
+        let now = 1e9;
+        let signals: Vec<(&str, u8, f64)> = sig.iter().zip(&sig_ids)
+            .map(|(s, i)| (i.as_str(), s.1, now - 100.0 * f64::from(s.2) + 300.0))
+            .collect();
+        rec.rerank_id_positions(&cand, &signals, now, true).unwrap();
+        let ex = rec.explanations(&signals, now, shown);
+        let r = rec.last_ranking();
+        let shown = shown.min(r.reasons.len());
+        prop_assert_eq!(ex.codes.len(), shown);
+        prop_assert_eq!(ex.texts.len(), ex.because.len());
+        let model = rec.model();
+        for (k, reason) in r.reasons[..shown].iter().enumerate() {
+            let c = ex.codes[k] as usize;
+            prop_assert_eq!(&ex.texts[c], &rec.reason_text(reason, r.rules.get(k)));
+            // Because, by its definition: one scan of the signals per item.
+            let want = match *reason {
+                nestrank::Reason::SimilarTo(i) => model.id_of(i),
+                nestrank::Reason::Category(cat) => (0..signals.len())
+                    .filter(|&j| {
+                        model.index_of(signals[j].0).is_some_and(|i| model.category_of(i) == cat)
+                            && signals[j].2 <= now
+                    })
+                    .max_by(|&a, &b| signals[a].2.total_cmp(&signals[b].2))
+                    .map_or("", |j| signals[j].0),
+                _ => "",
+            };
+            prop_assert_eq!(ex.because[c], want, "position {}", k);
+        }
+        // Distinct entries: no two the same text and item.
+        for x in 0..ex.texts.len() {
+            for y in x + 1..ex.texts.len() {
+                prop_assert!((&ex.texts[x], ex.because[x]) != (&ex.texts[y], ex.because[y]));
+            }
+        }
+    }
 }
 
 /// Regression (found by the proptest above): signals old enough that the
