@@ -217,10 +217,12 @@ fn parse_signals(value: &JsValue) -> Result<PackedSignals, JsValue> {
             bad_element("signals.item of signals", code)
         });
     }
+    let ids = Reflect::get(&packed, &"ids".into())?
+        .as_string()
+        .unwrap_or_default();
+    check_separators(&ids, array, Some("item"), "signals.item of signals")?;
     Ok(PackedSignals {
-        ids: Reflect::get(&packed, &"ids".into())?
-            .as_string()
-            .unwrap_or_default(),
+        ids,
         events: Uint8Array::new(&Reflect::get(&packed, &"events".into())?).to_vec(),
         ts: js_sys::Float64Array::new(&Reflect::get(&packed, &"ts".into())?).to_vec(),
     })
@@ -240,19 +242,17 @@ struct RerankOptions {
 const SEP = "\x1f";
 const CODES = { view: 0, fav: 1, cart: 2, purchase: 3 };
 export function joinIds(a) {
-  for (let i = 0; i < a.length; i++) {
-    const s = a[i];
-    if (typeof s !== "string") return i;
-    if (s.includes(SEP)) return -1 - i;
-  }
+  for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string") return i;
   return a.join(SEP);
+}
+export function sepIndex(a, field) {
+  return a.findIndex((x) => (field ? x[field] : x).includes(SEP));
 }
 export function packSignals(s) {
   const n = s.length, events = new Uint8Array(n), ts = new Float64Array(n), ids = new Array(n);
   for (let i = 0; i < n; i++) {
     const x = s[i];
     if (x === null || typeof x !== "object" || typeof x.item !== "string") return i;
-    if (x.item.includes(SEP)) return -1 - i;
     ids[i] = x.item;
     const e = x.event;
     events[i] = typeof e === "number" ? (Number.isInteger(e) && e >= 0 && e <= 3 ? e : 255) : (CODES[e] ?? 255);
@@ -278,6 +278,8 @@ export function unpackSignals(ids, events, ts) {
 extern "C" {
     #[wasm_bindgen(js_name = joinIds)]
     fn join_ids(array: &Array) -> JsValue;
+    #[wasm_bindgen(js_name = sepIndex)]
+    fn sep_index(array: &Array, field: Option<&str>) -> u32;
     #[wasm_bindgen(js_name = packSignals)]
     fn pack_signals(array: &Array) -> JsValue;
     fn pick(array: &Array, order: &[u32]) -> Array;
@@ -337,9 +339,28 @@ fn joined_ids(value: &JsValue, what: &str) -> Result<(String, u32), JsValue> {
         .ok_or_else(|| arg_error(&format!("{what} must be an array of item id strings")))?;
     let joined = join_ids(array);
     match joined.as_string() {
-        Some(s) => Ok((s, array.length())),
+        Some(s) => {
+            check_separators(&s, array, None, what)?;
+            Ok((s, array.length()))
+        }
         None => Err(bad_element(what, joined.as_f64().unwrap_or(0.0))),
     }
+}
+
+/// `joined` holds one [`SEP`] fewer than `array` has elements, unless an
+/// element holds one itself: then the error names the first that does
+/// (found on the JS side: the common case scans no id twice).
+fn check_separators(
+    joined: &str,
+    array: &Array,
+    field: Option<&str>,
+    what: &str,
+) -> Result<(), JsValue> {
+    let n = array.length() as usize;
+    if n == 0 || joined.bytes().filter(|&b| b == SEP as u8).count() == n - 1 {
+        return Ok(());
+    }
+    Err(bad_element(what, -1.0 - f64::from(sep_index(array, field))))
 }
 
 /// The bytes of a `Uint8Array` or `ArrayBuffer` argument holding a `kind` blob.
