@@ -7,7 +7,7 @@ use crate::factors::FactorsSection;
 use crate::format::{
     check_len, decode_section, encode_section, BlobKind, Container, DecodeError, Header,
 };
-use crate::hash::fnv1a64;
+use crate::hash::table_hash;
 use crate::packed::PackedNeighbours;
 use crate::params::{RankerParams, RankerSection};
 use crate::ruleset::RuleSet;
@@ -427,11 +427,13 @@ impl Model {
     pub fn index_of(&self, id: &str) -> Option<u32> {
         let slots = self.id_slots.get_or_init(|| self.build_id_slots());
         let mask = slots.len() - 1;
-        let mut at = fnv1a64(id.as_bytes()) as usize & mask;
+        let mut at = table_hash(id.as_bytes()) as usize & mask;
         loop {
             match slots[at] {
                 0 => return None,
-                s if self.id_of(s - 1) == id => return Some(s - 1),
+                s if self.parts.items.ids.bytes_of((s - 1) as usize) == id.as_bytes() => {
+                    return Some(s - 1)
+                }
                 _ => at = (at + 1) & mask,
             }
         }
@@ -443,7 +445,7 @@ impl Model {
         let mut slots = vec![0u32; (2 * n).next_power_of_two().max(2)];
         let mask = slots.len() - 1;
         for i in 0..n as u32 {
-            let mut at = fnv1a64(self.id_of(i).as_bytes()) as usize & mask;
+            let mut at = table_hash(self.id_of(i).as_bytes()) as usize & mask;
             while slots[at] != 0 {
                 at = (at + 1) & mask;
             }

@@ -71,6 +71,13 @@ impl StringTable {
         &self.bytes[start..self.ends[i] as usize]
     }
 
+    /// String `i`'s bytes (no check that the ends fall on characters:
+    /// for comparing).
+    pub fn bytes_of(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes.as_bytes()[start..self.ends[i] as usize]
+    }
+
     pub(crate) fn validate(&self, what: &'static str) -> Result<(), DecodeError> {
         let mut start = 0usize;
         for &end in &self.ends {
