@@ -120,11 +120,12 @@ function checkManifest(m, url) {
   return m;
 }
 
-async function verified(bytes, manifest, blobUrl) {
+// `sha`: the bytes' hash if already known.
+async function verified(bytes, manifest, blobUrl, sha) {
   if (bytes.length !== manifest.bytes) {
     throw loadError(`model ${blobUrl}: ${bytes.length} bytes, the manifest says ${manifest.bytes}`);
   }
-  const sha = await sha256Hex(bytes);
+  sha ??= await sha256Hex(bytes);
   if (sha !== manifest.sha256) {
     throw loadError(`model ${blobUrl}: sha256 ${sha} does not match the manifest's ${manifest.sha256}`);
   }
@@ -161,6 +162,13 @@ export async function loadModel(manifestUrl, options = {}) {
   manifestResponse.catch(() => {}); // awaited below, where its error is handled
   const cacheReady = openCache(options.cache !== false);
   const lastGoodUrl = new URL(LAST_GOOD, base).href;
+  // The last good model is read and hashed while the manifest is asked
+  // for: on most loads it is the very blob the manifest names, and it is
+  // used when its size and SHA-256 are the manifest's.
+  const lastGood = (async () => {
+    const bytes = await (await cacheReady).get(lastGoodUrl);
+    return bytes && { bytes, sha: await sha256Hex(bytes) };
+  })().catch(() => null);
   let cache = null;
   try {
     const res = await manifestResponse;
@@ -179,7 +187,9 @@ export async function loadModel(manifestUrl, options = {}) {
       return new Uint8Array(await r.arrayBuffer());
     };
     cache = await cacheReady;
-    let bytes = await cache.get(blobUrl);
+    const last = await lastGood;
+    const reused = Boolean(last) && last.bytes.length === manifest.bytes && last.sha === manifest.sha256;
+    let bytes = reused ? last.bytes : await cache.get(blobUrl);
     let source = "cache";
     if (!bytes) {
       bytes = await download();
@@ -190,7 +200,7 @@ export async function loadModel(manifestUrl, options = {}) {
     t = now();
     let recommender;
     try {
-      recommender = await verified(bytes, manifest, blobUrl);
+      recommender = await verified(bytes, manifest, blobUrl, reused ? last.sha : undefined);
     } catch (e) {
       if (source !== "cache") throw e;
       // A damaged cached copy: download it afresh.
@@ -202,13 +212,13 @@ export async function loadModel(manifestUrl, options = {}) {
     // The model is handed over before the cache writes finish.
     const stored = (async () => {
       if (source === "network") await cache.put(blobUrl, bytes);
-      await cache.put(lastGoodUrl, bytes);
+      if (!(reused && source === "cache")) await cache.put(lastGoodUrl, bytes);
       await cache.prune([blobUrl, lastGoodUrl]);
     })();
     return { recommender, manifest, source, timings, stored };
   } catch (error) {
     cache ??= await cacheReady;
-    const last = await cache.get(lastGoodUrl);
+    const last = (await lastGood)?.bytes;
     if (last && (await wasmReady.then(() => true, () => false))) {
       try {
         const recommender = Recommender.fromBytes(last);

@@ -55,6 +55,29 @@ test("loads, verifies and then serves the blob from the cache", async () => {
   assert.deepEqual(requests, ["/a/manifest.json"], "a reload fetches only the manifest");
 });
 
+test("a reload uses the last good blob only while the manifest names it", async () => {
+  routes = {};
+  const url = publish("n", blob);
+  assert.equal((await loadModel(url)).source, "network");
+  assert.equal((await loadModel(url)).source, "cache");
+  // The next night publishes another model: it is downloaded, not the
+  // last good one (read while the manifest was asked for) used.
+  const next = readFileSync(new URL("../data/golden-v2.nrk", import.meta.url));
+  const nextId = Recommender.fromBytes(next).modelId;
+  assert.notEqual(nextId, modelId);
+  publish("n", next, { model_id: nextId });
+  const fresh = await loadModel(url);
+  assert.equal(fresh.source, "network");
+  assert.equal(fresh.recommender.modelId, nextId);
+  await fresh.stored;
+  // And it is the last good one from then on.
+  requests = [];
+  const again = await loadModel(url);
+  assert.equal(again.source, "cache");
+  assert.equal(again.recommender.modelId, nextId);
+  assert.deepEqual(requests, ["/n/manifest.json"]);
+});
+
 test("checksum and size mismatches are NestrankLoadErrors naming the blob", async () => {
   routes = {};
   const url = publish("b", blob, { sha256: "0".repeat(64) });
