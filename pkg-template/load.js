@@ -62,6 +62,17 @@ async function openCache(useCache) {
   };
 }
 
+// A page may preload the manifest (<link rel="preload" as="fetch">), so
+// that it is asked for while the modules load; the fetch in loadModel then
+// takes that response, which came through the HTTP cache. It is as fresh as
+// the host's Cache-Control makes it: fresh when that says to revalidate
+// every time (no-cache, no-store, max-age=0), else asked for again.
+function preloaded(url) {
+  const links = globalThis.document?.querySelectorAll?.('link[rel="preload"]') ?? [];
+  return Array.prototype.some.call(links, (l) => l.href === url);
+}
+const revalidated = (res) => /\b(no-cache|no-store|max-age=0)\b/.test(res.headers.get("cache-control") ?? "");
+
 /** Lowercase hex SHA-256 (WebCrypto where present; a plain fallback on insecure origins). */
 export async function sha256Hex(bytes) {
   const subtle = globalThis.crypto?.subtle;
@@ -171,7 +182,8 @@ export async function loadModel(manifestUrl, options = {}) {
   })().catch(() => null);
   let cache = null;
   try {
-    const res = await manifestResponse;
+    let res = await manifestResponse;
+    if (res.ok && preloaded(base.href) && !revalidated(res)) res = await fetchFn(base.href, { cache: "no-cache" });
     if (!res.ok) throw loadError(`manifest ${base.href}: HTTP ${res.status}`);
     let manifest;
     try {

@@ -78,6 +78,39 @@ test("a reload uses the last good blob only while the manifest names it", async 
   assert.deepEqual(requests, ["/n/manifest.json"]);
 });
 
+test("a preloaded manifest is asked for again unless the host makes it revalidate", async () => {
+  routes = {};
+  const url = publish("p", blob);
+  // What a stale copy would name: yesterday's blob, gone from the host.
+  const staleManifest = JSON.stringify({ file: "model-0000000000000000.nrk", sha256: "e".repeat(64), bytes: 5 });
+  // The page preloaded the manifest; the response handed over came from the
+  // HTTP cache, and its Cache-Control let it be stored for an hour.
+  globalThis.document = { querySelectorAll: () => [{ href: url }] };
+  const calls = [];
+  const fetchFn = async (u, init) => {
+    calls.push(init?.cache ?? "default");
+    if (calls.length === 1) return new Response(staleManifest, { headers: { "cache-control": "public, max-age=3600" } });
+    return fetch(u, init);
+  };
+  try {
+    const out = await loadModel(url, { cache: false, fetch: fetchFn });
+    assert.equal(out.source, "network");
+    assert.equal(out.recommender.modelId, modelId);
+    assert.deepEqual(calls.slice(0, 2), ["no-cache", "no-cache"], "the manifest is asked for again, past the cache");
+    // Served with no-cache, the handed-over response was revalidated: used as is.
+    calls.length = 0;
+    const fresh = async (u, init) => {
+      calls.push(init?.cache ?? "default");
+      if (calls.length === 1) return new Response(routes["/p/manifest.json"][1], { headers: { "cache-control": "no-cache" } });
+      return fetch(u, init);
+    };
+    assert.equal((await loadModel(url, { cache: false, fetch: fresh })).source, "network");
+    assert.equal(calls.length, 2, "the manifest once, then the blob");
+  } finally {
+    delete globalThis.document;
+  }
+});
+
 test("checksum and size mismatches are NestrankLoadErrors naming the blob", async () => {
   routes = {};
   const url = publish("b", blob, { sha256: "0".repeat(64) });
