@@ -672,11 +672,7 @@ impl Recommender {
         let coded: Vec<(&str, u8, f64)> = signals.iter().map(|s| (s.0, s.1 as u8, s.2)).collect();
         self.rerank_id_positions(candidates, &coded, now, explain)?;
         let r = &self.ranking;
-        let because = self
-            .because(&coded, now, r.reasons.len())
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let ex = self.explanations(&coded, now, r.reasons.len());
         Ok(IdRanking {
             items: r
                 .order
@@ -684,13 +680,16 @@ impl Recommender {
                 .map(|&p| candidates[p as usize].to_string())
                 .collect(),
             scores: r.scores.clone(),
-            reasons: r
-                .reasons
+            reasons: ex
+                .codes
                 .iter()
-                .enumerate()
-                .map(|(k, x)| self.reason_text(x, r.rules.get(k)))
+                .map(|&c| ex.texts[c as usize].clone())
                 .collect(),
-            because,
+            because: ex
+                .codes
+                .iter()
+                .map(|&c| ex.because[c as usize].to_string())
+                .collect(),
         })
     }
 }
