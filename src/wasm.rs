@@ -109,56 +109,36 @@ fn experiment_error(message: &str) -> JsValue {
 /// weighed 7 KB gzipped in the module); the core checks the values.
 fn experiment_from_js(value: &JsValue) -> Result<crate::experiment::Experiment, JsValue> {
     use crate::experiment::{Experiment, Order, Variant};
-    use read::get;
-    let string = |v: JsValue, at: &str| -> Result<Option<String>, JsValue> {
-        if v.is_undefined() || v.is_null() {
-            return Ok(None);
-        }
-        v.as_string()
-            .map(Some)
-            .ok_or_else(|| experiment_error(&format!("experiment: {at} must be a string")))
-    };
-    let name = string(get(value, "name"), "name")?
-        .ok_or_else(|| experiment_error("experiment: name is missing"))?;
-    let list = get(value, "variants");
-    let list = list
-        .dyn_ref::<Array>()
-        .ok_or_else(|| experiment_error("experiment: variants must be an array"))?;
-    let mut variants = Vec::with_capacity(list.length() as usize);
-    for (k, v) in list.iter().enumerate() {
-        let at = |field: &str| format!("variants[{k}].{field}");
-        let order = match string(get(&v, "order"), &at("order"))?.as_deref() {
+    let variant = |v: &JsValue, at: &str| -> Result<Variant, read::Problem> {
+        let order = match read::string(v, at, "order")?.as_deref() {
             None | Some("nestrank") => Order::Nestrank,
             Some("shop") => Order::Shop,
             Some(other) => {
-                return Err(experiment_error(&format!(
-                    "experiment: {}: {other:?} is not \"shop\" or \"nestrank\"",
-                    at("order")
-                )))
+                return Err(format!(
+                    "{at}.order: {other:?} is not \"shop\" or \"nestrank\""
+                ))
             }
         };
-        let rules = get(&v, "rules");
-        let rules = if rules.is_undefined() || rules.is_null() {
-            None
-        } else {
-            Some(
-                read::rule_set(&rules)
-                    .map_err(|p| experiment_error(&format!("experiment: {}: {p}", at("rules"))))?,
-            )
-        };
-        variants.push(Variant {
-            name: string(get(&v, "name"), &at("name"))?.ok_or_else(|| {
-                experiment_error(&format!("experiment: {} is missing", at("name")))
-            })?,
-            share: get(&v, "share").as_f64().ok_or_else(|| {
-                experiment_error(&format!("experiment: {} must be a number", at("share")))
-            })?,
+        let rules = read::get(v, "rules");
+        Ok(Variant {
+            name: read::required(read::string(v, at, "name")?, at, "name")?,
+            share: read::required(read::number(v, at, "share")?, at, "share")?,
             order,
-            ranker: string(get(&v, "ranker"), &at("ranker"))?,
-            rules,
-        });
-    }
-    Ok(Experiment { name, variants })
+            ranker: read::string(v, at, "ranker")?,
+            rules: if read::absent(&rules) {
+                None
+            } else {
+                Some(read::rule_set(&rules).map_err(|p| format!("{at}.rules: {p}"))?)
+            },
+        })
+    };
+    let experiment = || -> Result<Experiment, read::Problem> {
+        Ok(Experiment {
+            name: read::required(read::string(value, "", "name")?, "", "name")?,
+            variants: read::required(read::list(value, "", "variants", variant)?, "", "variants")?,
+        })
+    };
+    experiment().map_err(|p| experiment_error(&format!("experiment: {p}")))
 }
 
 /// An experiment's and its variants' keys: `experiment_from_js` reads only

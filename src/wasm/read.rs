@@ -1,6 +1,6 @@
 //! Plain JS values read field by field: the rule set and the options
 //! objects. serde-wasm-bindgen did this before; its visitors and the float
-//! formatting its error messages need weighed about 12 KB gzipped in the
+//! formatting its error messages need weighed about 13 KB gzipped in the
 //! module (docs/figures.md). Every error names the value's place
 //! (`boosts[0].times`) and what it must be; the core checks the values.
 
@@ -157,7 +157,8 @@ fn whole_at(v: &JsValue, at: &str) -> Result<u32, Problem> {
     element(v, at, WHOLE, whole_of)
 }
 
-fn required<T>(v: Option<T>, at: &str, k: &str) -> Result<T, Problem> {
+/// A field that must be there.
+pub(super) fn required<T>(v: Option<T>, at: &str, k: &str) -> Result<T, Problem> {
     v.ok_or_else(|| format!("{} is missing", place(at, k)))
 }
 

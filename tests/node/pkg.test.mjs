@@ -97,6 +97,9 @@ test("experiments and exploration: setExperiment, setVisitor, variant, variantOr
   for (const [bad, message] of [
     [{ ...experiment, variants: [experiment.variants[0]] }, /^experiment: variants: the shares add up to 50%/],
     [{ ...experiment, colour: "red" }, /experiment: top level: unknown field `colour`/],
+    [{ name: "x" }, /^experiment: variants is missing$/],
+    [{ name: "x", variants: [{ name: "a", share: "100" }] }, /^experiment: variants\[0\]\.share must be a number$/],
+    [{ name: "x", variants: [{ name: "a", share: 100, order: "theirs" }] }, /^experiment: variants\[0\]\.order: "theirs" is not "shop" or "nestrank"$/],
     [{ name: "x", variants: [{ name: "a", share: 100, rules: { pin: [] } }] }, /experiment: variants\[0\]\.rules: top level: unknown field `pin`/],
     ["{nope", /the text is not JSON/],
   ]) {
