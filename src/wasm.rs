@@ -176,7 +176,7 @@ struct PackedSignals {
 /// finite number is skipped by the scorer (signals come from storage the
 /// page does not control); an element that is not such an object is an error.
 fn parse_signals(value: &JsValue) -> Result<PackedSignals, JsValue> {
-    if value.is_undefined() || value.is_null() {
+    if read::absent(value) {
         return Ok(PackedSignals {
             ids: String::new(),
             events: Vec::new(),
@@ -555,7 +555,7 @@ impl Recommender {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "RuleSet | string | null")] rules: &JsValue,
     ) -> Result<(), JsValue> {
-        let rules = if rules.is_null() || rules.is_undefined() {
+        let rules = if read::absent(rules) {
             None
         } else {
             let value = match rules.as_string() {
@@ -579,7 +579,7 @@ impl Recommender {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Experiment | string | null")] experiment: &JsValue,
     ) -> Result<(), JsValue> {
-        let experiment = if experiment.is_null() || experiment.is_undefined() {
+        let experiment = if read::absent(experiment) {
             None
         } else {
             let value = match experiment.as_string() {
@@ -885,7 +885,7 @@ impl JsProfile {
         let birthday = birthday
             .as_string()
             .ok_or_else(|| arg_error("birthday must be a string YYYY-MM-DD"))?;
-        let gender = if gender.is_undefined() || gender.is_null() {
+        let gender = if read::absent(gender) {
             String::new()
         } else {
             gender

@@ -22,7 +22,7 @@ pub(super) fn absent(v: &JsValue) -> bool {
 }
 
 /// Names written as a list: `["a", "b"]` (the names are plain words).
-pub(super) fn name_list(names: &[&str]) -> String {
+fn name_list(names: &[&str]) -> String {
     let mut s = String::from("[");
     for (k, n) in names.iter().enumerate() {
         if k > 0 {
