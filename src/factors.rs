@@ -11,7 +11,7 @@
 //! vector never leaves the device.
 
 use crate::format::{check_len, DecodeError};
-use crate::numeric::dot;
+use crate::numeric::{dot, dot_f32};
 use wincode::{SchemaRead, SchemaWrite};
 
 /// The largest factor dimension a blob may carry.
@@ -163,7 +163,7 @@ impl FactorsSection {
     #[inline]
     pub fn score(&self, i: usize, x: &[f32]) -> f32 {
         let dim = self.dim as usize;
-        crate::numeric::dot(&self.codes[i * dim..(i + 1) * dim], x) * self.scales[i]
+        crate::numeric::dot_codes(&self.codes[i * dim..(i + 1) * dim], x) * self.scales[i]
     }
 
     /// Solves for the user vector from `(item, w)` pairs (item indices below
@@ -220,14 +220,14 @@ impl FactorsSection {
             ridge += prior.weight;
             for (k, &(_, w)) in items.iter().enumerate() {
                 let y = &rows[k * dim..(k + 1) * dim];
-                let t = self.alpha * w * dot(y, prior.centre);
+                let t = self.alpha * w * dot_f32(y, prior.centre);
                 for (rv, yv) in r.iter_mut().zip(y) {
                     *rv -= t * yv;
                 }
             }
         }
         p.copy_from_slice(r);
-        let mut rs_old = dot(r, r);
+        let mut rs_old = dot_f32(r, r);
         let tolerance = rs_old * 1e-10;
         for _ in 0..dim.min(FOLD_IN_STEPS) {
             if rs_old <= tolerance || rs_old == 0.0 {
@@ -236,16 +236,16 @@ impl FactorsSection {
             // ap = (G + λI) p + Σ (c_i − 1)(y_i · p) y_i
             for (q, apq) in ap.iter_mut().enumerate() {
                 let g = &self.gram[q * dim..(q + 1) * dim];
-                *apq = dot(g, p) + ridge * p[q];
+                *apq = dot_f32(g, p) + ridge * p[q];
             }
             for (k, &(_, w)) in items.iter().enumerate() {
                 let y = &rows[k * dim..(k + 1) * dim];
-                let t = self.alpha * w * dot(y, p);
+                let t = self.alpha * w * dot_f32(y, p);
                 for (apq, yq) in ap.iter_mut().zip(y) {
                     *apq += t * yq;
                 }
             }
-            let pap = dot(p, ap);
+            let pap = dot_f32(p, ap);
             if pap.is_nan() || pap <= 0.0 {
                 break;
             }
@@ -254,7 +254,7 @@ impl FactorsSection {
                 x[q] += step * p[q];
                 r[q] -= step * ap[q];
             }
-            let rs_new = dot(r, r);
+            let rs_new = dot_f32(r, r);
             let beta = rs_new / rs_old;
             for q in 0..dim {
                 p[q] = r[q] + beta * p[q];
