@@ -2,6 +2,13 @@
 // signal store and the model loader.
 export * from "./nestrank.js";
 export { default } from "./nestrank.js";
+
+/** Whether this engine runs the SIMD build (`nestrank_simd_bg.wasm`); both builds give the same results. */
+export const simd: boolean;
+/** The file name of the build this engine runs. */
+export const wasmFile: "nestrank_simd_bg.wasm" | "nestrank_bg.wasm";
+/** The URL of the build this engine runs, in the folder `base` (default: beside the package). */
+export function wasmUrl(base?: string | URL): URL;
 import type { Recommender, Signal, DecodedSignal } from "./nestrank.js";
 
 /** Options of `SignalStore`. */

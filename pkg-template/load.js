@@ -3,7 +3,8 @@
 // against the manifest and decode it; cache it (Cache API where present,
 // else memory) so a reload downloads nothing; and when the new blob fails
 // anywhere, fall back to the last good one.
-import init, { Recommender } from "./nestrank.js";
+import { Recommender } from "./nestrank.js";
+import init from "./wasm.js";
 
 const CACHE = "nestrank-models";
 const LAST_GOOD = "nestrank-last-good";

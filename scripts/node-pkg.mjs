@@ -1,14 +1,30 @@
 // Loads the built package (pkg/) under Node: --target web output, so the
 // wasm bytes are read from disk and given to initSync.
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const pkgDir = fileURLToPath(new URL("../pkg/", import.meta.url));
 
-export async function loadNestrank() {
-  const mod = await import(new URL("../pkg/nestrank.js", import.meta.url));
-  mod.initSync({ module: readFileSync(pkgDir + "nestrank_bg.wasm") });
-  return mod;
+/**
+ * The package's core, instantiated from `file` (by default the build this
+ * engine runs, as the package's node.js picks it). Another build gets its
+ * own copy of the glue, since a runtime instantiates a module once per path:
+ * so both builds can run in one process.
+ */
+export async function loadNestrank(file) {
+  const picked = (await import(pathToFileURL(join(pkgDir, "wasm.js")))).wasmFile;
+  file ??= picked;
+  const dir = file === picked ? pkgDir : mkdtempSync(join(tmpdir(), "nestrank-pkg-"));
+  try {
+    if (dir !== pkgDir) cpSync(pkgDir, dir, { recursive: true });
+    const mod = await import(pathToFileURL(join(dir, "nestrank.js")));
+    mod.initSync({ module: readFileSync(join(dir, file)) });
+    return mod;
+  } finally {
+    if (dir !== pkgDir) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // FNV-1a 64-bit, as EVAL.md fixes it for the candidate order.

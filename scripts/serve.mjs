@@ -1,4 +1,5 @@
 // A small static server for the demo page (no dependencies): / is www/,
+// with its script the bundle `make pkg` writes (target/www/app.js),
 // /pkg/ the built package, /model/ the published model (manifest + blob),
 // /data/ the shop's specials of the day, /profile/ID.nrp a family's nightly
 // profile from `model-builder users` (the demo's stand-in for a signed-in
@@ -35,6 +36,11 @@ function profilePath(id) {
 }
 
 export async function serve({ port = 8080, model = "out/shop-model", data = "out/shop", users = "out/shop-users", log = false, tests = false } = {}) {
+  const bundle = resolve(root, "target/www/app.js");
+  const [built, source] = await Promise.all([stat(bundle).catch(() => null), stat(resolve(root, "www/app.js"))]);
+  if (!built || built.mtimeMs < source.mtimeMs) {
+    throw new Error(`${bundle} is ${built ? "older than www/app.js" : "missing"}: run \`make pkg\` (it bundles the page's script)`);
+  }
   const mounts = [
     // The golden cases' page and data, for the browser tests only.
     ...(tests ? [["/tests/", resolve(root, "tests")]] : []),
@@ -49,8 +55,8 @@ export async function serve({ port = 8080, model = "out/shop-model", data = "out
     const family = path.match(/^\/profile\/([A-Za-z0-9_-]{1,64})\.nrp$/);
     if (family) path = `/users/${profilePath(family[1])}`;
     const [prefix, dir] = mounts.find(([p]) => path.startsWith(p));
-    let file = resolve(join(dir, path.slice(prefix.length) || "index.html"));
-    if (file !== dir && !file.startsWith(dir + sep)) {
+    let file = path === "/app.js" ? bundle : resolve(join(dir, path.slice(prefix.length) || "index.html"));
+    if (file !== bundle && file !== dir && !file.startsWith(dir + sep)) {
       res.writeHead(403).end("forbidden");
       return;
     }

@@ -8,18 +8,27 @@
 // in ms; #model-id the model id; add-to-cart buttons carry data-action="cart";
 // after a tap, #similar-items lists today's specials like the tapped one
 // (item-to-item, from the blob's neighbour tables), each with data-item-id;
-// window.nestrank.history says whether a nightly profile's embedding ranked;
+// window.nestrank.history says whether a nightly profile's embedding ranked,
+// window.nestrank.simd whether the engine runs the SIMD build of the core;
 // with an experiment, <body data-variant> names the visitor's variant, each
 // card carries data-rank (1 = top), and every reported tap, cart and page
 // view carries both (window.nestrank.events, "nestrank:event" DOM events).
-import init, { Profile, SignalStore, loadModel, visitorId } from "./pkg/index.js";
+//
+// `make pkg` bundles this file with the package into target/www/app.js
+// (esbuild), the script index.html loads: one module instead of six.
+import init, { Profile, SignalStore, loadModel, simd, visitorId, wasmUrl } from "nestrank";
+
+// The bundle does not sit next to the package's .wasm files, so the page
+// names their folder; the package picks the build (SIMD where the engine
+// has it, which index.html preloads).
+const WASM_URL = wasmUrl(new URL("pkg/", document.baseURI));
 
 // Everything the first screen needs starts downloading at once: the day's
 // specials, and the model (loadModel compiles the wasm while it fetches the
 // manifest and the blob).
 const specialsResponse = fetch("data/specials.json");
 specialsResponse.catch(() => {}); // handled in main()
-const modelLoad = loadModel("model/manifest.json");
+const modelLoad = loadModel("model/manifest.json", { wasm: WASM_URL });
 modelLoad.catch(() => {}); // handled in main()
 
 // A signed-in family's nightly profile (`model-builder users`): the shop's
@@ -51,7 +60,7 @@ const HUES = { diapers: 200, formula: 40, feeding: 100, strollers: 260, "car-sea
 const PROFILE_KEY = "nestrank:profile";
 const $ = (id) => document.getElementById(id);
 const timings = {};
-window.nestrank = { timings, ready: false, personalized: false, history: false, variant: null, events: [] };
+window.nestrank = { timings, simd, ready: false, personalized: false, history: false, variant: null, events: [] };
 
 const store = new SignalStore();
 let catalog = new Map();
@@ -70,7 +79,7 @@ function readProfile() {
 // The wasm starts loading at once; the profile's stage comes from the core
 // (Profile.stageAt), so page and edge agree on it.
 let wasmError = null;
-const wasm = init().then(() => true, (e) => {
+const wasm = init({ module_or_path: WASM_URL }).then(() => true, (e) => {
   wasmError = e; // main() reports it, once
   return false;
 });

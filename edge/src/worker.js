@@ -24,7 +24,7 @@
 // x-nestrank-variant, and a control variant gets the shop's order.
 import { initSync, Recommender, decodeSignals } from "../../pkg/nestrank.js";
 import { sha256Hex } from "../../pkg/load.js";
-import wasmModule from "../../pkg/nestrank_bg.wasm";
+import wasmModule from "../../pkg/nestrank_simd_bg.wasm";
 import sampleModel from "../sample/model.nrk";
 import sampleSpecials from "../sample/specials.json";
 import samplePage from "../sample/index.html";

@@ -52,13 +52,17 @@ test("browsing one brand moves it up after a reload, with reasons, and nothing l
   const seen = watch(page);
   const first = await open(page);
   assert.equal(first.length, defaultOrder.length);
-  // The load path: the modules, the wasm, the specials and the model's
-  // manifest come from the HTML's preloads (none discovered late), each
-  // fetched once (loadModel takes the preloaded manifest: the demo server
-  // sends it with Cache-Control: no-cache).
-  const preloaded = await page.$$eval('link[rel="modulepreload"], link[rel="preload"]', (ls) => ls.map((l) => l.href));
-  const early = seen.requests.map((r) => r.url()).filter((u) => /\.(js|wasm)$|specials\.json$|manifest\.json$/.test(u) && !u.endsWith("/app.js"));
-  assert.ok(early.length >= 7, `modules and data: ${early.join(", ")}`);
+  // The load path: one script (the page bundled with the package, `make
+  // pkg`), and the wasm, the specials and the model's manifest from the
+  // HTML's preloads (none discovered late), each fetched once (loadModel
+  // takes the preloaded manifest: the demo server sends it with
+  // Cache-Control: no-cache).
+  assert.equal(await page.evaluate(() => window.nestrank.simd), true, "Chromium runs the SIMD build");
+  const asked = seen.requests.map((r) => r.url());
+  assert.deepEqual(asked.filter((u) => /\.m?js$/.test(u)), [new URL("app.js", server.url).href], "one script");
+  const preloaded = await page.$$eval('link[rel="preload"]', (ls) => ls.map((l) => l.href));
+  const early = asked.filter((u) => /\.wasm$|specials\.json$|manifest\.json$/.test(u));
+  assert.equal(early.length, 3, `the wasm and the data: ${early.join(", ")}`);
   for (const u of early) assert.ok(preloaded.includes(u), `${u} is preloaded by index.html`);
   assert.equal(new Set(early).size, early.length, `none fetched twice: ${early.join(", ")}`);
   assert.equal(await page.textContent("#model-id"), JSON.parse(readFileSync(new URL("out/shop-model/manifest.json", root))).model_id);

@@ -136,6 +136,10 @@ test("WebKit: taps move a brand up after a reload, with reasons and the model id
     assert.equal(first.length, defaultOrder.length);
     assert.equal(await s.run('return document.getElementById("model-id").textContent'), manifest.model_id);
     assert.match(await s.run('return document.getElementById("rerank-ms").textContent'), /^\d+\.\d\d$/);
+    // Either build of the core may run here; the page names which.
+    const simd = await s.run("return window.nestrank.simd");
+    assert.equal(typeof simd, "boolean");
+    console.log(`WebKitGTK runs the ${simd ? "SIMD" : "scalar"} build of the core`);
 
     // The brand furthest down the page: tap four of its items from the lower
     // half, and add one to the cart.

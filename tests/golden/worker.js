@@ -2,7 +2,7 @@
 // it with miniflare): the package instantiated as the edge worker does it,
 // `initSync({ module })`, and the results returned as JSON.
 import { initSync, Recommender, Profile } from "../../pkg/nestrank.js";
-import wasm from "../../pkg/nestrank_bg.wasm";
+import wasm from "../../pkg/nestrank_simd_bg.wasm";
 import blob from "../data/golden-v4.nrk";
 import profileV1 from "../data/golden-profile-v1.nrp";
 import profileEmbedding from "../data/golden-profile-embedding.nrp";
