@@ -197,9 +197,7 @@ fn parse_signals(value: &JsValue) -> Result<PackedSignals, JsValue> {
             bad_element("signals.item of signals", code)
         });
     }
-    let ids = Reflect::get(&packed, &"ids".into())?
-        .as_string()
-        .unwrap_or_default();
+    let ids = utf8(&Reflect::get(&packed, &"ids".into())?, "signals")?;
     check_separators(&ids, array, Some("item"), "signals.item of signals")?;
     Ok(PackedSignals {
         ids,
@@ -217,13 +215,16 @@ struct RerankOptions {
 
 // Crossing the JS/wasm boundary costs per call, so arrays of strings and
 // signal objects are packed on the JS side into one joined string and typed
-// arrays: one crossing per argument instead of one per element.
+// arrays: one crossing per argument instead of one per element. The joined
+// ids cross as UTF-8 bytes from the engine's own TextEncoder: wasm-bindgen
+// would copy a string into wasm one character at a time in JS.
 #[wasm_bindgen(inline_js = r#"
 const SEP = "\x1f";
+const UTF8 = new TextEncoder();
 const CODES = { view: 0, fav: 1, cart: 2, purchase: 3 };
 export function joinIds(a) {
   for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string") return i;
-  return a.join(SEP);
+  return UTF8.encode(a.join(SEP));
 }
 export function sepIndex(a, field) {
   return a.findIndex((x) => (field ? x[field] : x).includes(SEP));
@@ -238,7 +239,7 @@ export function packSignals(s) {
     events[i] = typeof e === "number" ? (Number.isInteger(e) && e >= 0 && e <= 3 ? e : 255) : (CODES[e] ?? 255);
     ts[i] = typeof x.ts === "number" ? x.ts : NaN;
   }
-  return { ids: ids.join(SEP), events, ts };
+  return { ids: UTF8.encode(ids.join(SEP)), events, ts };
 }
 export function pick(a, order) {
   const out = new Array(order.length);
@@ -318,13 +319,21 @@ fn joined_ids(value: &JsValue, what: &str) -> Result<(String, u32), JsValue> {
         .dyn_ref::<Array>()
         .ok_or_else(|| arg_error(&format!("{what} must be an array of item id strings")))?;
     let joined = join_ids(array);
-    match joined.as_string() {
-        Some(s) => {
-            check_separators(&s, array, None, what)?;
-            Ok((s, array.length()))
-        }
-        None => Err(bad_element(what, joined.as_f64().unwrap_or(0.0))),
+    if joined.is_instance_of::<Uint8Array>() {
+        let s = utf8(&joined, what)?;
+        check_separators(&s, array, None, what)?;
+        Ok((s, array.length()))
+    } else {
+        Err(bad_element(what, joined.as_f64().unwrap_or(0.0)))
     }
+}
+
+/// The text of the UTF-8 bytes `joinIds` and `packSignals` encode (valid
+/// by construction: a `TextEncoder` writes U+FFFD for a lone surrogate, as
+/// wasm-bindgen's own string passing does).
+fn utf8(bytes: &JsValue, what: &str) -> Result<String, JsValue> {
+    String::from_utf8(Uint8Array::new(bytes).to_vec())
+        .map_err(|_| arg_error(&format!("{what}: the ids did not encode as UTF-8")))
 }
 
 /// `joined` holds one [`SEP`] fewer than `array` has elements, unless an

@@ -99,3 +99,18 @@ test(`${TOLERATED.length} tolerated JS inputs give a full ranking`, () => {
     stillWorks(what);
   }
 });
+
+// Ids cross into wasm as UTF-8 (a TextEncoder on the JS side): ids outside
+// ASCII, of 2 to 4 bytes, and a lone surrogate neither shift the ids after
+// them nor change the order of the rest.
+test("ids outside ASCII cross intact: the ids after them are found, the order of the rest holds", () => {
+  const odd = ["é", "婴儿车", "👶", "\uD800"];
+  const known = rec.indexOf([cand[0], cand[1]]);
+  assert.ok(known.every((k) => k !== 0xffffffff), "two known ids");
+  assert.deepEqual([...rec.indexOf([...odd, cand[0], "👶", cand[1]])], [...odd.map(() => 0xffffffff), known[0], 0xffffffff, known[1]]);
+  const base = rec.rerank(cand, c.signals, { now: c.now, explain: true });
+  const noise = odd.map((item) => ({ item, event: "view", ts: c.now - 60 }));
+  const out = rec.rerank([...odd, ...cand], [...noise, ...c.signals, ...noise], { now: c.now, explain: true });
+  assert.deepEqual(out.items.slice().sort(), [...odd, ...cand].sort(), "every candidate, as given");
+  assert.deepEqual(out.items.filter((id) => !odd.includes(id)), base.items);
+});
