@@ -291,12 +291,24 @@ fn strings_to_js(strings: &[impl AsRef<str>]) -> Array {
     split_joined(&joined, strings.len() as u32)
 }
 
+/// The `len` ids of a text joined with [`SEP`]. A byte loop: ids are a
+/// few bytes long, and `str::split`'s searcher costs more per id than the
+/// bytes it skips (7% of a string rerank in a profile). [`SEP`] is one byte
+/// that no other UTF-8 sequence holds, so every cut is a char boundary.
 fn split_ids(joined: &str, len: u32) -> Vec<&str> {
     if len == 0 {
-        Vec::new()
-    } else {
-        joined.split(SEP).collect()
+        return Vec::new();
     }
+    let mut ids = Vec::with_capacity(len as usize);
+    let mut start = 0;
+    for (k, &b) in joined.as_bytes().iter().enumerate() {
+        if b == SEP as u8 {
+            ids.push(&joined[start..k]);
+            start = k + 1;
+        }
+    }
+    ids.push(&joined[start..]);
+    ids
 }
 
 /// `code` is what the JS helpers return for a bad element: its index, or
