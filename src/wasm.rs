@@ -197,12 +197,17 @@ fn parse_signals(value: &JsValue) -> Result<PackedSignals, JsValue> {
             bad_element("signals.item of signals", code)
         });
     }
-    let ids = utf8(&Reflect::get(&packed, &"ids".into())?, "signals")?;
+    // packSignals made these three (`new Uint8Array(x)` would copy them
+    // once more in JS before the copy into wasm).
+    let field = |name: &str| Reflect::get(&packed, &name.into());
+    let ids = utf8(field("ids")?.unchecked_ref(), "signals")?;
     check_separators(&ids, array, Some("item"), "signals.item of signals")?;
     Ok(PackedSignals {
         ids,
-        events: Uint8Array::new(&Reflect::get(&packed, &"events".into())?).to_vec(),
-        ts: js_sys::Float64Array::new(&Reflect::get(&packed, &"ts".into())?).to_vec(),
+        events: field("events")?.unchecked_ref::<Uint8Array>().to_vec(),
+        ts: field("ts")?
+            .unchecked_ref::<js_sys::Float64Array>()
+            .to_vec(),
     })
 }
 
@@ -331,8 +336,8 @@ fn joined_ids(value: &JsValue, what: &str) -> Result<(String, u32), JsValue> {
         .dyn_ref::<Array>()
         .ok_or_else(|| arg_error(&format!("{what} must be an array of item id strings")))?;
     let joined = join_ids(array);
-    if joined.is_instance_of::<Uint8Array>() {
-        let s = utf8(&joined, what)?;
+    if let Some(bytes) = joined.dyn_ref::<Uint8Array>() {
+        let s = utf8(bytes, what)?;
         check_separators(&s, array, None, what)?;
         Ok((s, array.length()))
     } else {
@@ -343,8 +348,8 @@ fn joined_ids(value: &JsValue, what: &str) -> Result<(String, u32), JsValue> {
 /// The text of the UTF-8 bytes `joinIds` and `packSignals` encode (valid
 /// by construction: a `TextEncoder` writes U+FFFD for a lone surrogate, as
 /// wasm-bindgen's own string passing does).
-fn utf8(bytes: &JsValue, what: &str) -> Result<String, JsValue> {
-    String::from_utf8(Uint8Array::new(bytes).to_vec())
+fn utf8(bytes: &Uint8Array, what: &str) -> Result<String, JsValue> {
+    String::from_utf8(bytes.to_vec())
         .map_err(|_| arg_error(&format!("{what}: the ids did not encode as UTF-8")))
 }
 
